@@ -1,0 +1,53 @@
+"""From settings to a live Redis client: the configured URL, or the embedded server."""
+
+from __future__ import annotations
+
+import redis
+
+from config.embedded import ensure_server
+from config.errors import ConfigError, ConnectionFailed
+from config.settings import Settings
+
+__all__ = ["connect", "redis_url"]
+
+
+def redis_url(settings: Settings) -> str:
+    """The URL to use: ``REDIS_URL`` when set, else the embedded server's (started if needed)."""
+    if settings.redis_url:
+        return settings.redis_url
+    return ensure_server(settings.data_dir).url
+
+
+def connect(settings: Settings, *, check: bool = True) -> redis.Redis:
+    """Open a client for the configured server and check that it answers.
+
+    Raises:
+        ConfigError: the URL is malformed.
+        ConnectionFailed: the server does not answer; the message names the URL and what to check.
+    """
+    url = redis_url(settings)
+    try:
+        client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL {_redact(url)!r} is not a valid Redis URL: {exc}") from exc
+    if check:
+        try:
+            client.ping()
+        except redis.AuthenticationError as exc:
+            raise ConnectionFailed(f"Redis at {_redact(url)} refused the password: check REDIS_URL") from exc
+        except redis.RedisError as exc:
+            raise ConnectionFailed(
+                f"cannot reach Redis at {_redact(url)} ({exc}): check that the server runs and "
+                "that REDIS_URL names the right host, port and password"
+            ) from exc
+    return client
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before it goes into a message."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

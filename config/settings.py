@@ -1,0 +1,190 @@
+"""Typed settings: defaults, then a YAML file, then the environment, then explicit overrides.
+
+Nothing is read at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from config.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "TASKRAIL_"
+# The ecosystem's own names, read without the prefix.
+ECOSYSTEM_ENV = {"REDIS_URL": "redis_url", "SMTP_URL": "smtp_url", "SENTRY_DSN": "sentry_dsn"}
+# TASKRAIL_* variables that are not settings fields (read by other tools).
+NON_SETTINGS_ENV = {"TASKRAIL_CONFIG", "TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN"}
+DEFAULT_IMPORTS = ("tasks.emails", "tasks.reports", "tasks.fanout")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything taskrail reads from its environment, with units in the names."""
+
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    sentry_dsn: str | None = None
+    sentry_send_args: bool = False
+    imports: tuple[str, ...] = DEFAULT_IMPORTS
+    data_dir: Path = field(default_factory=lambda: Path.cwd() / ".taskrail")
+    scaling_file: Path = field(default_factory=lambda: Path(__file__).with_name("scaling.yaml"))
+    profile: str = "dev"
+    max_payload_bytes: int = 512 * 1024
+    result_ttl_s: int = 24 * 3600
+    failure_ttl_s: int = 7 * 24 * 3600
+    shutdown_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 1.0
+    heartbeat_ttl_s: float = 6.0
+    max_stalled: int = 1
+    concurrency: int = 1
+    isolation: str = "inline"
+    max_batch: int = 32
+    max_jobs: int = 0
+    max_memory_mb: int = 0
+    events_maxlen: int = 10_000
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        positive = ("max_payload_bytes", "result_ttl_s", "failure_ttl_s", "heartbeat_interval_s")
+        for name in (*positive, "heartbeat_ttl_s", "concurrency", "max_batch", "events_maxlen"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"setting {name!r} must be positive, got {getattr(self, name)!r}")
+        for name in ("shutdown_timeout_s", "max_stalled", "max_jobs", "max_memory_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"setting {name!r} must be zero or more, got {getattr(self, name)!r}")
+        if self.heartbeat_ttl_s <= 2 * self.heartbeat_interval_s:
+            raise ConfigError(
+                f"heartbeat_ttl_s ({self.heartbeat_ttl_s}) must be more than twice heartbeat_interval_s "
+                f"({self.heartbeat_interval_s}), or a busy worker looks dead: raise TASKRAIL_HEARTBEAT_TTL_S"
+            )
+        if self.isolation not in ("inline", "fork"):
+            raise ConfigError(f"setting 'isolation' must be 'inline' or 'fork', got {self.isolation!r}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"setting 'log_level' must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        for url_name in ("redis_url", "smtp_url"):
+            url = getattr(self, url_name)
+            if url is not None and "://" not in url:
+                raise ConfigError(
+                    f"setting {url_name!r} must be a URL like redis://host:6379/0, got {url!r}"
+                )
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Where emails go as .eml files when no SMTP_URL is set."""
+        return self.data_dir / "outbox"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where generated reports are written."""
+        return self.data_dir / "reports"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from defaults, YAML (``TASKRAIL_CONFIG`` or ``config_file``), environment, overrides.
+
+    Raises:
+        ConfigError: an unknown key or a bad value, naming the source and the fix.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get("TASKRAIL_CONFIG")
+    if path:
+        values.update(_read_yaml(Path(path)))
+    values.update(_read_env(env))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    hints = get_type_hints(Settings)
+    converted = {name: _convert(name, hints[name], raw, "setting") for name, raw in values.items()}
+    try:
+        return Settings(**converted)
+    except TypeError as exc:  # an override with an unknown name
+        raise ConfigError(f"unknown setting: {exc}") from exc
+
+
+def _field_names() -> set[str]:
+    return {f.name for f in fields(Settings)}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the settings file ({exc.strerror}); fix TASKRAIL_CONFIG") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of setting names to values")
+    unknown = sorted(set(data) - _field_names())
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_field_names()))}")
+    return dict(data)
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for var, name in ECOSYSTEM_ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    known = _field_names()
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var in NON_SETTINGS_ENV:
+            continue
+        name = var[len(ENV_PREFIX) :].lower()
+        if name not in known:
+            raise ConfigError(
+                f"environment variable {var} is not a taskrail setting; unset it or use one of "
+                + ", ".join(ENV_PREFIX + n.upper() for n in sorted(known))
+            )
+        values[name] = raw
+    return values
+
+
+def _convert(name: str, hint: Any, raw: Any, source: str) -> Any:
+    """Turn a YAML or environment value into the field's type, or raise a ConfigError naming it."""
+    text = str(hint)
+    try:
+        if raw is None or (isinstance(raw, str) and raw == "" and "None" in text):
+            return None
+        if "tuple" in text:
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if "Path" in text:
+            return Path(str(raw)).expanduser()
+        if text.startswith("bool") or hint is bool:
+            return _to_bool(raw)
+        if hint is int or text == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if hint is float or text == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source} {name!r}: cannot read {raw!r} as {text}; fix the value") from exc
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

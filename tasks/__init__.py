@@ -1,0 +1,56 @@
+"""The producer side: ``@task``, ``AsyncResult``, the error tree. Importing it does no work."""
+
+from tasks.client import Client, default_client
+from tasks.context import Request, TaskContext
+from tasks.errors import (
+    ConfigError,
+    ConnectionFailed,
+    EnqueueError,
+    NotSerializable,
+    PayloadTooLarge,
+    ResultTimeout,
+    RetriesExhausted,
+    Retry,
+    SupervisorError,
+    TaskError,
+    TaskFailed,
+    TaskNotRegistered,
+    TaskrailError,
+    TaskRevoked,
+    TaskTimeout,
+)
+from tasks.options import RateLimit, TaskOptions, parse_rate_limit
+from tasks.registry import all_tasks, lookup
+from tasks.result import STATES, AsyncResult
+from tasks.task import Task, task
+
+__all__ = [
+    "STATES",
+    "AsyncResult",
+    "Client",
+    "ConfigError",
+    "ConnectionFailed",
+    "EnqueueError",
+    "NotSerializable",
+    "PayloadTooLarge",
+    "RateLimit",
+    "Request",
+    "ResultTimeout",
+    "RetriesExhausted",
+    "Retry",
+    "SupervisorError",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "TaskFailed",
+    "TaskNotRegistered",
+    "TaskOptions",
+    "TaskRevoked",
+    "TaskTimeout",
+    "TaskrailError",
+    "all_tasks",
+    "default_client",
+    "lookup",
+    "parse_rate_limit",
+    "task",
+]

@@ -1,0 +1,130 @@
+"""The producer's connection: writes jobs in one scripted round trip each (or one per batch)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+
+from config.connection import connect
+from config.settings import Settings, load_settings
+from tasks import keys
+from tasks.protocol import JobSpec
+
+__all__ = ["Client", "default_client"]
+
+# Writes one job atomically: its hash, then its queue (or the schedule), a wake-up token for
+# blocked workers, and an `enqueued` event. With a unique key it first returns the live holder.
+# KEYS: job, queue, queues-set, scheduled, wake, events, unique (or "")
+# ARGV: job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, field, value, ...
+ENQUEUE = """
+local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if KEYS[7] ~= '' then
+  local holder = redis.call('GET', KEYS[7])
+  if holder then
+    local status = redis.call('HGET', 'rq:job:' .. holder, 'status')
+    if status == 'queued' or status == 'scheduled' or status == 'started' or ARGV[5] == 'throttle' then
+      if ARGV[5] == 'debounce' and (status == 'queued' or status == 'scheduled') then
+        redis.call('HSET', 'rq:job:' .. holder, unpack(ARGV, 7))
+        redis.call('HSET', 'rq:job:' .. holder, 'status', status)
+      end
+      if status then return holder end
+    end
+  end
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('SET', KEYS[7], job_id, 'EX', ARGV[4])
+  else
+    redis.call('SET', KEYS[7], job_id)
+  end
+  redis.call('HSET', KEYS[1], 'tr_unique', KEYS[7], 'tr_unique_mode', ARGV[5])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+if run_at > 0 then
+  redis.call('ZADD', KEYS[4], run_at, job_id)
+else
+  redis.call('RPUSH', KEYS[2], job_id)
+  redis.call('SADD', KEYS[3], KEYS[2])
+  redis.call('LPUSH', KEYS[5], '1')
+  redis.call('LTRIM', KEYS[5], 0, 999)
+end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', job_id, 'task', ARGV[6])
+return job_id
+"""
+
+
+class Client:
+    """Settings plus a connection, with the enqueue script loaded."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = connection if connection is not None else connect(settings)
+        self._enqueue = self.redis.register_script(ENQUEUE)
+
+    def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
+        q = spec.queue
+        unique = f"taskrail:unique:{spec.unique_key}" if spec.unique_key else ""
+        keys_ = [
+            keys.JOB.format(spec.job_id),
+            keys.QUEUE.format(q),
+            keys.QUEUES,
+            keys.SCHEDULED.format(q),
+            keys.WAKE.format(q),
+            keys.EVENTS.format(q),
+            unique,
+        ]
+        flat: list[Any] = []
+        for field, value in spec.fields.items():
+            flat += [field, value]
+        argv = [
+            spec.job_id,
+            spec.run_at,
+            self.settings.events_maxlen,
+            spec.unique_ttl_s,
+            spec.unique_mode,
+            spec.fields["tr_task"],
+            *flat,
+        ]
+        return keys_, argv
+
+    def enqueue(self, spec: JobSpec) -> str:
+        """Write one job; returns its id (or the id of the live job holding the same unique key)."""
+        keys_, argv = self._script_args(spec)
+        result = self._enqueue(keys=keys_, args=argv)
+        return result.decode() if isinstance(result, bytes) else str(result)
+
+    def enqueue_many(self, specs: Iterable[JobSpec], chunk: int = 1000) -> list[str]:
+        """Write many jobs in pipelined round trips of ``chunk`` jobs; returns their ids in order."""
+        ids: list[str] = []
+        batch: list[JobSpec] = []
+        for spec in specs:
+            batch.append(spec)
+            if len(batch) >= chunk:
+                ids += self._flush(batch)
+                batch = []
+        if batch:
+            ids += self._flush(batch)
+        return ids
+
+    def _flush(self, batch: Sequence[JobSpec]) -> list[str]:
+        # Make sure the script is cached on the server before a pipeline relies on EVALSHA.
+        if not self._enqueue.sha or not self.redis.script_exists(self._enqueue.sha)[0]:
+            self._enqueue.sha = self.redis.script_load(ENQUEUE)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for spec in batch:
+                keys_, argv = self._script_args(spec)
+                pipe.evalsha(self._enqueue.sha, len(keys_), *keys_, *argv)
+            results = pipe.execute()
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+
+    def now(self) -> float:
+        """Wall-clock seconds, the clock jobs are scheduled on."""
+        return time.time()
+
+
+@functools.cache
+def default_client() -> Client:
+    """The process-wide producer client, built from the environment on first use."""
+    return Client(load_settings())

@@ -1,0 +1,54 @@
+"""What a bound task (``@task(bind=True)``) receives as ``self``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from tasks.errors import Retry
+
+if TYPE_CHECKING:
+    from tasks.task import Task
+
+__all__ = ["Request", "TaskContext"]
+
+ProgressWriter = Callable[[str, float, str | None], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """Facts about the running job, as Celery's ``self.request``."""
+
+    id: str | None
+    task: str
+    queue: str
+    attempts: int
+    retries: int
+    args: tuple[Any, ...] = ()
+    kwargs: Any = None
+
+
+class TaskContext:
+    """``self`` inside a bound task: the request, progress reporting and ``retry()``."""
+
+    def __init__(self, task: Task[Any, Any], request: Request, write_progress: ProgressWriter | None = None) -> None:
+        self.task = task
+        self.request = request
+        self._write_progress = write_progress
+
+    @classmethod
+    def inline(cls, task: Task[Any, Any]) -> TaskContext:
+        """A context for a task called directly, outside any worker."""
+        return cls(task, Request(id=None, task=task.name, queue=task.options.queue, attempts=1, retries=0))
+
+    def update_progress(self, percent: float, note: str | None = None) -> None:
+        """Record progress (0 to 100) where ``AsyncResult.progress`` and events can see it."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be between 0 and 100, got {percent!r}")
+        if self._write_progress is not None and self.request.id is not None:
+            self._write_progress(self.request.id, float(percent), note)
+
+    def retry(self, countdown: float | None = None, exc: BaseException | None = None) -> NoReturn:
+        """Ask for another attempt (after ``countdown`` seconds, else the task's backoff)."""
+        raise Retry(countdown=countdown, exc=exc)

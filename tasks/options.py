@@ -1,0 +1,122 @@
+"""Per-task options, declared once and validated when ``@task`` runs (not when a job fails at 3 a.m.)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.errors import ConfigError
+
+__all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*$")
+_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``count`` starts per ``period_s`` seconds."""
+
+    count: float
+    period_s: float
+
+    def __str__(self) -> str:
+        return f"{self.count:g}/{self.period_s:g}s"
+
+
+def parse_rate_limit(text: str) -> RateLimit:
+    """Parse Celery's rate syntax: ``"10/s"``, ``"100/m"``, ``"5/10s"``, ``"1000/h"``."""
+    match = _RATE.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"rate limit {text!r} is not like '10/s', '100/m' or '5/10s'")
+    multiple = float(match.group(2)) if match.group(2) else 1.0
+    return RateLimit(float(match.group(1)), multiple * _UNIT_S[match.group(3)])
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Everything ``@task(...)`` accepts; names and meanings follow Celery's where Celery has one."""
+
+    name: str
+    queue: str = "default"
+    priority: int | None = None
+    max_retries: int = 3
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_backoff: float = 1.0
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    time_limit: float | None = None
+    rate_limit: RateLimit | None = None
+    ignore_result: bool = False
+    result_ttl: int | None = None
+    bind: bool = False
+    unique: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, func: Callable[..., Any], **raw: Any) -> TaskOptions:
+        """Validate ``raw`` options for ``func`` and return them, or raise a ConfigError naming the option."""
+        where = f"@task on {func.__module__}.{func.__qualname__}"
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        name = raw.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
+        opts = dict(raw)
+        if "rate_limit" in opts and opts["rate_limit"] is not None:
+            opts["rate_limit"] = parse_rate_limit(opts["rate_limit"])
+        if "retry_backoff" in opts and isinstance(opts["retry_backoff"], bool):
+            opts["retry_backoff"] = 1.0 if opts["retry_backoff"] else 0.0
+        if "autoretry_for" in opts:
+            opts["autoretry_for"] = _exception_tuple(where, opts["autoretry_for"])
+        options = cls(name=name, **opts)
+        options.validate(where)
+        return options
+
+    def validate(self, where: str) -> None:
+        """Raise a ConfigError for the first bad value, saying what would be right."""
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{where}: name must be a non-empty string")
+        if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
+            raise ConfigError(f"{where}: queue {self.queue!r} must be letters, digits, '_', '.' or '-'")
+        if self.priority is not None and (not _is_int(self.priority) or not 0 <= self.priority <= 9):
+            raise ConfigError(f"{where}: priority must be an integer 0 to 9 (lower runs sooner), got {self.priority!r}")
+        if not _is_int(self.max_retries) or self.max_retries < 0:
+            raise ConfigError(f"{where}: max_retries must be an integer >= 0, got {self.max_retries!r}")
+        for opt in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, opt)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{where}: {opt} must be a number of seconds >= 0, got {value!r}")
+        if self.time_limit is not None and (not isinstance(self.time_limit, int | float) or self.time_limit <= 0):
+            raise ConfigError(f"{where}: time_limit must be a positive number of seconds, got {self.time_limit!r}")
+        if self.result_ttl is not None and (not _is_int(self.result_ttl) or self.result_ttl < -1):
+            raise ConfigError(f"{where}: result_ttl must be seconds (or -1 to keep forever), got {self.result_ttl!r}")
+        for flag in ("retry_jitter", "ignore_result", "bind", "unique"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}")
+
+    def backoff_s(self, retries_done: int, jitter: float) -> float:
+        """Delay before retry number ``retries_done + 1``: ``retry_backoff * 2**n``, capped, jittered.
+
+        ``jitter`` is a random number in [0, 1); with ``retry_jitter`` the delay is scaled by it
+        within [delay/2, delay] so retries of many jobs spread out but never fire at once.
+        """
+        delay = min(self.retry_backoff * (2**retries_done), self.retry_backoff_max)
+        if self.retry_jitter:
+            delay = delay / 2 + delay / 2 * jitter
+        return float(delay)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _exception_tuple(where: str, value: Any) -> tuple[type[BaseException], ...]:
+    items = value if isinstance(value, list | tuple) else (value,)
+    for item in items:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise ConfigError(f"{where}: autoretry_for must hold exception classes, got {item!r}")
+    return tuple(items)

@@ -1,0 +1,230 @@
+"""``AsyncResult``: the state, progress and outcome of one job, Celery style."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks import keys
+from tasks.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.protocol import utcnow_text
+
+if TYPE_CHECKING:
+    from tasks.client import Client
+
+__all__ = ["AsyncResult", "JobSnapshot", "STATES"]
+
+STATES = ("PENDING", "SCHEDULED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+_RQ_TO_STATE = {
+    "queued": "PENDING",
+    "deferred": "PENDING",
+    "created": "PENDING",
+    "scheduled": "SCHEDULED",
+    "started": "STARTED",
+    "finished": "SUCCESS",
+    "failed": "FAILURE",
+    "canceled": "REVOKED",
+    "stopped": "REVOKED",
+}
+RESULT_SUCCESS, RESULT_FAILED = b"1", b"2"
+
+# Cancels a job that waits; flags one that runs so its worker stops it.
+# KEYS: job, queue, scheduled, canceled, revoke flag, done; ARGV: job id, now, failure ttl
+REVOKE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'scheduled' or status == 'deferred' then
+  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[4])
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+  redis.call('RPUSH', KEYS[6], '1')
+  redis.call('EXPIRE', KEYS[6], 300)
+  return 'canceled'
+elseif status == 'started' then
+  redis.call('SET', KEYS[5], '1', 'EX', 3600)
+  return 'stopping'
+end
+return status or 'missing'
+"""
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """One read of a job's hash and its latest result entry."""
+
+    fields: dict[bytes, bytes]
+    result: dict[bytes, bytes] | None
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self.fields.get(name.encode())
+        return value.decode() if value is not None else default
+
+
+class AsyncResult:
+    """A handle on one job: ``state``, ``progress``, ``get(timeout=)``, ``revoke()``."""
+
+    def __init__(self, job_id: str, client: Client | None = None) -> None:
+        self.id = job_id
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult {self.id}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncResult) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            from tasks.client import default_client
+
+            self._client = default_client()
+        return self._client
+
+    def snapshot(self) -> JobSnapshot:
+        """Read the job hash and latest result in one round trip."""
+        with self.client.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.JOB.format(self.id))
+            pipe.xrevrange(keys.RESULTS.format(self.id), count=1)
+            fields, results = pipe.execute()
+        return JobSnapshot(fields, results[0][1] if results else None)
+
+    @staticmethod
+    def state_of(snap: JobSnapshot) -> str:
+        """Celery state name for a snapshot."""
+        status = snap.get("status")
+        if not status:
+            return "PENDING"
+        retrying = int(snap.get("tr_retries", "0") or 0) > 0
+        if status in ("queued", "scheduled") and retrying:
+            return "RETRY"
+        return _RQ_TO_STATE.get(status, "PENDING")
+
+    @property
+    def state(self) -> str:
+        return self.state_of(self.snapshot())
+
+    @property
+    def status(self) -> str:
+        """The raw RQ status (``queued``, ``started``, ``finished``, ...), or ``""`` if no such job."""
+        return self.snapshot().get("status")
+
+    def ready(self) -> bool:
+        return self.state in READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == "SUCCESS"
+
+    def failed(self) -> bool:
+        return self.state == "FAILURE"
+
+    @property
+    def attempts(self) -> int:
+        """How many times a worker has started this job."""
+        return int(self.snapshot().get("tr_attempts", "0") or 0)
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """``{"percent": float, "note": str | None}`` as last reported by a bound task, or None."""
+        snap = self.snapshot()
+        if not snap.get("tr_progress"):
+            return None
+        return {"percent": float(snap.get("tr_progress")), "note": snap.get("tr_progress_note") or None}
+
+    @property
+    def result(self) -> Any:
+        """The return value after success, the error (a TaskFailed) after failure, else None."""
+        snap = self.snapshot()
+        state = self.state_of(snap)
+        if state == "SUCCESS":
+            return _return_value(snap)
+        if state == "FAILURE":
+            return self._failure(snap)
+        return None
+
+    @property
+    def traceback(self) -> str | None:
+        snap = self.snapshot()
+        return self._failure(snap).traceback if self.state_of(snap) == "FAILURE" else None
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+        """Wait for the outcome; blocks on a server-side signal instead of polling.
+
+        Raises:
+            ResultTimeout: not ready within ``timeout`` seconds (a TimeoutError).
+            TaskFailed: the task failed (with ``propagate``); carries the remote type and traceback.
+            TaskRevoked: the task was revoked (with ``propagate``).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        redis_ = self.client.redis
+        waiters, done = keys.WAITERS.format(self.id), keys.DONE.format(self.id)
+        with redis_.pipeline(transaction=False) as pipe:
+            pipe.set(waiters, 1, ex=int(timeout or 3600) + 60)
+            pipe.execute()
+        while True:
+            snap = self.snapshot()
+            state = self.state_of(snap)
+            if state in READY_STATES:
+                return self._outcome(snap, state, propagate)
+            block = 2.0
+            if deadline is not None:
+                block = min(block, deadline - time.monotonic())
+                if block <= 0:
+                    raise ResultTimeout(f"task {self.id} not ready after {timeout}s (state {state})")
+            # A blocking peek: the token stays for other waiters.
+            redis_.blmove(done, done, max(block, 0.01), "LEFT", "RIGHT")
+
+    def revoke(self) -> str:
+        """Cancel the job if it waits, or ask its worker to stop it if it runs; returns what happened."""
+        client = self.client
+        snap = self.snapshot()
+        queue = snap.get("origin") or "default"
+        now = time.time()
+        outcome = client.redis.eval(
+            REVOKE,
+            6,
+            keys.JOB.format(self.id),
+            keys.QUEUE.format(queue),
+            keys.SCHEDULED.format(queue),
+            keys.CANCELED.format(queue),
+            f"taskrail:revoke:{self.id}",
+            keys.DONE.format(self.id),
+            self.id,
+            now,
+            client.settings.failure_ttl_s,
+            utcnow_text(),
+        )
+        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+
+    def forget(self) -> None:
+        """Delete the job's hash and results."""
+        self.client.redis.delete(keys.JOB.format(self.id), keys.RESULTS.format(self.id))
+
+    def _outcome(self, snap: JobSnapshot, state: str, propagate: bool) -> Any:
+        if state == "SUCCESS":
+            return _return_value(snap)
+        error: Exception = self._failure(snap) if state == "FAILURE" else TaskRevoked(f"task {self.id} was revoked")
+        if propagate:
+            raise error
+        return error
+
+    def _failure(self, snap: JobSnapshot) -> TaskFailed:
+        traceback = ""
+        if snap.result is not None and snap.result.get(b"exc_string"):
+            traceback = zlib.decompress(base64.b64decode(snap.result[b"exc_string"])).decode(errors="replace")
+        return TaskFailed(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
+
+
+def _return_value(snap: JobSnapshot) -> Any:
+    if snap.result is None or snap.result.get(b"type") != RESULT_SUCCESS:
+        return None
+    raw = snap.result.get(b"return_value")
+    return json.loads(base64.b64decode(raw)) if raw else None

@@ -1,0 +1,159 @@
+"""The ``@task`` decorator and the ``Task`` object it returns."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from config.errors import ConfigError
+from tasks.client import Client, default_client
+from tasks.context import TaskContext
+from tasks.options import TaskOptions
+from tasks.protocol import JobSpec, encode_job
+from tasks.registry import register
+from tasks.result import AsyncResult
+
+__all__ = ["Task", "task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+APPLY_OPTIONS = ("queue", "priority", "countdown", "eta", "job_id", "unique_key", "unique_ttl_s", "unique_mode")
+UNIQUE_MODES = ("until_complete", "throttle", "debounce")
+
+
+class Task(Generic[P, R]):
+    """A registered function: call it to run inline, ``.delay()`` to run it on a worker."""
+
+    def __init__(self, func: Callable[..., R], options: TaskOptions) -> None:
+        self.func = func
+        self.options = options
+        self.name = options.name
+        self.signature = inspect.signature(func)
+        functools.update_wrapper(self, func)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.options.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task here and now, like Celery; a bound task gets an inline context."""
+        if self.options.bind:
+            return self.func(TaskContext.inline(self), *args, **kwargs)
+        return self.func(*args, **kwargs)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        """Enqueue with default options."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Enqueue with per-call options: queue, priority, countdown, eta, job_id, unique_key.
+
+        Raises:
+            ConfigError: an unknown or invalid option.
+            EnqueueError: arguments that are not JSON or too large; nothing is written.
+        """
+        client = client or default_client()
+        spec = self.build_job(tuple(args), kwargs or {}, client, **options)
+        job_id = client.enqueue(spec)
+        return AsyncResult(job_id, client=client)
+
+    def map(self, arg_tuples: Iterable[Iterable[Any]], *, client: Client | None = None, **options: Any) -> list[AsyncResult]:
+        """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs."""
+        client = client or default_client()
+        specs = (self.build_job(tuple(args), {}, client, **options) for args in arg_tuples)
+        return [AsyncResult(job_id, client=client) for job_id in client.enqueue_many(specs)]
+
+    def build_job(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client, **options: Any) -> JobSpec:
+        """Check the call against the signature and options, and encode it (writes nothing)."""
+        unknown = sorted(set(options) - set(APPLY_OPTIONS))
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown option {unknown[0]!r}; known: {', '.join(APPLY_OPTIONS)}")
+        self.check_arguments(args, kwargs)
+        opts = self.options
+        queue = options.get("queue") or opts.queue
+        priority = options.get("priority", opts.priority)
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9):
+            raise ConfigError(f"{self.name}: priority must be an integer 0 to 9, got {priority!r}")
+        settings = client.settings
+        spec = encode_job(
+            self.name,
+            args,
+            kwargs,
+            queue=queue,
+            max_payload_bytes=settings.max_payload_bytes,
+            job_id=options.get("job_id"),
+            run_at=self._run_at(client, options.get("countdown"), options.get("eta")),
+            time_limit=opts.time_limit,
+            result_ttl=opts.result_ttl if opts.result_ttl is not None else settings.result_ttl_s,
+            failure_ttl=settings.failure_ttl_s,
+            priority=priority,
+        )
+        return self._with_unique(spec, args, kwargs, options)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise a TypeError-like ConfigError when the call does not bind to the function's signature."""
+        params = list(self.signature.parameters.values())
+        if self.options.bind:
+            params = params[1:]
+        try:
+            self.signature.replace(parameters=params).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{self.name}{self.signature.replace(parameters=params)}: {exc}") from exc
+
+    def _run_at(self, client: Client, countdown: Any, eta: Any) -> float:
+        if countdown is not None and eta is not None:
+            raise ConfigError(f"{self.name}: give countdown or eta, not both")
+        if countdown is not None:
+            if isinstance(countdown, bool) or not isinstance(countdown, int | float) or countdown < 0:
+                raise ConfigError(f"{self.name}: countdown must be seconds >= 0, got {countdown!r}")
+            return client.now() + countdown if countdown > 0 else 0.0
+        if eta is not None:
+            if not isinstance(eta, datetime):
+                raise ConfigError(f"{self.name}: eta must be a datetime, got {eta!r}")
+            moment = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+            at = moment.timestamp()
+            return at if at > client.now() else 0.0
+        return 0.0
+
+    def _with_unique(self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> JobSpec:
+        key = options.get("unique_key")
+        if key is None and self.options.unique:
+            key = spec.fields["data"]
+        if key is None:
+            return spec
+        mode = options.get("unique_mode", "until_complete")
+        if mode not in UNIQUE_MODES:
+            raise ConfigError(f"{self.name}: unique_mode must be one of {', '.join(UNIQUE_MODES)}, got {mode!r}")
+        ttl = options.get("unique_ttl_s", 0)
+        if mode == "throttle" and not ttl:
+            raise ConfigError(f"{self.name}: unique_mode 'throttle' needs unique_ttl_s > 0")
+        return JobSpec(spec.job_id, spec.queue, spec.fields, spec.run_at, spec.priority, f"{self.name}:{key}", int(ttl), mode)
+
+
+@overload
+def task(func: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(**options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Turn a function into a registered task: ``@task`` or ``@task(queue="email", max_retries=5)``.
+
+    Raises:
+        ConfigError: an unknown option or a bad value, at decoration time.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
+        built = Task(fn, TaskOptions.build(fn, **options))
+        register(built)
+        return built
+
+    return decorate(func) if func is not None else decorate

@@ -1,0 +1,127 @@
+"""Shared fixtures: a real server per session, a clean database per test, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from config import Settings, load_settings, start_server
+from config.embedded import EmbeddedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy, or fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """A real valkey-server on a free loopback port for the whole session."""
+    srv = start_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    os.kill(srv.pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def redis_url(server: EmbeddedServer) -> Iterator[str]:
+    """The server's URL, with database 0 flushed before the test."""
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+    yield server.url
+
+
+@pytest.fixture
+def conn(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the clean database."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for subprocesses: the test server, a private data dir, this repo importable."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TASKRAIL_")}
+    environ.pop("SMTP_URL", None)
+    environ.pop("SENTRY_DSN", None)
+    environ.update(
+        REDIS_URL=redis_url,
+        TASKRAIL_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+        PYTHONUNBUFFERED="1",
+    )
+    return environ
+
+
+@pytest.fixture
+def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at the test server; also set in this process's environment."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return load_settings(env)
+
+
+class Processes:
+    """Starts real processes and always stops them (SIGKILL at teardown)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], *, env: dict[str, str] | None = None, name: str = "proc") -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}-{len(self.procs)}.log", "wb")
+        proc = subprocess.Popen(args, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, *queues: str, name: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """A real ``rq worker -w workers.Worker -c config.rq`` process on ``queues``."""
+        args = [str(BIN / "rq"), "worker", "-w", "workers.Worker", "-c", "config.rq"]
+        if name:
+            args += ["--name", name]
+        return self.start([*args, *queues], env=env, name=name or "worker")
+
+    def log(self, proc: subprocess.Popen[bytes]) -> str:
+        return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def procs(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
+    """Real subprocesses for a test, killed at its end whatever happened."""
+    manager = Processes(env, tmp_path)
+    yield manager
+    manager.stop_all()
+
+
+def live_workers(conn: redis.Redis) -> set[str]:
+    """Names of taskrail workers whose heartbeat is fresh."""
+    names = {n.decode() for n in conn.smembers("taskrail:workers")}
+    return {n for n in names if conn.exists(f"taskrail:hb:{n}")}

@@ -1,0 +1,155 @@
+"""The worker's background thread: heartbeats, time limits, revokes, the shutdown deadline, and,
+on the one elected leader, the scheduler (due jobs into queues) and recovery of dead workers' jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import redis
+
+from tasks import keys
+from tasks.errors import TaskTimeout
+from tasks.protocol import utcnow_text
+from workers.lua import PROMOTE, REAP
+
+if TYPE_CHECKING:
+    from workers.worker import Worker
+
+__all__ = ["LEADER_KEY", "Maintenance"]
+
+log = logging.getLogger("taskrail.maintenance")
+
+LEADER_KEY = "taskrail:leader"
+TICK_S = 0.1
+RQ_HEARTBEAT_S = 15.0
+
+
+class Maintenance(threading.Thread):
+    """Runs beside the job loop; never touches a job's code except to stop it."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(name="taskrail-maintenance", daemon=True)
+        self.worker = worker
+        self.settings = worker.settings
+        self.conn = worker.connection
+        self._done = threading.Event()
+        self._promote = self.conn.register_script(PROMOTE)
+        self._reap = self.conn.register_script(REAP)
+        self.is_leader = False
+        self._next_beat = 0.0
+        self._next_rq_beat = 0.0
+        self._next_reap = 0.0
+        self._failures = 0
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+    def run(self) -> None:
+        while not self._done.wait(TICK_S):
+            try:
+                self.tick()
+                self._failures = 0
+            except redis.RedisError as exc:
+                self._failures += 1
+                if self._failures in (1, 10) or self._failures % 100 == 0:
+                    log.warning("maintenance: Redis unreachable (%s), retrying", exc)
+            except Exception:  # a bug here must not take the worker down with it
+                log.exception("maintenance tick failed")
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self._enforce_deadlines(now)
+        if now >= self._next_beat:
+            self._next_beat = now + self.settings.heartbeat_interval_s
+            self._beat()
+            self._check_memory()
+        if now >= self._next_rq_beat:
+            self._next_rq_beat = now + RQ_HEARTBEAT_S
+            self.worker.heartbeat()
+        if self.is_leader:
+            self._promote_due()
+            if now >= self._next_reap:
+                self._next_reap = now + self.settings.heartbeat_interval_s
+                self._recover()
+
+    def _enforce_deadlines(self, now: float) -> None:
+        worker = self.worker
+        for slot in worker.slots:
+            if slot.active and slot.deadline is not None and now > slot.deadline + 0.05:
+                worker.interrupter.stop(slot, TaskTimeout)
+        deadline = getattr(worker, "shutdown_deadline", None)
+        if worker.stopping and deadline is not None and now >= deadline:
+            if any(slot.active for slot in worker.slots):
+                log.warning("shutdown deadline passed: requeueing running jobs at the front of their queues")
+                worker.interrupt_all()
+            worker.shutdown_deadline = None
+
+    def _beat(self) -> None:
+        s = self.settings
+        name = self.worker.name
+        ttl_ms = int(s.heartbeat_ttl_s * 1000)
+        score = time.time() + max(60, s.heartbeat_ttl_s * 10)
+        revoked = self.worker.heartbeat_script(
+            keys=[keys.HEARTBEAT.format(name), keys.CLAIMS.format(name), keys.WORKERS],
+            args=[name, ttl_ms, score],
+            client=self.conn,
+        )
+        if revoked:
+            self.worker.revoke_running({r.decode() for r in revoked})
+        self._elect(name, ttl_ms)
+
+    def _elect(self, name: str, ttl_ms: int) -> None:
+        """Hold or take the leader lock; the leader schedules and recovers for everyone."""
+        lease_ms = max(ttl_ms // 2, 2000)
+        if self.conn.set(LEADER_KEY, name, nx=True, px=lease_ms):
+            if not self.is_leader:
+                log.info("worker %s is now the scheduler and recovery leader", name)
+            self.is_leader = True
+            return
+        holder = self.conn.get(LEADER_KEY)
+        self.is_leader = holder is not None and holder.decode() == name
+        if self.is_leader:
+            self.conn.pexpire(LEADER_KEY, lease_ms)
+
+    def _promote_due(self) -> None:
+        queues = [keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES)]
+        if queues:
+            now = time.time()
+            self._promote(keys=queues, args=[now, _now_text(now), 1000], client=self.conn)
+
+    def _recover(self) -> None:
+        now = time.time()
+        s = self.settings
+        recovered = self._reap(
+            keys=[keys.WORKERS],
+            args=[now, _now_text(now), s.events_maxlen, int(now // 60), s.max_stalled, s.failure_ttl_s],
+            client=self.conn,
+        )
+        if recovered:
+            log.warning("recovered %d jobs of dead workers: %s", len(recovered), ", ".join(r.decode() for r in recovered))
+
+    def _check_memory(self) -> None:
+        limit = self.settings.max_memory_mb
+        if limit and rss_mb() > limit:
+            self.worker.recycle(f"resident memory {rss_mb():.0f} MB passed max_memory_mb={limit}")
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def _now_text(now: float) -> str:
+    return utcnow_text(datetime.fromtimestamp(now, UTC))

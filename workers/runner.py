@@ -1,0 +1,177 @@
+"""Run one claimed job in this process and say how it ended; never raises for a task's own error."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import random
+import time
+import traceback
+import zlib
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.context import Request, TaskContext
+from tasks.errors import Retry, RetriesExhausted, TaskNotRegistered, TaskRevoked
+from tasks.protocol import decode_data
+from tasks.registry import lookup
+
+__all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "run_job"]
+
+# Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
+BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
+
+
+class Interrupted(BaseException):
+    """Raised inside a job when the worker must stop it at the shutdown deadline; it is requeued."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker has taken, as CLAIM returned it."""
+
+    id: str
+    queue: str
+    data: bytes
+    attempts: int
+    retries: int
+    timeout: int
+    result_ttl: int
+    failure_ttl: int
+    stalls: int
+
+    @classmethod
+    def from_reply(cls, row: list[Any], default_result_ttl: int, default_failure_ttl: int) -> ClaimedJob:
+        def num(value: Any, default: int) -> int:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return default
+
+        return cls(
+            id=row[0].decode(),
+            queue=row[1].decode(),
+            data=row[2],
+            attempts=int(row[3]),
+            retries=num(row[4], 0),
+            timeout=num(row[5], -1),
+            result_ttl=num(row[6], default_result_ttl),
+            failure_ttl=num(row[7], default_failure_ttl),
+            stalls=num(row[8], 0),
+        )
+
+
+@dataclass
+class Outcome:
+    """How a job ended; becomes one FINISH record."""
+
+    job: ClaimedJob
+    kind: str  # ok | fail | retry | requeue | revoked
+    task: str = ""
+    payload: str = ""
+    ttl: int = 0
+    retry_at: float = 0.0
+    exc_type: str = ""
+    exc_message: str = ""
+    duration_s: float = 0.0
+
+    def record(self) -> list[Any]:
+        """The FINISH script's fields for this outcome."""
+        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if self.kind in ("ok", "fail") else ""
+        return [
+            self.job.id,
+            self.job.queue,
+            self.kind,
+            self.payload,
+            self.ttl,
+            self.retry_at,
+            self.exc_type,
+            self.exc_message[:2000],
+            round(self.duration_s * 1000, 3),
+            self.task,
+            bucket,
+        ]
+
+
+ProgressWriter = Callable[[str, float, str | None], None]
+
+
+def run_job(
+    job: ClaimedJob,
+    write_progress: ProgressWriter | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> Outcome:
+    """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
+    try:
+        name, args, kwargs = decode_data(job.data)
+    except (ValueError, TypeError, zlib.error) as exc:
+        return _failed(job, "", exc, 0.0, "job data is not taskrail's JSON format")
+    task = lookup(name)
+    if task is None:
+        error = TaskNotRegistered(
+            f"task {name!r} is not registered on this worker, so it was not run; register it with @task "
+            "in a module listed in TASKRAIL_IMPORTS"
+        )
+        return _failed(job, name, error, 0.0)
+    started = time.perf_counter()
+    try:
+        if task.options.bind:
+            request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
+            value = task.func(TaskContext(task, request, write_progress), *args, **kwargs)
+        else:
+            value = task.func(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = (loop or asyncio.new_event_loop()).run_until_complete(value)
+    except Interrupted:
+        return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
+    except TaskRevoked:
+        return Outcome(job, "revoked", name, ttl=job.failure_ttl, duration_s=time.perf_counter() - started)
+    except Exception as exc:  # a task's own error: classify, never propagate
+        return _on_error(job, task, exc, time.perf_counter() - started)
+    duration = time.perf_counter() - started
+    if task.options.ignore_result:
+        return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
+    try:
+        payload = base64.b64encode(json.dumps(value, allow_nan=False).encode()).decode() if value is not None else ""
+    except (TypeError, ValueError) as exc:
+        return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
+    return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
+
+
+def _on_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
+    opts = task.options
+    retry_requested = isinstance(exc, Retry)
+    retryable = retry_requested or isinstance(exc, opts.autoretry_for)
+    shown = exc.exc if retry_requested and exc.exc is not None else exc
+    if retryable and job.retries < opts.max_retries:
+        countdown = exc.countdown if retry_requested and exc.countdown is not None else None
+        delay = countdown if countdown is not None else opts.backoff_s(job.retries, random.random())
+        return Outcome(
+            job, "retry", task.name, _exc_string(shown), 0, time.time() + delay,
+            type(shown).__name__, str(shown), duration,
+        )  # fmt: skip
+    if retryable:
+        exhausted = RetriesExhausted(f"{task.name} failed after {job.retries} retries: {type(shown).__name__}: {shown}")
+        outcome = _failed(job, task.name, shown, duration)
+        outcome.exc_message = str(exhausted)
+        return outcome
+    return _failed(job, task.name, shown, duration)
+
+
+def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
+    message = f"{context}: {exc}" if context else str(exc)
+    return Outcome(
+        job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration
+    )
+
+
+def _exc_string(exc: BaseException) -> str:
+    """RQ's result encoding of a traceback: base64 of zlib of the text."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return base64.b64encode(zlib.compress(text.encode())).decode()
+

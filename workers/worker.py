@@ -1,0 +1,287 @@
+"""``workers.Worker``: an RQ worker class that runs registered taskrail tasks fast and safely.
+
+``rq worker -w workers.Worker -c config.rq QUEUE...`` runs it. Instead of RQ's fork per job and ~20
+round trips, it claims a batch of jobs in one scripted round trip, runs them in this process (or in
+threads, with ``concurrency``), and settles the finished batch together with the next claim. Every
+structure RQ's tools read is kept; a maintenance thread adds heartbeats, recovery and scheduling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Worker as RQWorker
+from rq.serializers import JSONSerializer
+
+from config.errors import ConfigError
+from config.settings import Settings, load_settings
+from tasks import keys
+from tasks.errors import TaskRevoked
+from tasks.protocol import utcnow_text
+from workers.exitcodes import RET_CONFIG, RET_RECYCLE
+from workers.interrupts import Interrupter, Slot
+from workers.lua import CLAIM, FINISH, HEARTBEAT
+from workers.maintenance import Maintenance
+from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("taskrail.worker")
+
+FLUSH_AFTER_S = 0.05  # settle finished jobs at least this often while a batch runs
+TARGET_BATCH_S = 0.02  # claim about this much work at once, judged by recent job durations
+WAIT_S = 1.0  # longest block on the wake-up list before checking schedules and stop flags
+
+
+class Worker(RQWorker):
+    """An RQ worker that claims in batches, runs in-process and hands back jobs of dead workers."""
+
+    def __init__(self, queues: Any, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        kwargs["serializer"] = JSONSerializer  # taskrail jobs are JSON, never pickle
+        super().__init__(queues, *args, **kwargs)
+        self.settings = settings or load_settings()
+        self.queue_list = [q.name for q in self.queues]
+        self.interrupter = Interrupter()
+        self.slots = [Slot(i) for i in range(self.settings.concurrency)]
+        self.jobs_done = 0
+        self._stop = threading.Event()
+        self._exit_code = 0
+        self._avg_job_s = 0.001
+        self._claim = self.connection.register_script(CLAIM)
+        self._finish = self.connection.register_script(FINISH)
+        self.heartbeat_script = self.connection.register_script(HEARTBEAT)
+
+    # ---- the RQ entry point -------------------------------------------------------------------
+
+    def work(self, burst: bool = False, logging_level: str | None = None, max_jobs: int | None = None,
+             max_idle_time: int | None = None, **_ignored: Any) -> bool:  # fmt: skip
+        """Run until stopped (or, with ``burst``, until the queues are empty); True if any job ran."""
+        logging.basicConfig(level=(logging_level or self.settings.log_level).upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+        self._import_tasks()
+        self.max_jobs = max_jobs or self.settings.max_jobs or None
+        self.burst = burst
+        self._install_signals()
+        self.register_birth()
+        self.set_state("idle")
+        maintenance = Maintenance(self)
+        maintenance.start()
+        log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
+        try:
+            if len(self.slots) == 1:
+                self._loop(self.slots[0])
+            else:
+                self._run_threads()
+        finally:
+            maintenance.stop()
+            self._register_exit()
+        log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
+        if self._exit_code:
+            sys.exit(self._exit_code)
+        return self.jobs_done > 0
+
+    def request_stop(self, signum: int | None = None, frame: Any = None) -> None:
+        """First signal: stop taking jobs and drain until the deadline. Second: stop running jobs now."""
+        if self._stop.is_set():
+            log.warning("second stop signal: interrupting running jobs now")
+            self.interrupt_all()
+            return
+        log.info("stop requested: finishing running jobs (up to %ss)", self.settings.shutdown_timeout_s)
+        self.shutdown_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        self._stop.set()
+
+    def recycle(self, reason: str) -> None:
+        """Stop gracefully and exit with RET_RECYCLE so the supervisor starts a fresh process."""
+        if not self._stop.is_set():
+            log.info("worker %s recycling: %s", self.name, reason)
+            self._exit_code = RET_RECYCLE
+            self.request_stop()
+
+    def interrupt_all(self) -> None:
+        """Stop every running job; each goes back to the front of its queue."""
+        for slot in self.slots:
+            self.interrupter.stop(slot, Interrupted)
+
+    def revoke_running(self, job_ids: set[str]) -> None:
+        for slot in self.slots:
+            if slot.job_id in job_ids:
+                self.interrupter.stop(slot, TaskRevoked)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ---- the job loop -------------------------------------------------------------------------
+
+    def _loop(self, slot: Slot) -> None:
+        slot.thread_ident = threading.get_ident()
+        conn = self.connection
+        loop = asyncio.new_event_loop()
+        local: deque[ClaimedJob] = deque()
+        pending: list[Outcome] = []
+        first_pending = 0.0
+        try:
+            while not self._stop.is_set():
+                if not local:
+                    rows = self._exchange(conn, pending, self._batch_size())
+                    pending = []
+                    if not rows:
+                        if self.burst and self._queues_empty(conn):
+                            break
+                        self._wait_for_work(conn)
+                        continue
+                    local.extend(rows)
+                job = local.popleft()
+                if not pending:
+                    first_pending = time.monotonic()
+                pending.append(self._run(slot, job, loop))
+                if time.monotonic() - first_pending > FLUSH_AFTER_S:
+                    self._exchange(conn, pending, 0)
+                    pending = []
+        finally:
+            # Claimed but never started: back to the front of their queues, in their order.
+            pending += [Outcome(job, "requeue", exc_type="requeued") for job in reversed(local)]
+            if pending:
+                self._exchange(conn, pending, 0, retry_until_stopped=False)
+            loop.close()
+
+    def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
+        slot.job_id = job.id
+        limit = job.timeout if job.timeout and job.timeout > 0 else None
+        slot.deadline = time.monotonic() + limit if limit else None
+        self.interrupter.arm(slot, limit)
+        try:
+            outcome = run_job(job, self._write_progress, loop)
+        except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
+            outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
+        finally:
+            self.interrupter.disarm(slot)
+            slot.job_id = None
+        self.jobs_done += 1
+        self._avg_job_s = 0.9 * self._avg_job_s + 0.1 * outcome.duration_s
+        if outcome.kind == "fail":
+            self.report_failure(job, outcome)
+        if self.max_jobs and self.jobs_done >= self.max_jobs:
+            self.recycle(f"reached max_jobs={self.max_jobs}")
+        return outcome
+
+    def _run_threads(self) -> None:
+        threads = [threading.Thread(target=self._loop, args=(slot,), daemon=True) for slot in self.slots]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.2)  # short joins keep signal handling responsive
+
+    def _batch_size(self) -> int:
+        if self._stop.is_set():
+            return 0
+        fitting = int(TARGET_BATCH_S / max(self._avg_job_s, 1e-6))
+        return max(1, min(self.settings.max_batch, fitting))
+
+    def _exchange(self, conn: redis.Redis, outcomes: list[Outcome], claim: int,
+                  retry_until_stopped: bool = True) -> list[ClaimedJob]:  # fmt: skip
+        """One round trip: settle ``outcomes`` and claim up to ``claim`` new jobs."""
+        if not outcomes and not claim:
+            return []
+        delay = 0.1
+        while True:
+            try:
+                return self._exchange_once(conn, outcomes, claim)
+            except redis.ConnectionError as exc:
+                if not retry_until_stopped and self._stop.is_set():
+                    log.error("cannot settle %d jobs, Redis unreachable (%s); they will be recovered", len(outcomes), exc)
+                    return []
+                log.warning("Redis unreachable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                if claim and self._stop.is_set():
+                    claim = 0
+
+    def _exchange_once(self, conn: redis.Redis, outcomes: list[Outcome], claim: int) -> list[ClaimedJob]:
+        now = time.time()
+        now_text = utcnow_text(datetime.fromtimestamp(now, UTC))
+        maxlen = self.settings.events_maxlen
+        with conn.pipeline(transaction=False) as pipe:
+            if outcomes:
+                args: list[Any] = [self.name, now, now_text, maxlen, int(now // 60)]
+                for outcome in outcomes:
+                    args += outcome.record()
+                self._finish(keys=[keys.CLAIMS.format(self.name)], args=args, client=pipe)
+            if claim:
+                score = now + max(60, self.settings.heartbeat_ttl_s * 10)
+                claim_keys = [keys.CLAIMS.format(self.name), keys.PAUSED, *self.queue_list]
+                self._claim(keys=claim_keys, args=[self.name, claim, now, now_text, score, maxlen], client=pipe)
+            replies = pipe.execute()
+        if not claim:
+            return []
+        s = self.settings
+        return [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in replies[-1]]
+
+    def _wait_for_work(self, conn: redis.Redis) -> None:
+        try:
+            conn.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=WAIT_S)
+        except redis.ConnectionError as exc:
+            log.warning("Redis unreachable while waiting (%s)", exc)
+            time.sleep(0.5)
+
+    def _queues_empty(self, conn: redis.Redis) -> bool:
+        with conn.pipeline(transaction=False) as pipe:
+            for q in self.queue_list:
+                pipe.llen(keys.QUEUE.format(q))
+            return not any(pipe.execute())
+
+    def _write_progress(self, job_id: str, percent: float, note: str | None) -> None:
+        job_key = keys.JOB.format(job_id)
+        queue = self.connection.hget(job_key, "origin")
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.hset(job_key, mapping={"tr_progress": percent, "tr_progress_note": note or ""})
+            if queue:
+                pipe.xadd(keys.EVENTS.format(queue.decode()), {"event": "progress", "job": job_id, "percent": percent},
+                          maxlen=self.settings.events_maxlen, approximate=True)  # fmt: skip
+            pipe.execute()
+
+    def report_failure(self, job: ClaimedJob, outcome: Outcome) -> None:
+        """Hook for error reporting (Sentry); logs the failure."""
+        log.warning("job %s (%s) failed: %s: %s", job.id, outcome.task, outcome.exc_type, outcome.exc_message)
+
+    # ---- start and end ------------------------------------------------------------------------
+
+    def _import_tasks(self) -> None:
+        for module in self.settings.imports:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                log.error("cannot import task module %r listed in TASKRAIL_IMPORTS: %s", module, exc)
+                raise SystemExit(RET_CONFIG) from exc
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        main_slot = self.slots[0] if len(self.slots) == 1 else None
+        self.interrupter.install(main_slot)
+
+    def _register_exit(self) -> None:
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.delete(keys.HEARTBEAT.format(self.name))
+                pipe.srem(keys.WORKERS, self.name)
+                pipe.execute()
+            self.register_death()
+        except redis.RedisError as exc:
+            log.warning("could not unregister worker %s: %s", self.name, exc)
+
+
+def _check_settings(settings: Settings) -> None:
+    if settings.concurrency > 1 and settings.isolation == "fork":
+        raise ConfigError("isolation 'fork' runs one job at a time: set concurrency to 1 for that queue")
