@@ -105,9 +105,7 @@ def start_server(data_dir: Path, port: int | None = None, *, appendonly: bool = 
             break
         time.sleep(0.02)
     proc.kill()
-    raise ConnectionFailed(
-        f"the embedded server did not start on port {port}; see {data_dir / 'server.log'}"
-    )
+    raise ConnectionFailed(f"the embedded server did not start on port {port}; see {data_dir / 'server.log'}")
 
 
 def ensure_server(data_dir: Path) -> EmbeddedServer:

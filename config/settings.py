@@ -73,9 +73,7 @@ class Settings:
         for url_name in ("redis_url", "smtp_url"):
             url = getattr(self, url_name)
             if url is not None and "://" not in url:
-                raise ConfigError(
-                    f"setting {url_name!r} must be a URL like redis://host:6379/0, got {url!r}"
-                )
+                raise ConfigError(f"setting {url_name!r} must be a URL like redis://host:6379/0, got {url!r}")
 
     @property
     def outbox_dir(self) -> Path:
@@ -132,7 +130,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of setting names to values")
     unknown = sorted(set(data) - _field_names())
     if unknown:
-        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_field_names()))}")
+        raise ConfigError(
+            f"{path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_field_names()))}"
+        )
     return dict(data)
 
 

@@ -1,20 +1,20 @@
 """The one error tree of taskrail.
 
-    TaskrailError
-    ├── ConfigError                 bad settings, profile or environment
-    ├── ConnectionFailed            the Redis server cannot be reached
-    ├── EnqueueError                a job was refused before anything was written
-    │   ├── NotSerializable
-    │   └── PayloadTooLarge
-    ├── TaskError                   a task could not run or finished badly
-    │   ├── TaskNotRegistered
-    │   ├── TaskTimeout
-    │   ├── TaskRevoked
-    │   ├── TaskFailed              carries the remote exception type and traceback
-    │   ├── RetriesExhausted
-    │   └── Retry                   raised by ``self.retry()`` to ask for another attempt
-    ├── ResultTimeout               also a builtin ``TimeoutError``
-    └── SupervisorError             the supervisor gave up
+TaskrailError
+├── ConfigError                 bad settings, profile or environment
+├── ConnectionFailed            the Redis server cannot be reached
+├── EnqueueError                a job was refused before anything was written
+│   ├── NotSerializable
+│   └── PayloadTooLarge
+├── TaskError                   a task could not run or finished badly
+│   ├── TaskNotRegistered
+│   ├── TaskTimeout
+│   ├── TaskRevoked
+│   ├── TaskFailed              carries the remote exception type and traceback
+│   ├── RetriesExhausted
+│   └── Retry                   raised by ``self.retry()`` to ask for another attempt
+├── ResultTimeout               also a builtin ``TimeoutError``
+└── SupervisorError             the supervisor gave up
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ __all__ = [
     "NotSerializable",
     "PayloadTooLarge",
     "ResultTimeout",
-    "Retry",
     "RetriesExhausted",
+    "Retry",
     "SupervisorError",
     "TaskError",
     "TaskFailed",

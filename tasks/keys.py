@@ -7,7 +7,9 @@ jobs; taskrail's additions live under ``taskrail:``.
 from __future__ import annotations
 
 __all__ = [
+    "CANCELED",
     "CLAIMS",
+    "DONE",
     "EVENTS",
     "FAILED",
     "FINISHED",
@@ -18,12 +20,10 @@ __all__ = [
     "QUEUES",
     "RESULTS",
     "SCHEDULED",
-    "CANCELED",
     "STARTED",
     "STATS",
     "TASK_STATS",
     "WAITERS",
-    "DONE",
     "WAKE",
     "WORKERS",
     "queue_name",

@@ -16,7 +16,7 @@ from tasks.protocol import utcnow_text
 if TYPE_CHECKING:
     from tasks.client import Client
 
-__all__ = ["AsyncResult", "JobSnapshot", "STATES"]
+__all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
 STATES = ("PENDING", "SCHEDULED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})

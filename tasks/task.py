@@ -67,7 +67,9 @@ class Task(Generic[P, R]):
         job_id = client.enqueue(spec)
         return AsyncResult(job_id, client=client)
 
-    def map(self, arg_tuples: Iterable[Iterable[Any]], *, client: Client | None = None, **options: Any) -> list[AsyncResult]:
+    def map(
+        self, arg_tuples: Iterable[Iterable[Any]], *, client: Client | None = None, **options: Any
+    ) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs."""
         client = client or default_client()
         specs = (self.build_job(tuple(args), {}, client, **options) for args in arg_tuples)
@@ -82,7 +84,9 @@ class Task(Generic[P, R]):
         opts = self.options
         queue = options.get("queue") or opts.queue
         priority = options.get("priority", opts.priority)
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9):
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
+        ):
             raise ConfigError(f"{self.name}: priority must be an integer 0 to 9, got {priority!r}")
         settings = client.settings
         spec = encode_job(
@@ -125,7 +129,9 @@ class Task(Generic[P, R]):
             return at if at > client.now() else 0.0
         return 0.0
 
-    def _with_unique(self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]) -> JobSpec:
+    def _with_unique(
+        self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> JobSpec:
         key = options.get("unique_key")
         if key is None and self.options.unique:
             key = spec.fields["data"]
@@ -137,7 +143,9 @@ class Task(Generic[P, R]):
         ttl = options.get("unique_ttl_s", 0)
         if mode == "throttle" and not ttl:
             raise ConfigError(f"{self.name}: unique_mode 'throttle' needs unique_ttl_s > 0")
-        return JobSpec(spec.job_id, spec.queue, spec.fields, spec.run_at, spec.priority, f"{self.name}:{key}", int(ttl), mode)
+        return JobSpec(
+            spec.job_id, spec.queue, spec.fields, spec.run_at, spec.priority, f"{self.name}:{key}", int(ttl), mode
+        )
 
 
 @overload

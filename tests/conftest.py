@@ -88,14 +88,18 @@ class Processes:
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: list[str], *, env: dict[str, str] | None = None, name: str = "proc") -> subprocess.Popen[bytes]:
+    def start(
+        self, args: list[str], *, env: dict[str, str] | None = None, name: str = "proc"
+    ) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}-{len(self.procs)}.log", "wb")
         proc = subprocess.Popen(args, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         proc.log_path = log.name  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
 
-    def worker(self, *queues: str, name: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def worker(
+        self, *queues: str, name: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """A real ``rq worker -w workers.Worker -c config.rq`` process on ``queues``."""
         args = [str(BIN / "rq"), "worker", "-w", "workers.Worker", "-c", "config.rq"]
         if name:

@@ -7,11 +7,15 @@ claims, events and statistics.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM", "FINISH", "HEARTBEAT", "PROMOTE", "REAP", "RECORD_FIELDS"]
+from workers.flows import FLOW_LUA
+
+__all__ = ["FINISH", "HEARTBEAT", "PROMOTE", "REAP", "RECORD_FIELDS"]
 
 # Shared by FINISH and REAP: settle one job. Globals set by the caller: worker, now, now_text,
 # maxlen, minute. kind: ok | fail | retry | requeue | revoked.
-_SETTLE = """
+_SETTLE = (
+    FLOW_LUA
+    + """
 local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
   local jkey = 'rq:job:' .. id
   redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. worker)
@@ -93,10 +97,12 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
       redis.call('EXPIRE', 'taskrail:done:' .. id, 300)
     end
   end
+  if kind ~= 'retry' and kind ~= 'requeue' then release_dependents(id, kind, now, now_text) end
   redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
 end
 """
+)
 
 RECORD_FIELDS = 11
 
@@ -115,41 +121,6 @@ end
 return 1
 """
 )
-
-# Take up to `count` jobs, highest-priority queue first, skipping paused queues and vanished or
-# canceled jobs. Each becomes started in RQ's sense (status, started_at, worker, started registry)
-# and is recorded in this worker's claims, so a crash can hand it back.
-# KEYS: claims, paused, queue names... ARGV: worker, count, now, now_text, wip score, maxlen
-CLAIM = """
-local worker, count, now, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local out = {}
-for i = 3, #KEYS do
-  local q = KEYS[i]
-  if #out >= count then break end
-  if redis.call('SISMEMBER', KEYS[2], q) == 0 then
-    local qkey = 'rq:queue:' .. q
-    while #out < count do
-      local id = redis.call('LPOP', qkey)
-      if not id then break end
-      local jkey = 'rq:job:' .. id
-      local f = redis.call('HMGET', jkey, 'data', 'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl',
-        'failure_ttl', 'tr_task', 'tr_stalls')
-      if f[1] and f[2] ~= 'canceled' and f[2] ~= 'finished' then
-        local attempts = (tonumber(f[3]) or 0) + 1
-        redis.call('HSET', jkey, 'status', 'started', 'started_at', now_text, 'worker_name', worker,
-          'last_heartbeat', now_text, 'tr_attempts', attempts)
-        redis.call('ZADD', 'rq:wip:' .. q, score, id .. ':' .. worker)
-        redis.call('HSET', KEYS[1], id, q)
-        local task = f[8] or ''
-        redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
-          'task', task, 'worker', worker)
-        out[#out + 1] = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0'}
-      end
-    end
-  end
-end
-return out
-"""
 
 # Keep this worker alive: heartbeat key, membership, and the started-registry deadline of every
 # job it holds (RQ's own cleanup would otherwise fail them). Returns held jobs flagged for revoke.

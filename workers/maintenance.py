@@ -133,7 +133,9 @@ class Maintenance(threading.Thread):
             client=self.conn,
         )
         if recovered:
-            log.warning("recovered %d jobs of dead workers: %s", len(recovered), ", ".join(r.decode() for r in recovered))
+            log.warning(
+                "recovered %d jobs of dead workers: %s", len(recovered), ", ".join(r.decode() for r in recovered)
+            )
 
     def _check_memory(self) -> None:
         limit = self.settings.max_memory_mb

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.context import Request, TaskContext
-from tasks.errors import Retry, RetriesExhausted, TaskNotRegistered, TaskRevoked
+from tasks.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.protocol import decode_data
 from tasks.registry import lookup
 
@@ -44,6 +44,7 @@ class ClaimedJob:
     result_ttl: int
     failure_ttl: int
     stalls: int
+    flow: bytes = b""
 
     @classmethod
     def from_reply(cls, row: list[Any], default_result_ttl: int, default_failure_ttl: int) -> ClaimedJob:
@@ -63,6 +64,7 @@ class ClaimedJob:
             result_ttl=num(row[6], default_result_ttl),
             failure_ttl=num(row[7], default_failure_ttl),
             stalls=num(row[8], 0),
+            flow=row[9] if len(row) > 9 else b"",
         )
 
 
@@ -99,12 +101,14 @@ class Outcome:
 
 
 ProgressWriter = Callable[[str, float, str | None], None]
+ArgumentResolver = Callable[[ClaimedJob, list[Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]
 
 
 def run_job(
     job: ClaimedJob,
     write_progress: ProgressWriter | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
+    resolve: ArgumentResolver | None = None,
 ) -> Outcome:
     """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
     try:
@@ -120,6 +124,8 @@ def run_job(
         return _failed(job, name, error, 0.0)
     started = time.perf_counter()
     try:
+        if job.flow and resolve is not None:
+            args, kwargs = resolve(job, args, kwargs)
         if task.options.bind:
             request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
             value = task.func(TaskContext(task, request, write_progress), *args, **kwargs)
@@ -165,13 +171,10 @@ def _on_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Ou
 
 def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
     message = f"{context}: {exc}" if context else str(exc)
-    return Outcome(
-        job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration
-    )
+    return Outcome(job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration)
 
 
 def _exc_string(exc: BaseException) -> str:
     """RQ's result encoding of a traceback: base64 of zlib of the text."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return base64.b64encode(zlib.compress(text.encode())).decode()
-

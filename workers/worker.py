@@ -28,9 +28,11 @@ from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.errors import TaskRevoked
 from tasks.protocol import utcnow_text
+from workers.claim import CLAIM, claim_call
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
+from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
-from workers.lua import CLAIM, FINISH, HEARTBEAT
+from workers.lua import FINISH, HEARTBEAT
 from workers.maintenance import Maintenance
 from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
 
@@ -161,7 +163,7 @@ class Worker(RQWorker):
         slot.deadline = time.monotonic() + limit if limit else None
         self.interrupter.arm(slot, limit)
         try:
-            outcome = run_job(job, self._write_progress, loop)
+            outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
         except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
             outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
         finally:
@@ -200,7 +202,9 @@ class Worker(RQWorker):
                 return self._exchange_once(conn, outcomes, claim)
             except redis.ConnectionError as exc:
                 if not retry_until_stopped and self._stop.is_set():
-                    log.error("cannot settle %d jobs, Redis unreachable (%s); they will be recovered", len(outcomes), exc)
+                    log.error(
+                        "cannot settle %d jobs, Redis unreachable (%s); they will be recovered", len(outcomes), exc
+                    )
                     return []
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
@@ -220,8 +224,8 @@ class Worker(RQWorker):
                 self._finish(keys=[keys.CLAIMS.format(self.name)], args=args, client=pipe)
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
-                claim_keys = [keys.CLAIMS.format(self.name), keys.PAUSED, *self.queue_list]
-                self._claim(keys=claim_keys, args=[self.name, claim, now, now_text, score, maxlen], client=pipe)
+                claim_keys, claim_args = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen)
+                self._claim(keys=claim_keys, args=claim_args, client=pipe)
             replies = pipe.execute()
         if not claim:
             return []
@@ -240,6 +244,11 @@ class Worker(RQWorker):
             for q in self.queue_list:
                 pipe.llen(keys.QUEUE.format(q))
             return not any(pipe.execute())
+
+    def _resolve_flow(
+        self, job: ClaimedJob, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        return resolve_arguments(self.connection, job.id, job.flow, args, kwargs)
 
     def _write_progress(self, job_id: str, percent: float, note: str | None) -> None:
         job_key = keys.JOB.format(job_id)
