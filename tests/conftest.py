@@ -15,6 +15,7 @@ import redis
 
 from config import Settings, load_settings, start_server
 from config.embedded import EmbeddedServer
+from tasks.client import default_client
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -73,11 +74,13 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings pointing at the test server; also set in this process's environment."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return load_settings(env)
+    default_client.cache_clear()  # producers in this process talk to this test's server
+    yield load_settings(env)
+    default_client.cache_clear()
 
 
 class Processes:
