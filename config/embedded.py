@@ -21,7 +21,7 @@ from pathlib import Path
 
 from config.errors import ConfigError, ConnectionFailed
 
-__all__ = ["EmbeddedServer", "ensure_server", "find_server_binary", "free_port", "start_server", "stop_server"]
+__all__ = ["EmbeddedServer", "ensure_server", "running_server", "find_server_binary", "free_port", "start_server", "stop_server"]
 
 STATE_FILE = "server.json"
 
@@ -120,6 +120,14 @@ def ensure_server(data_dir: Path) -> EmbeddedServer:
         server = start_server(root, port=state.port if state and _port_free(state.port) else None)
         (root / STATE_FILE).write_text(json.dumps({"url": server.url, "port": server.port, "pid": server.pid}))
         return server
+
+
+def running_server(data_dir: Path) -> EmbeddedServer | None:
+    """The project's embedded server if it runs and answers, else None."""
+    state = _read_state(data_dir / "redis")
+    if state and _alive(state.pid) and _ping(state.port):
+        return state
+    return None
 
 
 def stop_server(data_dir: Path, timeout_s: float = 10.0) -> bool:

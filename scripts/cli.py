@@ -17,7 +17,6 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "scripts.cmd_server",
     "scripts.cmd_demo",
-    "scripts.cmd_worker",
 )
 
 
