@@ -6,13 +6,14 @@ import redis
 
 from config.embedded import ensure_server
 from config.errors import ConfigError, ConnectionFailed
+from config.sentinel import is_sentinel_url, sentinel_client
 from config.settings import Settings
 
 __all__ = ["connect", "redis_url"]
 
 
 def redis_url(settings: Settings) -> str:
-    """The URL to use: ``REDIS_URL`` when set, else the embedded server's (started if needed)."""
+    """The URL to use: ``REDIS_URL`` when set (maybe a ``redis+sentinel://`` URL), else the embedded server's."""
     if settings.redis_url:
         return settings.redis_url
     return ensure_server(settings.data_dir).url
@@ -27,7 +28,10 @@ def connect(settings: Settings, *, check: bool = True) -> redis.Redis:
     """
     url = redis_url(settings)
     try:
-        client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+        if is_sentinel_url(url):  # a client that follows the primary through a failover
+            client = sentinel_client(url, health_check_interval=30)
+        else:
+            client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL {_redact(url)!r} is not a valid Redis URL: {exc}") from exc
     if check:
