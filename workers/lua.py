@@ -158,6 +158,7 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local task = redis.call('HGET', 'rq:job:' .. id, 'tr_task') or ''
       local stalls = redis.call('HINCRBY', 'rq:job:' .. id, 'tr_stalls', 1)
       redis.call('HINCRBY', 'taskrail:taskstats:' .. task, 'stalled', 1)
+      redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'stalled', 'job', id, 'task', task, 'worker', w, 'stalls', stalls)
       if stalls > max_stalled then
         local msg = 'job stalled ' .. stalls .. ' times (its worker died while running it); max_stalled is ' .. max_stalled
         settle(id, q, 'fail', '', failure_ttl, 0, 'JobStalled', msg, 0, task, '')
