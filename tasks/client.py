@@ -55,6 +55,28 @@ return job_id
 """
 
 
+# Writes a batch of plain jobs (same queue, no delay, no unique key) in one call: the fields they
+# share are passed once, then id, data and description per job.
+# KEYS: queue, queues-set, wake, events. ARGV: maxlen, task name, n shared fields*2, shared..., then triples.
+ENQUEUE_MANY = """
+local maxlen, task, nshared = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local shared = {}
+for i = 4, 3 + nshared do shared[#shared + 1] = ARGV[i] end
+local first = 4 + nshared
+for i = first, #ARGV, 3 do
+  local id = ARGV[i]
+  redis.call('HSET', 'rq:job:' .. id, 'data', ARGV[i + 1], 'description', ARGV[i + 2], unpack(shared))
+  redis.call('RPUSH', KEYS[1], id)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
+end
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 999)
+return (#ARGV - first + 1) / 3
+"""
+PER_JOB_FIELDS = ("data", "description")
+
+
 class Client:
     """Settings plus a connection, with the enqueue script loaded."""
 
@@ -62,6 +84,7 @@ class Client:
         self.settings = settings
         self.redis = connection if connection is not None else connect(settings)
         self._enqueue = self.redis.register_script(ENQUEUE)
+        self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
 
     def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
         q = spec.queue
@@ -109,19 +132,67 @@ class Client:
         return ids
 
     def _flush(self, batch: Sequence[JobSpec]) -> list[str]:
-        # Make sure the script is cached on the server before a pipeline relies on EVALSHA.
-        if not self._enqueue.sha or not self.redis.script_exists(self._enqueue.sha)[0]:
-            self._enqueue.sha = self.redis.script_load(ENQUEUE)
+        """One pipelined round trip: plain jobs go in bulk calls, the rest one script call each."""
+        scripts = (self._enqueue, self._enqueue_many)
+        for script in scripts:  # a pipeline relies on EVALSHA: make sure the server has them
+            if not script.sha or not self.redis.script_exists(script.sha)[0]:
+                script.sha = self.redis.script_load(script.script)
+        plain = [spec for spec in batch if is_plain(spec)]
         with self.redis.pipeline(transaction=False) as pipe:
-            for spec in batch:
+            for group in _groups(plain):
+                keys_, argv = self._bulk_args(group)
+                pipe.evalsha(self._enqueue_many.sha, len(keys_), *keys_, *argv)
+            others = [spec for spec in batch if not is_plain(spec)]
+            for spec in others:
                 keys_, argv = self._script_args(spec)
                 pipe.evalsha(self._enqueue.sha, len(keys_), *keys_, *argv)
             results = pipe.execute()
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+        # Plain jobs keep their own ids; the others may resolve to an existing unique job.
+        resolved = {spec.job_id: _text(r) for spec, r in zip(others, results[len(results) - len(others) :], strict=True)}
+        return [resolved.get(spec.job_id, spec.job_id) for spec in batch]
+
+    def _bulk_args(self, group: Sequence[JobSpec]) -> tuple[list[str], list[Any]]:
+        first = group[0]
+        shared: list[Any] = []
+        for field, value in first.fields.items():
+            if field not in PER_JOB_FIELDS:
+                shared += [field, value]
+        argv: list[Any] = [self.settings.events_maxlen, first.fields["tr_task"], len(shared), *shared]
+        for spec in group:
+            argv += [spec.job_id, spec.fields["data"], spec.fields["description"]]
+        q = first.queue
+        return [keys.QUEUE.format(q), keys.QUEUES, keys.WAKE.format(q), keys.EVENTS.format(q)], argv
 
     def now(self) -> float:
         """Wall-clock seconds, the clock jobs are scheduled on."""
         return time.time()
+
+
+def is_plain(spec: JobSpec) -> bool:
+    """A job the bulk script can write: no delay, no unique key, no priority."""
+    return not spec.unique_key and not spec.run_at and spec.priority is None
+
+
+def _groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:
+    """Consecutive runs of specs whose shared fields are equal (same task, queue and options)."""
+    groups: list[list[JobSpec]] = []
+    for spec in specs:
+        if groups and _shared(groups[-1][0]) == _shared(spec):
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
+
+
+def _shared(spec: JobSpec) -> tuple[Any, ...]:
+    """What decides a job's shared fields: its task, queue and options (timestamps may differ by
+    microseconds within a batch; the batch takes its first job's)."""
+    f = spec.fields
+    return (spec.queue, f["tr_task"], f["timeout"], f["result_ttl"], f["failure_ttl"], f.get("tr_flow"))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.cache

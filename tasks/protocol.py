@@ -73,6 +73,37 @@ def encode_job(
         NotSerializable: an argument is not JSON (the message names which).
         PayloadTooLarge: the encoded call passes ``max_payload_bytes``.
     """
+    data = _dump(name, args, kwargs, max_payload_bytes)
+    now = utcnow_text()
+    fields: dict[str, str | int] = {
+        "created_at": now,
+        "enqueued_at": now,
+        "data": data,
+        "description": describe(name, args, kwargs),
+        "origin": queue,
+        "status": "scheduled" if run_at else "queued",
+        "timeout": int(time_limit) if time_limit else -1,
+        "result_ttl": result_ttl,
+        "failure_ttl": failure_ttl,
+        "tr_task": name,
+    }
+    if priority is not None:
+        fields["tr_priority"] = priority
+    if extra:
+        fields.update(extra)
+    return JobSpec(job_id or new_job_id(), queue, fields, run_at, priority)
+
+
+def reencode(
+    template: JobSpec, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], max_payload_bytes: int
+) -> JobSpec:
+    """A job like ``template`` (same task, queue and options) for another call; raises like encode_job."""
+    data = _dump(name, args, kwargs, max_payload_bytes)
+    fields = {**template.fields, "data": data, "description": describe(name, args, kwargs)}
+    return JobSpec(new_job_id(), template.queue, fields, template.run_at, template.priority)
+
+
+def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
     try:
         data = json.dumps([name, None, list(args), kwargs], separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -85,29 +116,7 @@ def encode_job(
             f"arguments of {name} encode to {len(data)} bytes, over the {max_payload_bytes}-byte limit; "
             "pass a reference (a file path, URL or database id) or raise TASKRAIL_MAX_PAYLOAD_BYTES"
         )
-    now = utcnow_text()
-    fields: dict[str, str | int] = {
-        "created_at": now,
-        "enqueued_at": now,
-        "data": data,
-        "description": describe(name, args, kwargs),
-        "origin": queue,
-        "status": "scheduled" if run_at else "queued",
-        "timeout": int(time_limit) if time_limit else -1,
-        "result_ttl": result_ttl,
-        "failure_ttl": failure_ttl,
-        "worker_name": "",
-        "started_at": "",
-        "ended_at": "",
-        "tr_task": name,
-        "tr_attempts": 0,
-        "tr_retries": 0,
-    }
-    if priority is not None:
-        fields["tr_priority"] = priority
-    if extra:
-        fields.update(extra)
-    return JobSpec(job_id or new_job_id(), queue, fields, run_at, priority)
+    return data
 
 
 def decode_data(raw: bytes | str) -> tuple[str, list[Any], dict[str, Any]]:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from config.errors import ConfigError
-from tasks.client import Client, default_client
+from tasks.client import Client, default_client, is_plain
 from tasks.context import TaskContext
 from tasks.options import TaskOptions
-from tasks.protocol import JobSpec, encode_job
+from tasks.protocol import JobSpec, encode_job, reencode
 from tasks.registry import register
 from tasks.result import AsyncResult
 
@@ -72,8 +72,19 @@ class Task(Generic[P, R]):
     ) -> list[AsyncResult]:
         """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs."""
         client = client or default_client()
-        # Encode every call before writing any, so one bad call writes nothing at all.
-        specs = [self.build_job(tuple(args), {}, client, **options) for args in arg_tuples]
+        calls = [tuple(args) for args in arg_tuples]
+        if not calls:
+            return []
+        # Encode every call before writing any, so one bad call writes nothing at all. The first
+        # call is encoded in full; the others reuse its fields (they differ only in their data).
+        first = self.build_job(calls[0], {}, client, **options)
+        specs = [first]
+        if is_plain(first) and options.get("job_id") is None:
+            for args in calls[1:]:
+                self.check_arguments(args, {})
+                specs.append(reencode(first, self.name, args, {}, client.settings.max_payload_bytes))
+        else:
+            specs += [self.build_job(args, {}, client, **options) for args in calls[1:]]
         return [AsyncResult(job_id, client=client) for job_id in client.enqueue_many(specs)]
 
     def build_job(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client, **options: Any) -> JobSpec:
