@@ -68,6 +68,8 @@ class Settings:
             )
         if self.isolation not in ("inline", "fork"):
             raise ConfigError(f"setting 'isolation' must be 'inline' or 'fork', got {self.isolation!r}")
+        if self.isolation == "fork" and self.concurrency > 1:
+            raise ConfigError("isolation 'fork' runs one job at a time: set concurrency to 1 for that queue")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"setting 'log_level' must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
         for url_name in ("redis_url", "smtp_url"):

@@ -71,3 +71,18 @@ def sleeper(seconds: float) -> str:
 @task(queue="core")
 async def async_add(a: int, b: int) -> int:
     return a + b
+
+
+@task(queue="core")
+def die_hard(key: str) -> str:
+    """Counts its attempts, then kills its own process (a crash no Python code can catch)."""
+    import signal
+
+    _conn().incr(key)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return "unreachable"
+
+
+@task(queue="core")
+def whoami() -> int:
+    return os.getpid()

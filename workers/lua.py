@@ -71,6 +71,7 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
     redis.call('HINCRBY', tstats, 'retried', 1)
     ev = 'retried'
   elseif kind == 'requeue' then
+    if exc_type == 'stalled' then redis.call('HINCRBY', jkey, 'tr_stalls', 1) end
     redis.call('HSET', jkey, 'status', 'queued')
     redis.call('LPUSH', 'rq:queue:' .. q, id)
     redis.call('LPUSH', 'taskrail:wake:' .. q, '1')

@@ -20,7 +20,7 @@ from tasks.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.protocol import decode_data
 from tasks.registry import lookup
 
-__all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "run_job"]
+__all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "classify_error", "run_job"]
 
 # Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -138,7 +138,7 @@ def run_job(
     except TaskRevoked:
         return Outcome(job, "revoked", name, ttl=job.failure_ttl, duration_s=time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
-        return _on_error(job, task, exc, time.perf_counter() - started)
+        return classify_error(job, task, exc, time.perf_counter() - started)
     duration = time.perf_counter() - started
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
@@ -149,7 +149,8 @@ def run_job(
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
 
 
-def _on_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
+def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
+    """Retry (per the task's options and attempts left) or fail, for an error a task raised."""
     opts = task.options
     retry_requested = isinstance(exc, Retry)
     retryable = retry_requested or isinstance(exc, opts.autoretry_for)

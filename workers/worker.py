@@ -9,6 +9,7 @@ structure RQ's tools read is kept; a maintenance thread adds heartbeats, recover
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 import signal
@@ -23,7 +24,6 @@ import redis
 from rq import Worker as RQWorker
 from rq.serializers import JSONSerializer
 
-from config.errors import ConfigError
 from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.errors import TaskRevoked
@@ -32,6 +32,7 @@ from workers.claim import CLAIM, claim_call
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
+from workers.isolation import run_forked
 from workers.lua import FINISH, HEARTBEAT
 from workers.maintenance import Maintenance
 from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
@@ -163,7 +164,11 @@ class Worker(RQWorker):
         slot.deadline = time.monotonic() + limit if limit else None
         self.interrupter.arm(slot, limit)
         try:
-            outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
+            if self.settings.isolation == "fork":
+                run = functools.partial(run_job, job, self._write_progress, None, self._resolve_flow)
+                outcome = run_forked(job, run, self.settings.max_stalled)
+            else:
+                outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
         except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
             outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
         finally:
@@ -290,7 +295,3 @@ class Worker(RQWorker):
         except redis.RedisError as exc:
             log.warning("could not unregister worker %s: %s", self.name, exc)
 
-
-def _check_settings(settings: Settings) -> None:
-    if settings.concurrency > 1 and settings.isolation == "fork":
-        raise ConfigError("isolation 'fork' runs one job at a time: set concurrency to 1 for that queue")

@@ -1,0 +1,103 @@
+"""``isolation: fork``: run each job in a child process (a work-horse), for CPU-heavy or leaky tasks.
+
+The worker waits for the child; its time limit, a revoke or the shutdown deadline (raised in the
+waiting worker by the interrupter) kill the child. A child that dies on its own (OOM killer,
+SIGKILL, a crash in C code) counts as a stall, like a dead worker: the job goes back to its queue
+until it has stalled ``max_stalled`` times, then fails.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable
+
+from tasks.errors import TaskRevoked, TaskTimeout
+from tasks.protocol import decode_data
+from tasks.registry import lookup
+from workers.runner import ClaimedJob, Interrupted, Outcome, classify_error
+
+__all__ = ["run_forked"]
+
+RET_CHILD_ERROR = 70
+
+
+def run_forked(job: ClaimedJob, run: Callable[[], Outcome], max_stalled: int) -> Outcome:
+    """Run ``run`` in a forked child and return its outcome; see the module docstring for deaths."""
+    read_fd, write_fd = os.pipe()
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the work-horse
+        os.close(read_fd)
+        _child(run, write_fd)
+    os.close(write_fd)
+    try:
+        payload = _read_all(read_fd)
+        _, status = os.waitpid(pid, 0)
+    except (TaskTimeout, TaskRevoked, Interrupted) as stop:
+        _kill(pid)
+        os.close(read_fd)
+        return _stopped(job, stop, time.perf_counter() - started)
+    os.close(read_fd)
+    if payload and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        outcome: Outcome = pickle.loads(payload)
+        return outcome
+    cause = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
+    return stalled(job, f"its work-horse process died ({cause})", max_stalled, time.perf_counter() - started)
+
+
+def stalled(job: ClaimedJob, why: str, max_stalled: int, duration: float) -> Outcome:
+    """Back to the queue as a stall, or failed once it stalled more than ``max_stalled`` times."""
+    stalls = job.stalls + 1
+    if stalls > max_stalled:
+        message = f"job stalled {stalls} times ({why}); max_stalled is {max_stalled}"
+        return Outcome(job, "fail", "", "", job.failure_ttl, 0.0, "JobStalled", message, duration)
+    return Outcome(job, "requeue", exc_type="stalled", exc_message=why, duration_s=duration)
+
+
+def _child(run: Callable[[], Outcome], write_fd: int) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_DFL)
+    code = 0
+    try:
+        data = pickle.dumps(run())
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(data)
+    except BaseException:  # nothing may escape a forked child into the worker's own code
+        code = RET_CHILD_ERROR
+    finally:
+        os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _stopped(job: ClaimedJob, stop: BaseException, duration: float) -> Outcome:
+    if isinstance(stop, Interrupted):
+        return Outcome(job, "requeue", exc_type="interrupted", duration_s=duration)
+    if isinstance(stop, TaskRevoked):
+        return Outcome(job, "revoked", ttl=job.failure_ttl, duration_s=duration)
+    error = TaskTimeout(f"job {job.id} passed its time limit of {job.timeout}s; its work-horse was killed")
+    try:
+        task = lookup(decode_data(job.data)[0])
+    except ValueError:
+        task = None
+    if task is None:
+        return Outcome(job, "fail", "", "", job.failure_ttl, 0.0, "TaskTimeout", str(error), duration)
+    return classify_error(job, task, error, duration)  # retried if autoretry_for covers TaskTimeout
