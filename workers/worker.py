@@ -60,6 +60,7 @@ class Worker(RQWorker):
         self._stop = threading.Event()
         self._exit_code = 0
         self._avg_job_s = 0.001
+        self._state = ""
         self._claim = self.connection.register_script(CLAIM)
         self._finish = self.connection.register_script(FINISH)
         self.heartbeat_script = self.connection.register_script(HEARTBEAT)
@@ -76,7 +77,6 @@ class Worker(RQWorker):
         self.burst = burst
         self._install_signals()
         self.register_birth()
-        self.set_state("idle")
         maintenance = Maintenance(self)
         maintenance.start()
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
@@ -227,6 +227,9 @@ class Worker(RQWorker):
                 for outcome in outcomes:
                     args += outcome.record()
                 self._finish(keys=[keys.CLAIMS.format(self.name)], args=args, client=pipe)
+            if claim and self._state != "busy":
+                self._state = "busy"  # RQ's worker state, written in the same round trip
+                pipe.hset(self.key, "state", "busy")
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
                 claim_keys, claim_args = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen)
@@ -239,7 +242,12 @@ class Worker(RQWorker):
 
     def _wait_for_work(self, conn: redis.Redis) -> None:
         try:
-            conn.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=WAIT_S)
+            with conn.pipeline(transaction=False) as pipe:
+                if self._state != "idle" and not any(slot.active for slot in self.slots):
+                    self._state = "idle"
+                    pipe.hset(self.key, "state", "idle")
+                pipe.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=WAIT_S)
+                pipe.execute()
         except redis.ConnectionError as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)
             time.sleep(0.5)
