@@ -1,0 +1,87 @@
+"""``taskrail bench [--quick] [--peers] [--out DIR]``: taskrail against plain RQ, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from config.errors import ConfigError
+from config.settings import load_settings
+from workers.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json
+from workers.exitcodes import RET_OK
+
+__all__ = ["register"]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure taskrail against plain RQ: enqueue, drains, latency, memory",
+        description="Starts a private server (or uses REDIS_URL, whose database must be empty), runs each "
+        "workload on RQ's default worker, RQ's SimpleWorker and taskrail (2 worker processes each), prints "
+        "a table and writes results.json and benchmarks.png.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and one repetition (under a minute)")
+    parser.add_argument("--peers", action="store_true", help="also run Celery, Dramatiq, BullMQ (make bench-peers)")
+    parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
+    parser.add_argument("--jobs", type=_positive, help="jobs per drain for the fastest systems (20000; quick 2000)")
+    parser.add_argument("--enqueue-jobs", type=_positive, help="jobs enqueued one by one (5000; quick 500)")
+    parser.add_argument("--latency-jobs", type=_positive, help="jobs in the latency run (1000; quick 100)")
+    parser.add_argument("--memory-jobs", type=_positive, help="jobs in the memory run (100000; quick 5000)")
+    parser.add_argument("--repeat", type=_positive, help="repetitions; figures are medians (3; quick 1)")
+    parser.add_argument("--rate", type=float, help="jobs/s for the latency run (100)")
+    parser.add_argument(
+        "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    given = {
+        "jobs": args.jobs,
+        "enqueue_jobs": args.enqueue_jobs,
+        "latency_jobs": args.latency_jobs,
+        "memory_jobs": args.memory_jobs,
+        "repeat": args.repeat,
+        "rate": args.rate,
+        "systems": _systems(args.systems),
+        "peers": args.peers,
+        "out_dir": args.out,
+        "redis_url": settings.redis_url,
+        "command": "taskrail " + shlex.join(sys.argv[1:]),
+    }
+    if args.quick:
+        options = BenchOptions.quick(**given)
+    else:
+        options = BenchOptions(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    results = run_bench(options)
+    json_path = write_json(results, options.out_dir / "results.json")
+    chart_path = write_chart(results, options.out_dir / "benchmarks.png")
+    print()
+    print(format_table(results))
+    print("\n(x) = times better than RQ's default worker (for latency and memory: times lower)")
+    for note in results.notes:
+        print(f"note: {note}")
+    print(f"\nwrote {json_path} and {chart_path} ({results.meta['duration_s']}s)")
+    return RET_OK
+
+
+def _systems(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    known = {s.key for s in SYSTEMS}
+    chosen = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise ConfigError(f"--systems: unknown {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return chosen

@@ -1,0 +1,52 @@
+"""``taskrail bench`` as a real subprocess against the test server: the harness works (figures are not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import redis
+
+from tests.conftest import BIN, ROOT
+from workers.exitcodes import RET_CONFIG
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EVERY_SYSTEM = ("enqueue_one", "enqueue_bulk", "drain_noop", "drain_io", "latency_p50", "latency_p95", "latency_p99")
+MEMORY = ("memory_start_mb", "memory_end_mb")
+
+
+def run_bench(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "taskrail"), "bench", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+
+
+def test_quick_bench_measures_every_workload_on_every_system(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    small = ["--jobs", "60", "--enqueue-jobs", "30", "--latency-jobs", "20", "--memory-jobs", "300"]
+    proc = run_bench(env, "--quick", *small, "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["systems"]) == {"rq", "rq_simple", "taskrail"}
+    for metric in EVERY_SYSTEM:
+        for system in results["systems"]:
+            figure = results["figures"][metric][system]
+            assert figure["median"] > 0, (metric, system, figure)
+            assert figure["jobs"] > 0
+    for metric in MEMORY:
+        assert results["figures"][metric]["taskrail"]["median"] > 0
+    assert results["figures"]["memory_drift_pct"]["taskrail"]["median"] >= 0
+    assert results["memory_samples"]["taskrail"], "no memory samples were taken"
+    assert results["meta"]["cpus"] > 0 and results["meta"]["versions"]["rq"].startswith("3.")
+    assert (out / "benchmarks.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "no-op drain (jobs/s)" in proc.stdout and "taskrail" in proc.stdout
+
+
+def test_bench_refuses_a_redis_url_whose_database_holds_data(env: dict[str, str], tmp_path: Path) -> None:
+    redis.Redis.from_url(env["REDIS_URL"]).set("precious", "1")
+    proc = run_bench(env, "--quick", "--out", str(tmp_path / "bench"))
+    assert proc.returncode == RET_CONFIG
+    assert "holds 1 keys" in proc.stderr and "empty database" in proc.stderr
+    assert redis.Redis.from_url(env["REDIS_URL"]).get("precious") == b"1"

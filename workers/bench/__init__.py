@@ -1,0 +1,19 @@
+"""``taskrail bench``: taskrail against plain RQ (and peers, when installed) on the same server and workloads."""
+
+from workers.bench.harness import BenchError
+from workers.bench.report import format_table, write_chart, write_json
+from workers.bench.run import METRICS, Results, run_bench
+from workers.bench.systems import SYSTEMS, BenchOptions, System
+
+__all__ = [
+    "METRICS",
+    "SYSTEMS",
+    "BenchError",
+    "BenchOptions",
+    "Results",
+    "System",
+    "format_table",
+    "run_bench",
+    "write_chart",
+    "write_json",
+]

@@ -1,0 +1,188 @@
+"""The bench's moving parts: its server, a clean database per run, worker processes and completion counts."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import redis
+
+from config.embedded import start_server
+from config.errors import ConfigError, TaskrailError
+from tasks import keys
+from workers.bench.systems import QUEUE, WORKERS, System
+
+__all__ = ["BenchError", "Harness", "load_module", "open_harness"]
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/bench_*.py live there
+POLL_S = 0.005
+STALL_S = 60.0  # no job finished for this long: the run is stuck
+
+
+class BenchError(TaskrailError):
+    """Raised when a benchmark run cannot finish: a worker died, jobs failed or stopped moving."""
+
+
+def load_module(name: str) -> ModuleType:
+    """Import ``tests.bench_jobs`` / ``tests.bench_tasks`` from the checkout."""
+    if not (ROOT / "tests" / "bench_tasks.py").exists():
+        raise ConfigError(f"taskrail bench runs from a source checkout; {ROOT / 'tests' / 'bench_tasks.py'} is missing")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(name)
+
+
+class Harness:
+    """A server to measure against, plus the worker processes of the current run."""
+
+    def __init__(self, url: str, work_dir: Path, log_dir: Path) -> None:
+        self.url = url
+        self.conn = redis.Redis.from_url(url)
+        self.work_dir = work_dir
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.queue_key = keys.QUEUE.format(QUEUE)
+        self.finished_key = keys.FINISHED.format(QUEUE)
+        self.failed_key = keys.FAILED.format(QUEUE)
+
+    def flush(self) -> None:
+        """Empty the database between runs, so every run starts from the same state."""
+        self.conn.flushdb()
+
+    def worker_env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKRAIL_")}
+        env.update(
+            REDIS_URL=self.url,
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+            TASKRAIL_IMPORTS="tests.bench_tasks",
+            TASKRAIL_DATA_DIR=str(self.work_dir / "data"),
+        )
+        env.update(extra)
+        return env
+
+    def start_workers(self, system: System, run: str, env: dict[str, str] | None = None) -> list[int]:
+        """Start ``WORKERS`` worker processes of ``system``; returns their pids."""
+        self.stop_workers()
+        started = []
+        for i in range(WORKERS):
+            name = f"bench-{system.key}-{i}-{uuid.uuid4().hex[:6]}"
+            with open(self.log_dir / f"{run}-{i}.log", "wb") as log:
+                proc = subprocess.Popen(
+                    system.worker_args(self.url, name),
+                    env=self.worker_env(env or {}),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=ROOT,
+                    start_new_session=True,  # its own group: RQ's forked work horses go with it
+                )
+            self.procs.append(proc)
+            started.append(proc.pid)
+        self._wait(lambda: self.conn.scard("rq:workers") >= WORKERS, 120, f"{system.label} workers to start")
+        return started
+
+    def stop_workers(self) -> None:
+        """Kill this run's workers (and their children); the database is flushed before the next run."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for proc in self.procs:
+            proc.wait(timeout=30)
+        self.procs = []
+
+    def counts(self) -> tuple[int, int]:
+        """(finished, failed) jobs of the bench queue, from RQ's registries."""
+        with self.conn.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.finished_key)
+            pipe.zcard(self.failed_key)
+            finished, failed = pipe.execute()
+        return int(finished), int(failed)
+
+    def wait_done(self, total: int, on_poll: Callable[[int], None] | None = None) -> float:
+        """Poll until ``total`` jobs have ended; returns the monotonic time they had.
+
+        Raises:
+            BenchError: a job failed, a worker died, or nothing finished for ``STALL_S`` seconds.
+        """
+        last, last_change = -1, time.monotonic()
+        while True:
+            finished, failed = self.counts()
+            now = time.monotonic()
+            if failed:
+                raise BenchError(f"{failed} bench job(s) failed; see the worker logs in {self.log_dir}")
+            if on_poll:
+                on_poll(finished)
+            if finished >= total:
+                return now
+            if finished != last:
+                last, last_change = finished, now
+            elif now - last_change > STALL_S:
+                raise BenchError(
+                    f"no job finished for {STALL_S:.0f}s ({finished} of {total} done): jobs were lost or the "
+                    f"workers hang; see the worker logs in {self.log_dir}"
+                )
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead and len(dead) == len(self.procs):
+                raise BenchError(f"every worker exited (code {dead[0].returncode}); see the logs in {self.log_dir}")
+            time.sleep(POLL_S)
+
+    def _wait(self, predicate: Callable[[], object], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if any(p.poll() is not None for p in self.procs):
+                raise BenchError(f"a worker exited while waiting for {what}; see the logs in {self.log_dir}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"timed out after {timeout_s:.0f}s waiting for {what}; see {self.log_dir}")
+            time.sleep(0.02)
+
+    def server_version(self) -> str:
+        info = self.conn.info("server")
+        if "valkey_version" in info:
+            return f"valkey {info['valkey_version']}"
+        return f"redis {info.get('redis_version', '?')}"
+
+
+@contextmanager
+def open_harness(redis_url: str | None, out_dir: Path) -> Iterator[Harness]:
+    """A harness on a private server (started here, stopped at the end) or on ``redis_url``.
+
+    Raises:
+        ConfigError: ``redis_url``'s database holds keys (the bench flushes it between runs).
+    """
+    log_dir = out_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="taskrail-bench-", ignore_cleanup_errors=True) as tmp:
+        work_dir = Path(tmp)
+        server_pid = None
+        if redis_url:
+            url = redis_url
+            size = redis.Redis.from_url(url).dbsize()
+            if size:
+                raise ConfigError(
+                    f"REDIS_URL {url} holds {size} keys and taskrail bench flushes its database between runs: "
+                    "point REDIS_URL at an empty database (e.g. .../15), or unset it to use a private server"
+                )
+        else:
+            # No append-only file: like a default redis-server, and no disk writes in the figures.
+            server = start_server(work_dir / "server", appendonly=False)
+            url, server_pid = server.url, server.pid
+        harness = Harness(url, work_dir, log_dir)
+        try:
+            yield harness
+        finally:
+            harness.stop_workers()
+            if server_pid:
+                os.kill(server_pid, signal.SIGTERM)
+            else:
+                harness.flush()
+            harness.conn.close()

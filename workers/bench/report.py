@@ -1,0 +1,121 @@
+"""What a bench run leaves behind: the printed table, a JSON file and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from config.errors import ConfigError
+from workers.bench.run import METRICS, Results
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["BASELINE", "format_table", "write_chart", "write_json"]
+
+BASELINE = "rq"  # ratios are against RQ's default worker
+
+
+def _cell(value: float | None, base: float | None, higher_is_better: bool, unit: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+    if base and value and unit != "%":
+        ratio = value / base if higher_is_better else base / value
+        text += f" ({ratio:,.1f}x)"
+    return text
+
+
+def format_table(results: Results, markdown: bool = False) -> str:
+    """Each figure per system, with how many times better than RQ's default worker it is."""
+    systems = list(results.systems)
+    header = ["figure", *[results.systems[s] for s in systems]]
+    rows = []
+    for metric in METRICS:
+        by_system = results.figures.get(metric.key, {})
+        if not by_system:
+            continue
+        base = by_system.get(BASELINE, {}).get("median")
+        cells = [_cell(by_system.get(s, {}).get("median"), base, metric.higher_is_better, metric.unit) for s in systems]
+        rows.append([f"{metric.label} ({metric.unit})", *cells])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * len(systems)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+             for row in [header, *rows]]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def write_json(results: Results, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results.to_json(), indent=2) + "\n")
+    return path
+
+
+def write_chart(results: Results, path: Path) -> Path:
+    """Throughputs and latencies side by side (log scale), and taskrail's memory over the long run."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ConfigError(
+            "taskrail bench draws its chart with matplotlib, which is not installed: "
+            "run make bench, or pip install -e '.[bench]'"
+        ) from exc
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(17, 5.5), gridspec_kw={"width_ratios": [4, 3, 3]})
+    _bars(ax_rate, results, ["enqueue_one", "enqueue_bulk", "drain_noop", "drain_io"], "jobs/s (log scale)")
+    _bars(ax_lat, results, ["latency_p50", "latency_p95", "latency_p99"], "ms from enqueue to start (log scale)")
+    ax_lat.set_title(f"latency at {results.meta['options']['rate']:g} jobs/s (lower is better)")
+    ax_rate.set_title("throughput (higher is better)")
+    for key, samples in results.memory_samples.items():
+        jobs = [done for done, _ in samples]
+        for i in range(len(samples[0][1]) if samples else 0):
+            ax_mem.plot(
+                jobs, [mbs[i] for _, mbs in samples], marker=".", label=f"{results.systems[key]} worker {i + 1}"
+            )
+    ax_mem.set_title("worker resident memory")
+    ax_mem.set_xlabel("jobs completed")
+    ax_mem.set_ylabel("MB (VmRSS)")
+    peak = max((mb for samples in results.memory_samples.values() for _, mbs in samples for mb in mbs), default=1)
+    ax_mem.set_ylim(0, peak * 1.25)
+    if results.memory_samples:
+        ax_mem.legend(fontsize=8, loc="lower right")
+    meta = results.meta
+    fig.suptitle(f"taskrail bench, {meta['date']}: {meta['cpus']} cores ({meta['cpu_model']}), "
+                 f"{meta['workers_per_system']} worker processes per system, {meta['server']}")  # fmt: skip
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _bars(ax: Axes, results: Results, metrics: list[str], ylabel: str) -> None:
+    systems = list(results.systems)
+    labels = {m.key: m.label for m in METRICS}
+    width = 0.8 / max(1, len(systems))
+    for i, system in enumerate(systems):
+        xs, heights = [], []
+        for j, metric in enumerate(metrics):
+            value = results.figures.get(metric, {}).get(system, {}).get("median")
+            if value:
+                xs.append(j + i * width - 0.4 + width / 2)
+                heights.append(value)
+        bars = ax.bar(xs, heights, width, label=results.systems[system])
+        ax.bar_label(bars, labels=[_short(h) for h in heights], fontsize=7, rotation=90, padding=2)
+    ax.set_xticks(range(len(metrics)), [labels[m] for m in metrics], fontsize=9)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    top = max((v.get("median") or 0 for m in metrics for v in results.figures.get(m, {}).values()), default=1)
+    ax.set_ylim(top=top * 8)  # room for the value labels and the legend above the bars
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
+
+
+def _short(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}" if value >= 10 else f"{value:.1f}"

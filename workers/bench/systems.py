@@ -1,0 +1,80 @@
+"""What ``taskrail bench`` compares: each system's worker command line, producer and job sizes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["IO_CONCURRENCY", "QUEUE", "SYSTEMS", "WORKERS", "BenchOptions", "System", "find_systems"]
+
+QUEUE = "bench"
+WORKERS = 2  # worker processes per system: one per core of the reference machine
+IO_CONCURRENCY = 50  # taskrail's TASKRAIL_CONCURRENCY for the 20 ms I/O workload
+RQ_WORKER = str(Path(sys.executable).with_name("rq"))
+JSON_SERIALIZER = "rq.serializers.JSONSerializer"
+
+
+@dataclass(frozen=True)
+class System:
+    """One worker setup: how to start a worker process and how jobs are enqueued for it.
+
+    ``scale`` shrinks the drain sizes for slow systems, so a full run stays in minutes while every
+    drain still lasts seconds (a throughput is a rate, comparable whatever the job count).
+    """
+
+    key: str
+    label: str
+    worker_class: str
+    producer: str  # "rq" or "taskrail": which client enqueues
+    scale: float = 1.0
+    io_env: dict[str, str] = field(default_factory=dict)
+    memory: bool = False  # measure resident memory over a long run
+
+    def worker_args(self, url: str, name: str) -> list[str]:
+        """The ``rq worker`` command line for one worker process."""
+        return [RQ_WORKER, "worker", "-u", url, "-w", self.worker_class, "-S", JSON_SERIALIZER, "-n", name, QUEUE]
+
+    def jobs(self, n: int) -> int:
+        return max(10, int(n * self.scale))
+
+
+SYSTEMS = (
+    System("rq", "RQ default worker (fork per job)", "rq.Worker", "rq", scale=0.05),
+    System("rq_simple", "RQ SimpleWorker", "rq.SimpleWorker", "rq", scale=0.2),
+    System(
+        "taskrail",
+        "taskrail",
+        "workers.Worker",
+        "taskrail",
+        io_env={"TASKRAIL_CONCURRENCY": str(IO_CONCURRENCY)},
+        memory=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Sizes and switches of one run; ``quick`` picks small defaults for each size not given."""
+
+    jobs: int = 20_000  # jobs per drain for the fastest systems (slower ones get System.scale of it)
+    enqueue_jobs: int = 5_000  # jobs enqueued one by one (bulk enqueues ``jobs``)
+    latency_jobs: int = 1_000
+    rate: float = 100.0  # jobs/s for the latency workload
+    memory_jobs: int = 100_000
+    repeat: int = 3
+    systems: tuple[str, ...] = tuple(s.key for s in SYSTEMS)
+    peers: bool = False
+    out_dir: Path = Path("bench-output")
+    redis_url: str | None = None
+    command: str = ""
+
+    @classmethod
+    def quick(cls, **given: object) -> BenchOptions:
+        small = {"jobs": 2_000, "enqueue_jobs": 500, "latency_jobs": 100, "memory_jobs": 5_000, "repeat": 1}
+        return cls(**{**small, **{k: v for k, v in given.items() if v is not None}})  # type: ignore[arg-type]
+
+
+def find_systems(keys: tuple[str, ...]) -> tuple[System, ...]:
+    """The systems named in ``keys``, in the standard order."""
+    return tuple(s for s in SYSTEMS if s.key in keys)
