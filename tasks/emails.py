@@ -77,13 +77,13 @@ def parse_address(text: object, role: str = "recipient") -> Address:
         raise InvalidAddress(f"{role} {text!r} is not an email address like user@example.com")
     try:
         header = policy.default.header_factory("to", text)
-        addresses = header.addresses  # type: ignore[attr-defined]
+        addresses = header.addresses
     except Exception as exc:  # the header parser raises odd errors (IndexError) on some garbage
         raise InvalidAddress(f"{role} {text!r} is not an email address like user@example.com") from exc
     if len(addresses) != 1:
         raise InvalidAddress(f"{role} {text!r} must be exactly one address, got {len(addresses)}")
-    if header.defects:  # type: ignore[attr-defined]
-        reason = str(header.defects[0])  # type: ignore[attr-defined]
+    if header.defects:
+        reason = str(header.defects[0])
         raise InvalidAddress(f"{role} {text!r} is not an email address like user@example.com ({reason})")
     address: Address = addresses[0]
     local, domain = address.username, _ascii_domain(address.domain, text, role)
