@@ -1,5 +1,6 @@
 """The producer side: ``@task``, ``AsyncResult``, the error tree. Importing it does no work."""
 
+from tasks.canvas import Signature, chain, chord, group, signature
 from tasks.client import Client, default_client
 from tasks.context import Request, TaskContext
 from tasks.errors import (
@@ -19,6 +20,7 @@ from tasks.errors import (
     TaskRevoked,
     TaskTimeout,
 )
+from tasks.groups import FlowResult, GroupResult
 from tasks.options import RateLimit, TaskOptions, parse_rate_limit
 from tasks.registry import all_tasks, lookup
 from tasks.result import STATES, AsyncResult
@@ -31,6 +33,8 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "EnqueueError",
+    "FlowResult",
+    "GroupResult",
     "NotSerializable",
     "PayloadTooLarge",
     "RateLimit",
@@ -38,6 +42,7 @@ __all__ = [
     "ResultTimeout",
     "RetriesExhausted",
     "Retry",
+    "Signature",
     "SupervisorError",
     "Task",
     "TaskContext",
@@ -49,8 +54,12 @@ __all__ = [
     "TaskTimeout",
     "TaskrailError",
     "all_tasks",
+    "chain",
+    "chord",
     "default_client",
+    "group",
     "lookup",
     "parse_rate_limit",
+    "signature",
     "task",
 ]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from config.errors import ConfigError
+from tasks.canvas import Signature
 from tasks.client import Client, default_client, is_plain
 from tasks.context import TaskContext
 from tasks.options import TaskOptions
@@ -47,6 +48,14 @@ class Task(Generic[P, R]):
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
         """Enqueue with default options."""
         return self.apply_async(args, kwargs)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature for the canvas (tasks/canvas.py); in a chain it gets the previous result first."""
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: in a chain it ignores the previous step's result."""
+        return Signature(self, args, kwargs, immutable=True)
 
     def apply_async(
         self,

@@ -1,0 +1,154 @@
+"""Turn a canvas into RQ jobs and write them in a few pipelined round trips.
+
+A ``Plan`` collects every job of a flow (encoded, nothing written) with its parents; ``write`` sends
+them with the FLOW_ENQUEUE script, whole chunks of jobs per call: waiting jobs first, then the jobs
+that can run at once, so no parent can finish before its dependents are there to count it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from config.errors import ConfigError
+from tasks.flowscripts import FLOW_ENQUEUE
+from tasks.protocol import encode_job
+
+if TYPE_CHECKING:
+    from tasks.client import Client
+    from tasks.task import Task
+
+__all__ = ["FLOW_OPTIONS", "POLICIES", "Plan", "PlannedJob"]
+
+POLICIES = ("fail", "ignore", "continue")
+FLOW_OPTIONS = ("queue", "priority", "countdown", "job_id")
+ARGS_PER_CALL = 50_000  # script arguments per EVALSHA (about 1,000 ordinary jobs)
+CALLS_PER_TRIP = 10  # EVALSHA calls per pipelined round trip
+
+
+class Call(Protocol):
+    """What the plan needs of a signature."""
+
+    @property
+    def task(self) -> Task[Any, Any]: ...
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+    @property
+    def kwargs(self) -> Mapping[str, Any]: ...
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+    @property
+    def immutable(self) -> bool: ...
+
+
+@dataclass
+class PlannedJob:
+    """One job of a flow, encoded but not written; ``state`` is queued, scheduled or deferred."""
+
+    job_id: str
+    queue: str
+    state: str
+    run_at: float
+    task: str
+    parents: list[str]
+    fields: dict[str, str | int] = field(default_factory=dict)
+
+    def argv(self) -> list[Any]:
+        """This job's record for FLOW_ENQUEUE."""
+        flat: list[Any] = []
+        for name, value in self.fields.items():
+            flat += [name, value]
+        return [self.job_id, self.queue, self.state, self.run_at, self.task, len(self.parents), *self.parents,
+                len(flat), *flat]  # fmt: skip
+
+
+class Plan:
+    """Every job of one flow, in the order they were added (parents before their dependents)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.jobs: list[PlannedJob] = []
+        self._by_id: dict[str, PlannedJob] = {}
+
+    def add(self, sig: Call, parents: Sequence[str], mode: str, policy: str) -> str:
+        """Encode one call; ``mode`` is how it takes its parents' results: "" (not), "one" or "many".
+
+        Raises:
+            ConfigError: arguments that do not fit the task (counting the results it will receive), bad options.
+            EnqueueError: arguments that are not JSON or too large.
+        """
+        task = sig.task
+        received = 0 if sig.immutable or not mode else (2 if mode == "many" and policy == "ignore" else 1)
+        task.check_arguments((None,) * received + tuple(sig.args), dict(sig.kwargs))
+        opts = sig.options
+        queue = opts.get("queue") or task.options.queue
+        priority = opts.get("priority", task.options.priority)
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
+        ):
+            raise ConfigError(f"{task.name}: priority must be an integer 0 to 9, got {priority!r}")
+        countdown = opts.get("countdown") or 0
+        if isinstance(countdown, bool) or not isinstance(countdown, int | float) or countdown < 0:
+            raise ConfigError(f"{task.name}: countdown must be seconds >= 0, got {countdown!r}")
+        settings = self.client.settings
+        run_at = time.time() + countdown if countdown and not parents else 0.0
+        spec = encode_job(
+            task.name, sig.args, dict(sig.kwargs), queue=queue, max_payload_bytes=settings.max_payload_bytes,
+            job_id=opts.get("job_id"), run_at=run_at, time_limit=task.options.time_limit,
+            result_ttl=task.options.result_ttl if task.options.result_ttl is not None else settings.result_ttl_s,
+            failure_ttl=settings.failure_ttl_s, priority=priority,
+        )  # fmt: skip
+        if spec.job_id in self._by_id:
+            raise ConfigError(f"{task.name}: job_id {spec.job_id!r} is used twice in one flow")
+        fields = spec.fields
+        if mode:
+            flow = {"mode": mode, "policy": policy, "immutable": sig.immutable}
+            fields.update(tr_flow=json.dumps(flow), tr_policy=policy, dependency_ids=json.dumps(list(parents)))
+            if parents:
+                fields["dependency_id"] = parents[0]
+            if policy != "fail":
+                fields["allow_dependency_failures"] = 1
+        state = "deferred" if parents else ("scheduled" if run_at else "queued")
+        if parents:
+            fields.update(status=state, enqueued_at="")
+            if countdown:
+                fields["tr_countdown_s"] = str(countdown)
+        for parent in parents:
+            self._keep(parent)
+        job = PlannedJob(spec.job_id, queue, state, run_at, task.name, list(parents), fields)
+        self.jobs.append(job)
+        self._by_id[job.job_id] = job
+        return job.job_id
+
+    def _keep(self, job_id: str) -> None:
+        """A later step reads this job's result: keep it until that step ended (see flowscripts)."""
+        fields = self._by_id[job_id].fields
+        if "tr_keep_s" not in fields:
+            fields["tr_keep_s"] = fields["result_ttl"]
+            fields["result_ttl"] = -1
+
+    def write(self) -> int:
+        """Write every job; returns the number of round trips used (script load included)."""
+        conn = self.client.redis
+        sha = conn.script_load(FLOW_ENQUEUE)
+        ordered = [j for j in self.jobs if j.state == "deferred"] + [j for j in self.jobs if j.state != "deferred"]
+        calls: list[list[Any]] = []
+        current: list[Any] = []
+        for job in ordered:
+            record = job.argv()
+            if current and len(current) + len(record) > ARGS_PER_CALL:
+                calls.append(current)
+                current = []
+            current += record
+        if current:
+            calls.append(current)
+        head = [self.client.settings.events_maxlen, time.time()]
+        for start in range(0, len(calls), CALLS_PER_TRIP):
+            with conn.pipeline(transaction=False) as pipe:
+                for argv in calls[start : start + CALLS_PER_TRIP]:
+                    pipe.evalsha(sha, 0, *head, *argv)
+                pipe.execute()
+        return 1 + -(-len(calls) // CALLS_PER_TRIP)

@@ -1,0 +1,119 @@
+"""The canvas end to end: chains, groups and chords through real workers and a real server."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import redis
+
+from tasks import GroupResult, TaskFailed, TaskRevoked, chain, chord, group
+from tests import tasks_canvas as t
+from tests.conftest import Processes, live_workers, wait_for
+
+CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas"}
+
+
+@pytest.fixture
+def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
+    proc = procs.worker("canvas", env=CANVAS)
+    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
+    return proc
+
+
+def test_chain_passes_results_through_three_steps(worker) -> None:
+    result = chain(t.add.s(2, 3), t.mul.s(10), t.add.s(1)).apply_async()
+    assert result.get(timeout=15) == 51
+    assert result.parent.get(timeout=1) == 50 and result.parent.parent.get(timeout=1) == 5
+    assert result.parent.parent.parent is None
+
+
+def test_pipe_operator_and_immutable_step(worker) -> None:
+    result = (t.add.s(1, 1) | t.add.si(100, 1) | t.mul.s(2)).apply_async()
+    assert result.get(timeout=15) == 202
+
+
+def test_group_returns_results_in_input_order(worker) -> None:
+    result = group(t.square.s(i) for i in range(20)).apply_async()
+    assert isinstance(result, GroupResult) and len(result) == 20
+    assert result.get(timeout=15) == [i * i for i in range(20)]
+    assert result.ready() and result.successful() and result.completed_count() == 20 and result.failed_count() == 0
+
+
+def test_chord_callback_gets_every_result_in_input_order(worker) -> None:
+    result = chord([t.ident.s(i) for i in range(30)], t.collect.s()).apply_async()
+    assert result.get(timeout=15) == list(range(30))
+    assert isinstance(result.parent, GroupResult) and result.parent.get(timeout=1) == list(range(30))
+
+
+def test_chord_failure_policy_fail_fails_the_callback_with_the_childs_error(worker, conn: redis.Redis) -> None:
+    result = chord([t.fail_if.s(i, 3) for i in range(5)], t.record.s("ran")).apply_async()
+    with pytest.raises(TaskFailed) as info:
+        result.get(timeout=15)
+    assert info.value.exc_type == "ValueError" and "3 is bad" in info.value.message
+    assert "not run because" in info.value.message and "raise ValueError" in info.value.traceback
+    assert result.status == "failed" and conn.llen("ran") == 0
+    assert conn.zscore("rq:failed:canvas", result.id) is not None
+    assert conn.zscore("rq:deferred:canvas", result.id) is None
+    assert result.parent.get(timeout=15, propagate=False)[3].exc_type == "ValueError"
+
+
+def test_chord_failure_policy_ignore_gives_successes_and_failures(worker) -> None:
+    flow = chord([t.fail_if.s(i, 3) for i in range(5)], t.collect_ignoring.s(), on_child_failure="ignore")
+    value = flow.apply_async().get(timeout=15)
+    assert value["values"] == [0, 1, 2, 4]
+    [failure] = value["failures"]
+    assert failure["index"] == 3 and failure["args"] == [3, 3] and failure["task"] == "tests.tasks_canvas.fail_if"
+    assert failure["exc_type"] == "ValueError" and failure["error"] == "3 is bad"
+
+
+def test_chord_failure_policy_continue_puts_errors_in_their_slots(worker) -> None:
+    flow = chord([t.fail_if.s(i, 3) for i in range(5)], t.collect.s(), on_child_failure="continue")
+    assert flow.apply_async().get(timeout=15) == [0, 1, 2, "error:ValueError", 4]
+
+
+def test_failed_chain_step_fails_every_later_step(worker, conn: redis.Redis) -> None:
+    result = chain(t.fail_if.s(1, 1), t.record.s("after"), t.record.s("after")).apply_async()
+    with pytest.raises(TaskFailed, match="1 is bad"):
+        result.get(timeout=15)
+    assert result.parent.status == "failed" and conn.llen("after") == 0
+
+
+def test_nested_chain_in_group_chord_in_chain_group_in_chain(worker) -> None:
+    inner_chains = group(chain(t.add.s(i, i), t.mul.s(10)) for i in range(5)).apply_async()
+    assert inner_chains.get(timeout=15) == [0, 20, 40, 60, 80]
+    flow = chain(t.add.s(1, 1), chord([t.mul.s(i) for i in range(4)], t.total.s()), t.add.s(1000))
+    assert flow.apply_async().get(timeout=15) == 1012  # 2*0 + 2*1 + 2*2 + 2*3 + 1000
+    fan = chain(t.add.s(1, 1), group(t.mul.s(i) for i in range(3)), t.total.s())
+    assert fan.apply_async().get(timeout=15) == 6
+    chords = group(chord([t.ident.s(i) for i in range(n)], t.total.s()) for n in (3, 4)).apply_async()
+    assert chords.get(timeout=15) == [3, 6]
+
+
+def test_revoking_a_group_stops_its_queued_children(settings, procs: Processes, conn: redis.Redis) -> None:
+    flow = chord([t.record.si(i, "ran") for i in range(20)], t.record.si("callback", "ran"))
+    callback = flow.apply_async()  # no worker yet: every child waits in the queue
+    outcomes = callback.parent.revoke()
+    assert outcomes == ["canceled"] * 20
+    assert callback.status == "canceled"  # nothing is left to wait for
+    sentinel = t.record.delay("sentinel", "ran")
+    procs.worker("canvas", env=CANVAS)
+    assert sentinel.get(timeout=15) == "sentinel"
+    assert conn.lrange("ran", 0, -1) == [b"'sentinel'"]
+    with pytest.raises(TaskRevoked):
+        callback.get(timeout=1)
+    assert callback.parent.failed_count() == 20
+
+
+def test_flow_members_outlive_their_result_ttl_until_the_flow_is_done(worker, procs: Processes, conn) -> None:
+    # short_lived keeps results 2 s; the slow member (on its own worker) makes the callback wait longer.
+    procs.worker("canvas-slow", env=CANVAS)
+    members = [t.short_lived.s(i) for i in range(4)] + [t.short_lived.s(4, 3.0).set(queue="canvas-slow")]
+    result = chord(members, t.total.s()).apply_async()
+    first = result.parent[0]
+    wait_for(lambda: first.status == "finished", 10, what="first member done")
+    assert conn.ttl(f"rq:job:{first.id}") == -1  # kept while the callback waits
+    assert result.get(timeout=20) == 10
+    ttl = conn.ttl(f"rq:job:{first.id}")
+    assert 0 < ttl <= 2 and conn.ttl(f"rq:results:{first.id}") > 0
+    wait_for(lambda: not conn.exists(f"rq:job:{first.id}"), 10, what="member result expired")
