@@ -17,7 +17,7 @@ from config.settings import Settings
 from tasks.client import Client
 from tasks.result import AsyncResult
 
-__all__ = ["DemoJob", "run_demo"]
+__all__ = ["DASHBOARD_PORT", "DemoJob", "run_demo"]
 
 BIN = Path(sys.executable).parent
 BAD_ADDRESS = "not-an-address"
@@ -97,7 +97,9 @@ class Processes:
         return [f"{name} (exit {proc.returncode})" for name, proc in self.children if proc.poll() is not None]
 
 
-def start_processes(settings: Settings, url: str, commands: set[str], out: Callable[[str], None]) -> Processes:
+def start_processes(
+    settings: Settings, url: str, commands: set[str], port: int, out: Callable[[str], None]
+) -> Processes:
     env = {**os.environ, "REDIS_URL": url, "TASKRAIL_DATA_DIR": str(settings.data_dir)}
     procs = Processes(env, settings.data_dir / "logs")
     taskrail = str(BIN / "taskrail")
@@ -111,12 +113,12 @@ def start_processes(settings: Settings, url: str, commands: set[str], out: Calla
             )
         out(f"workers: email, reports, default (logs in {procs.log_dir})")
     if "dashboard" in commands:
-        procs.start("dashboard", [taskrail, "dashboard", "--port", str(DASHBOARD_PORT)])
+        procs.start("dashboard", [taskrail, "dashboard", "--port", str(port)])
     else:
         procs.start(
             "dashboard", [str(BIN / "rq-dashboard"), "-b", "127.0.0.1", "-p", str(DASHBOARD_PORT), "-j", "-u", url]
         )
-    out(f"dashboard: http://127.0.0.1:{DASHBOARD_PORT}/")
+    out(f"dashboard: http://127.0.0.1:{port}/")
     return procs
 
 
@@ -188,7 +190,12 @@ def _adopt_children(jobs: list[DemoJob]) -> None:
 
 
 def run_demo(
-    settings: Settings, once: bool, timeout_s: float, commands: set[str], out: Callable[[str], None] = print
+    settings: Settings,
+    once: bool,
+    timeout_s: float,
+    commands: set[str],
+    port: int = DASHBOARD_PORT,
+    out: Callable[[str], None] = print,
 ) -> bool:
     """Run the whole demo; with ``once`` return when every demo job is done, else run until Ctrl-C.
 
@@ -196,7 +203,7 @@ def run_demo(
     """
     url = redis_url(settings)
     out(f"server: {url}" + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})"))
-    procs = start_processes(settings, url, commands, out)
+    procs = start_processes(settings, url, commands, port, out)
     interrupted = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))
     try:
