@@ -179,7 +179,10 @@ class group(_Node):
                                   "put a callback after it (a chord) or flatten it into the outer group")  # fmt: skip
             terminals += ids
             handles.append(handle)
-        return terminals, GroupResult(new_job_id(), handles, plan.client, parent=before), True
+        group_id = new_job_id()
+        if terminals:
+            plan.groups[group_id] = terminals
+        return terminals, GroupResult(group_id, handles, plan.client, parent=before), True
 
 
 class chord(_Node):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from config.errors import ConfigError
 from tasks.flowscripts import FLOW_ENQUEUE
+from tasks.groups import GROUP_KEY
 from tasks.protocol import encode_job
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class Plan:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.jobs: list[PlannedJob] = []
+        self.groups: dict[str, list[str]] = {}  # group id -> its members' result job ids, in order
         self._by_id: dict[str, PlannedJob] = {}
 
     def add(self, sig: Call, parents: Sequence[str], mode: str, policy: str) -> str:
@@ -146,9 +148,22 @@ class Plan:
         if current:
             calls.append(current)
         head = [self.client.settings.events_maxlen, time.time()]
+        trips = 1
         for start in range(0, len(calls), CALLS_PER_TRIP):
             with conn.pipeline(transaction=False) as pipe:
+                if start == 0:
+                    self._save_groups(pipe)
                 for argv in calls[start : start + CALLS_PER_TRIP]:
                     pipe.evalsha(sha, 0, *head, *argv)
                 pipe.execute()
-        return 1 + -(-len(calls) // CALLS_PER_TRIP)
+            trips += 1
+        return trips
+
+    def _save_groups(self, pipe: Any) -> None:
+        """Member ids of every group, for ``GroupResult.restore``; kept as long as a failure is."""
+        ttl = max(self.client.settings.failure_ttl_s, self.client.settings.result_ttl_s)
+        for group_id, ids in self.groups.items():
+            key = GROUP_KEY.format(group_id)
+            for start in range(0, len(ids), 5000):
+                pipe.rpush(key, *ids[start : start + 5000])
+            pipe.expire(key, ttl)

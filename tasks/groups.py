@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes", "revoke_jobs"]
 
+GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/flowbuild.py)
 READ_CHUNK = 10_000  # members read per pipelined round trip
 FINAL = frozenset({"finished", "failed", "canceled", "stopped"})
 
@@ -130,6 +131,20 @@ class GroupResult:
 
     def __getitem__(self, index: int) -> AsyncResult:
         return self.results[index]
+
+    @classmethod
+    def restore(cls, group_id: str, client: Client | None = None) -> GroupResult:
+        """The GroupResult of a group applied earlier (kept as long as a failed job is).
+
+        Raises:
+            KeyError: no group with that id is known (never applied, or expired).
+        """
+        result = cls(group_id, [], client)
+        ids = [i.decode() for i in result.client.redis.lrange(GROUP_KEY.format(group_id), 0, -1)]
+        if not ids:
+            raise KeyError(f"no group {group_id!r}: it was never applied or has expired")
+        result.results = [FlowResult(i, result.client) for i in ids]
+        return result
 
     @property
     def client(self) -> Client:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import redis
 
-from tasks import GroupResult, TaskFailed, TaskRevoked, chain, chord, group
+from tasks import AsyncResult, GroupResult, TaskFailed, TaskRevoked, chain, chord, group
 from tests import tasks_canvas as t
 from tests.conftest import Processes, live_workers, wait_for
 
@@ -117,3 +117,53 @@ def test_flow_members_outlive_their_result_ttl_until_the_flow_is_done(worker, pr
     ttl = conn.ttl(f"rq:job:{first.id}")
     assert 0 < ttl <= 2 and conn.ttl(f"rq:results:{first.id}") > 0
     wait_for(lambda: not conn.exists(f"rq:job:{first.id}"), 10, what="member result expired")
+
+
+def _evalsha_calls(conn: redis.Redis) -> int:
+    return int(conn.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_ten_thousand_child_chord_fires_its_callback_once(settings, procs: Processes, conn: redis.Redis) -> None:
+    n = 10_000
+    before = _evalsha_calls(conn)
+    result = chord([t.ident.s(i) for i in range(n)], t.counted_total.s("callback-runs")).apply_async()
+    assert _evalsha_calls(conn) - before <= 20  # about 1,000 jobs per script call, not one call per job
+    assert conn.llen("rq:queue:canvas") == n and conn.hget(f"rq:job:{result.id}", "tr_pending") == b"10000"
+    for _ in range(2):
+        procs.worker("canvas", env=CANVAS)
+    assert result.get(timeout=50) == n * (n - 1) // 2
+    assert conn.get("callback-runs") == b"1"
+    assert result.parent.completed_count() == n
+
+
+def test_chord_completes_once_when_a_worker_is_killed_mid_way(settings, procs: Processes, conn: redis.Redis) -> None:
+    n = 300
+    result = chord([t.slow_square.s(i, 0.01) for i in range(n)], t.counted_total.s("callback-runs")).apply_async()
+    victim = procs.worker("canvas", env=CANVAS)
+    procs.worker("canvas", env=CANVAS)
+    wait_for(lambda: result.parent.completed_count() >= n // 5, 30, what="a fifth of the chord done")
+    victim.kill()  # SIGKILL: its claimed jobs come back when the leader sees its heartbeat lapse
+    assert result.get(timeout=60) == sum(i * i for i in range(n))
+    assert conn.get("callback-runs") == b"1"
+    assert result.parent.completed_count() == n
+    with conn.pipeline() as pipe:
+        for job_id in result.parent.ids:
+            pipe.hget(f"rq:job:{job_id}", "tr_stalls")
+        assert any(pipe.execute()), "no job was held by the killed worker, so nothing was recovered"
+
+
+def test_send_newsletter_is_a_chord_with_one_summary(settings, procs: Processes) -> None:
+    from tasks.fanout import send_newsletter
+
+    procs.worker("default", "email", env={"TASKRAIL_IMPORTS": "tasks.emails,tasks.fanout"})
+    people = ["ann@example.com", "bo@example.org", "not-an-address", "cy@example.net"]
+    started = send_newsletter.delay(people, "Weekly", "<h1>News</h1>")
+    ids = started.get(timeout=20)
+    assert ids["recipients"] == 4
+    summary = AsyncResult(ids["callback_id"]).get(timeout=30)
+    assert summary["subject"] == "Weekly" and summary["sent"] == 3
+    [failed] = summary["failed"]
+    assert failed["to"] == "not-an-address" and failed["error"].startswith("InvalidAddress")
+    assert len(list((settings.outbox_dir).glob("*.eml"))) == 3
+    emails = GroupResult.restore(ids["group_id"])
+    assert len(emails) == 4 and emails.completed_count() == 3 and emails.failed_count() == 1
