@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "scripts.cmd_server",
     "scripts.cmd_demo",
     "scripts.cmd_bench",
+    "scripts.cmd_deploy",
 )
 
 
