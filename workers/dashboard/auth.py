@@ -1,0 +1,196 @@
+"""Who may use the dashboard: a password or token from the environment, a browser session, CSRF tokens.
+
+Every request passes :func:`guard` first. It answers 401 (or, for a browser asking for a page, a
+redirect to the login form) unless the request carries ``Authorization: Bearer <secret>`` or a
+logged-in session cookie; and it refuses any state-changing request made with the session cookie
+unless it brings the session's CSRF token (the ``X-CSRF-Token`` header or a ``csrf_token`` form field).
+Secrets are compared with :func:`hmac.compare_digest`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+__all__ = ["PASSWORD_ENV", "TOKEN_ENV", "AuthConfig", "LoginThrottle", "blueprint", "csrf_token", "guard"]
+
+PASSWORD_ENV = "TASKRAIL_DASHBOARD_PASSWORD"
+TOKEN_ENV = "TASKRAIL_DASHBOARD_TOKEN"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Reachable without credentials: the login form and the files it needs.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "public"})
+SESSION_HOURS = 12
+FAILED_LOGIN_LIMIT = 10  # per minute and process; then 429 until the minute is over
+
+blueprint = Blueprint("auth", __name__)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The secrets the dashboard accepts, and whether ``/metrics`` is open to scrapers."""
+
+    password: str | None = None
+    token: str | None = None
+    public_metrics: bool = False
+    generated: bool = False  # the password was made up for this run (nothing was configured)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, public_metrics: bool = False) -> AuthConfig:
+        env = os.environ if environ is None else environ
+        return cls(env.get(PASSWORD_ENV) or None, env.get(TOKEN_ENV) or None, public_metrics)
+
+    @property
+    def configured(self) -> bool:
+        """True when the operator set a password or token (a generated one does not count)."""
+        return bool(self.password or self.token) and not self.generated
+
+    def with_generated_password(self) -> AuthConfig:
+        """This config, or, when no secret is set, one with a random password for this run only."""
+        if self.password or self.token:
+            return self
+        return AuthConfig(secrets.token_urlsafe(18), None, self.public_metrics, generated=True)
+
+    def matches(self, secret: str) -> bool:
+        """True when ``secret`` is the password or the token, compared in constant time."""
+        given = secret.encode()
+        ok = False
+        for expected in (self.password, self.token):
+            if expected is not None:
+                ok |= hmac.compare_digest(given, expected.encode())
+        return ok
+
+
+class LoginThrottle:
+    """Counts failed logins in the current minute, for the whole process (guessing gets slow)."""
+
+    def __init__(self, limit: int = FAILED_LOGIN_LIMIT) -> None:
+        self.limit = limit
+        self._minute = 0
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def blocked(self) -> bool:
+        with self._lock:
+            return self._minute == int(time.time() // 60) and self._failures >= self.limit
+
+    def failed(self) -> None:
+        with self._lock:
+            minute = int(time.time() // 60)
+            self._failures = self._failures + 1 if minute == self._minute else 1
+            self._minute = minute
+
+
+def _config() -> AuthConfig:
+    config: AuthConfig = current_app.extensions["taskrail.auth"]
+    return config
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+def _logged_in() -> bool:
+    started = session.get("login_at")
+    return isinstance(started, int | float) and time.time() - started < SESSION_HOURS * 3600
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    if not isinstance(expected, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+        return False
+    origin = request.headers.get("Origin")
+    # A browser names the site that sent a POST; another site's (or "null") is refused even with a token.
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _refuse(status: int, message: str) -> Response:
+    if status == 401 and request.method in SAFE_METHODS and "text/html" in request.headers.get("Accept", ""):
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("auth.login", next=target))  # type: ignore[return-value]
+    response = jsonify(error=message)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="taskrail"'
+    return response
+
+
+def guard() -> Response | None:
+    """The app's first ``before_request``: refuse unless authenticated (and CSRF-checked for writes)."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    config = _config()
+    if request.endpoint == "metrics" and config.public_metrics and request.method in SAFE_METHODS:
+        return None
+    bearer = _bearer()
+    if bearer is not None:
+        # Scripts authenticate every request; a browser never adds this header on its own, so no CSRF.
+        return None if config.matches(bearer) else _refuse(401, "wrong bearer token")
+    if not _logged_in():
+        return _refuse(401, f"log in at /login, or send 'Authorization: Bearer <{TOKEN_ENV}>'")
+    if request.method not in SAFE_METHODS and not _csrf_ok():
+        return _refuse(403, "missing or wrong CSRF token: send the X-CSRF-Token header from the page's meta tag")
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path, so the login form cannot send anyone to another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("overview.index")
+    return target
+
+
+@blueprint.get("/login")
+def login() -> str:
+    return render_template("login.html", csrf=csrf_token(), next=_safe_next(request.args.get("next")), error=None)
+
+
+@blueprint.post("/login")
+def login_post() -> Response | tuple[str, int]:
+    target = _safe_next(request.form.get("next"))
+    if not _csrf_ok():
+        return render_template("login.html", csrf=csrf_token(), next=target, error="The form expired; try again."), 403
+    throttle: LoginThrottle = current_app.extensions["taskrail.login_throttle"]
+    if throttle.blocked():
+        return render_template("login.html", csrf=csrf_token(), next=target, error="Too many attempts; wait."), 429
+    if not _config().matches(request.form.get("password", "")):
+        throttle.failed()
+        return render_template("login.html", csrf=csrf_token(), next=target, error="Wrong password or token."), 401
+    session.clear()  # a fresh session (and CSRF token) on login, against session fixation
+    session.permanent = True
+    session["login_at"] = time.time()
+    csrf_token()
+    return redirect(target)  # type: ignore[return-value]
+
+
+@blueprint.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("auth.login"))  # type: ignore[return-value]

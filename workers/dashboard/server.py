@@ -1,0 +1,59 @@
+"""Serving the dashboard: the bind check (loopback unless a secret is configured) and the HTTP server."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from config.errors import ConfigError
+from workers.dashboard.auth import PASSWORD_ENV, TOKEN_ENV, AuthConfig
+
+__all__ = ["check_bind", "is_loopback", "serve"]
+
+log = logging.getLogger("taskrail.dashboard")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, auth: AuthConfig) -> None:
+    """Refuse to listen beyond this machine unless the operator configured a password or token.
+
+    Raises:
+        ConfigError: ``host`` is not a loopback address and no secret is set.
+    """
+    if not is_loopback(host) and not auth.configured:
+        raise ConfigError(
+            f"refusing to serve the dashboard on {host}: anyone who can reach it could run and delete jobs. "
+            f"Set {PASSWORD_ENV} or {TOKEN_ENV} (a long random secret), or bind 127.0.0.1"
+        )
+
+
+def serve(app: Flask, host: str, port: int, ready: threading.Event | None = None) -> None:
+    """Serve ``app`` with threads until SIGTERM or SIGINT."""
+    server = make_server(host, port, app, threaded=True)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping the dashboard", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"taskrail dashboard on http://{host}:{server.server_port}/", file=sys.stderr, flush=True)
+    if ready is not None:
+        ready.set()
+    server.serve_forever()
