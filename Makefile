@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean server-stop
+.PHONY: install run test lint bench clean server-stop browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/taskrail demo
 
-test: install
+# The dashboard's browser test drives Debian's chromium with Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: install browser
 	$(BIN)/pytest
 
 lint: install
