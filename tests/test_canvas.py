@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 import redis
 
-from tasks import AsyncResult, GroupResult, TaskFailed, TaskRevoked, chain, chord, group
+from tasks import AsyncResult, ConfigError, GroupResult, TaskFailed, TaskRevoked, chain, chord, group
 from tests import tasks_canvas as t
 from tests.conftest import Processes, live_workers, wait_for
 
@@ -167,3 +168,54 @@ def test_send_newsletter_is_a_chord_with_one_summary(settings, procs: Processes)
     assert len(list((settings.outbox_dir).glob("*.eml"))) == 3
     emails = GroupResult.restore(ids["group_id"])
     assert len(emails) == 4 and emails.completed_count() == 3 and emails.failed_count() == 1
+
+
+def test_a_running_member_revoked_stops_and_cancels_the_callback(worker) -> None:
+    callback = chord([t.slow_square.s(3, 30.0)], t.total.s()).apply_async()
+    member = callback.parent[0]
+    wait_for(lambda: member.status == "started", 15, what="member started")
+    assert callback.parent.revoke() == ["stopping"]
+    with pytest.raises(TaskRevoked):
+        callback.get(timeout=15)
+    assert member.status == "canceled"
+
+
+def test_countdown_on_a_later_step_applies_when_it_is_released(worker) -> None:
+    result = chain(t.add.s(1, 1), t.add.s(1).set(countdown=3)).apply_async()
+    wait_for(lambda: result.parent.status == "finished", 15, what="first step done")
+    assert result.status == "scheduled"
+    assert result.get(timeout=15) == 3
+
+
+def test_a_second_settle_of_one_job_does_not_release_its_dependent_twice(settings, conn: redis.Redis) -> None:
+    from workers.flows import FLOW_LUA
+
+    callback = chord([t.ident.s(1), t.ident.s(2)], t.total.s()).apply_async()
+    first = callback.parent.ids[0]
+    conn.hset(f"rq:job:{first}", "status", "finished")
+    settle = (
+        "local worker, maxlen = 'w', 100\n"
+        + FLOW_LUA
+        + "\nrelease_dependents(ARGV[1], 'ok', tonumber(ARGV[2]), ARGV[3])"
+    )
+    for _ in range(2):  # e.g. a worker presumed dead settles a job its replacement already settled
+        conn.eval(settle, 0, first, time.time(), "2026-01-01T00:00:00.000000Z")
+    assert conn.hget(f"rq:job:{callback.id}", "tr_pending") == b"1" and callback.status == "deferred"
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: chord([t.ident.s(1)], t.add.s()), "missing a required argument: 'b'"),
+        (lambda: chord([t.ident.s(1)], t.total.s(), on_child_failure="ignore"), "too many positional"),
+        (lambda: chord([t.ident.s(1)], t.total.s(), on_child_failure="maybe"), "on_child_failure must be one of"),
+        (lambda: group(group(t.ident.s(1)), t.ident.s(2)), "a group member must give one value"),
+        (lambda: chain(t.ident.s(1), 2), "chain takes signatures"),
+        (lambda: t.ident.s(1).set(retries=3), "unknown option 'retries'"),
+        (lambda: chain(t.ident.s(1), t.add.s(2).set(priority=12)), "priority must be an integer 0 to 9"),
+    ],
+)
+def test_a_bad_canvas_is_refused_before_anything_is_written(settings, conn: redis.Redis, build, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build().apply_async()
+    assert conn.dbsize() == 0
