@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean server-stop browser
+.PHONY: install run test lint bench clean server-stop bench-peers browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,20 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tasks workers config scripts
 
+# taskrail against plain RQ (and Celery, Dramatiq, BullMQ once make bench-peers installed them).
 bench: install
-	$(BIN)/taskrail bench
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/taskrail bench --peers
+
+# The peers live apart from taskrail: Celery and Dramatiq in .venv-peers, BullMQ in bench-peers/node_modules.
+bench-peers:
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3'
+	cd bench-peers && npm ci --no-audit --no-fund
 
 server-stop: install
 	$(BIN)/taskrail server stop
 
 clean:
 	-$(BIN)/taskrail server stop
-	rm -rf $(VENV) .taskrail *.egg-info
+	rm -rf $(VENV) .taskrail *.egg-info .venv-peers bench-peers/node_modules

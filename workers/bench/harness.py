@@ -51,6 +51,7 @@ class Harness:
         self.work_dir = work_dir
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}  # pid -> its log file
         self.queue_key = keys.QUEUE.format(QUEUE)
         self.finished_key = keys.FINISHED.format(QUEUE)
         self.failed_key = keys.FAILED.format(QUEUE)
@@ -71,25 +72,38 @@ class Harness:
         return env
 
     def start_workers(self, system: System, run: str, env: dict[str, str] | None = None) -> list[int]:
-        """Start ``WORKERS`` worker processes of ``system``; returns their pids."""
+        """Start ``WORKERS`` worker processes of ``system``; returns their pids once they are registered."""
+        commands = [
+            system.worker_args(self.url, f"bench-{system.key}-{i}-{uuid.uuid4().hex[:6]}") for i in range(WORKERS)
+        ]
+
+        def ready() -> bool:
+            return int(self.conn.scard("rq:workers")) >= WORKERS
+
+        return self.start(commands, run, self.worker_env(env or {}), ready, f"{system.label} workers to start")
+
+    def start(
+        self, commands: list[list[str]], run: str, env: dict[str, str], ready: Callable[[], object], what: str,
+        cwd: Path = ROOT,
+    ) -> list[int]:  # fmt: skip
+        """Start worker processes, each in its own process group, and wait until ``ready()``."""
         self.stop_workers()
-        started = []
-        for i in range(WORKERS):
-            name = f"bench-{system.key}-{i}-{uuid.uuid4().hex[:6]}"
-            with open(self.log_dir / f"{run}-{i}.log", "wb") as log:
+        for i, command in enumerate(commands):
+            log_path = self.log_dir / f"{run}-{i}.log"
+            with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
-                    system.worker_args(self.url, name),
-                    env=self.worker_env(env or {}),
+                    command,
+                    env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    cwd=ROOT,
-                    start_new_session=True,  # its own group: RQ's forked work horses go with it
+                    cwd=cwd,
+                    start_new_session=True,  # its own group: forked children (RQ's work horses) go with it
                 )
             self.procs.append(proc)
-            started.append(proc.pid)
-        self._wait(lambda: self.conn.scard("rq:workers") >= WORKERS, 120, f"{system.label} workers to start")
-        return started
+            self.logs[proc.pid] = log_path
+        self._wait(ready, 120, what)
+        return [p.pid for p in self.procs]
 
     def stop_workers(self) -> None:
         """Kill this run's workers (and their children); the database is flushed before the next run."""
@@ -108,7 +122,12 @@ class Harness:
             finished, failed = pipe.execute()
         return int(finished), int(failed)
 
-    def wait_done(self, total: int, on_poll: Callable[[int], None] | None = None) -> float:
+    def wait_done(
+        self,
+        total: int,
+        on_poll: Callable[[int], None] | None = None,
+        counts: Callable[[], tuple[int, int]] | None = None,
+    ) -> float:
         """Poll until ``total`` jobs have ended; returns the monotonic time they had.
 
         Raises:
@@ -116,7 +135,7 @@ class Harness:
         """
         last, last_change = -1, time.monotonic()
         while True:
-            finished, failed = self.counts()
+            finished, failed = (counts or self.counts)()
             now = time.monotonic()
             if failed:
                 raise BenchError(f"{failed} bench job(s) failed; see the worker logs in {self.log_dir}")
@@ -133,17 +152,25 @@ class Harness:
                 )
             dead = [p for p in self.procs if p.poll() is not None]
             if dead and len(dead) == len(self.procs):
-                raise BenchError(f"every worker exited (code {dead[0].returncode}); see the logs in {self.log_dir}")
+                raise BenchError(f"every worker exited ({finished} of {total} jobs done){self._last_words(dead[0])}")
             time.sleep(POLL_S)
 
     def _wait(self, predicate: Callable[[], object], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
         while not predicate():
-            if any(p.poll() is not None for p in self.procs):
-                raise BenchError(f"a worker exited while waiting for {what}; see the logs in {self.log_dir}")
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead:
+                raise BenchError(f"a worker exited while waiting for {what}{self._last_words(dead[0])}")
             if time.monotonic() > deadline:
                 raise BenchError(f"timed out after {timeout_s:.0f}s waiting for {what}; see {self.log_dir}")
             time.sleep(0.02)
+
+    def _last_words(self, proc: subprocess.Popen[bytes]) -> str:
+        """The end of a dead worker's log, to show with the error."""
+        path = self.logs.get(proc.pid)
+        lines = path.read_text(errors="replace").splitlines()[-6:] if path and path.exists() else []
+        tail = "".join(f"\n    {line}" for line in lines)
+        return f" with code {proc.returncode}; the end of {path}:{tail}"
 
     def server_version(self) -> str:
         info = self.conn.info("server")

@@ -78,9 +78,9 @@ def run_bench(options: BenchOptions) -> Results:
                 bar.set_postfix_str(title)
                 step(harness, results, _job_progress(bar, title))
                 bar.update(1)
-    if options.peers:
-        run_peers(options, results)
-    else:
+            if options.peers:
+                run_peers(harness, options, results, lambda name: bar.set_postfix_str(f"peer {name}"))
+    if not options.peers:
         results.notes.append("Celery, Dramatiq and BullMQ not run: pass --peers (after make bench-peers) to add them")
     results.meta["duration_s"] = round(time.monotonic() - started, 1)
     results.meta["load_average_end"] = os.getloadavg()

@@ -1,0 +1,74 @@
+// BullMQ for `taskrail bench --peers`: node bullmq_bench.mjs worker KIND CONCURRENCY | enqueue-one N |
+// enqueue-bulk N | fill KIND N | paced RATE N. Finished jobs stay in BullMQ's completed set (its default),
+// which the bench counts.
+import { Queue, Worker } from "bullmq";
+import IORedis from "ioredis";
+
+const url = process.env.REDIS_URL;
+const QUEUE = "bench";
+const connection = new IORedis(url, { maxRetriesPerRequest: null });
+const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start" };
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function worker(kind, concurrency) {
+  const recorder = new IORedis(url);
+  const processors = {
+    noop: async () => {},
+    io: async () => sleep(20),
+    latency: async (job) => {
+      await recorder.rpush("bench:latency", Date.now() / 1000 - job.data.enqueued_at);
+    },
+  };
+  const w = new Worker(QUEUE, processors[kind], { connection, concurrency });
+  await w.waitUntilReady();
+  await recorder.sadd("bench:ready", String(process.pid));
+  process.on("SIGTERM", async () => {
+    await w.close();
+    process.exit(0);
+  });
+}
+
+function data(kind) {
+  return kind === "latency" ? { enqueued_at: Date.now() / 1000 } : {};
+}
+
+async function produce(command, args) {
+  const queue = new Queue(QUEUE, { connection });
+  let result = {};
+  if (command === "enqueue-one" || command === "enqueue-bulk") {
+    const n = Number(args[0]);
+    const start = performance.now();
+    if (command === "enqueue-one") {
+      for (let i = 0; i < n; i++) await queue.add(names.noop, {});
+    } else {
+      await queue.addBulk(Array.from({ length: n }, () => ({ name: names.noop, data: {} })));
+    }
+    result = { rate: n / ((performance.now() - start) / 1000) };
+  } else if (command === "fill") {
+    const [kind, n] = [args[0], Number(args[1])];
+    for (let i = 0; i < n; i += 10000) {
+      const size = Math.min(10000, n - i);
+      await queue.addBulk(Array.from({ length: size }, () => ({ name: names[kind], data: data(kind) })));
+    }
+  } else if (command === "paced") {
+    const [rate, n] = [Number(args[0]), Number(args[1])];
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      const ahead = start + (i * 1000) / rate - performance.now();
+      if (ahead > 0) await sleep(ahead);
+      await queue.add(names.latency, data("latency"));
+    }
+  } else {
+    throw new Error(`unknown command ${command}`);
+  }
+  console.log(JSON.stringify(result));
+  await queue.close();
+  await connection.quit();
+}
+
+const [command, ...args] = process.argv.slice(2);
+if (command === "worker") {
+  await worker(args[0], Number(args[1]));
+} else {
+  await produce(command, args);
+}

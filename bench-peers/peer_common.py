@@ -1,0 +1,104 @@
+"""Shared by the Celery and Dramatiq drivers of ``taskrail bench --peers`` (they run in .venv-peers).
+
+A peer has no registry of finished jobs to count, so each worker process counts its own and adds
+the count to ``bench:done`` every 10 ms from a background thread: one write per 10 ms, not per job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+DONE_KEY = "bench:done"
+READY_KEY = "bench:ready"
+LATENCY_KEY = "bench:latency"
+IO_SECONDS = 0.02
+_lock = threading.Lock()
+_state = {"pid": 0, "pending": 0}
+
+
+def conn() -> redis.Redis:
+    client = _state.get("conn")
+    if client is None or _state["pid"] != os.getpid():
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        _state.update(conn=client, pid=os.getpid(), pending=0)
+        threading.Thread(target=_flusher, daemon=True).start()
+    return client  # type: ignore[return-value]
+
+
+def _flusher() -> None:
+    pid = os.getpid()
+    while _state["pid"] == pid:
+        time.sleep(0.01)
+        with _lock:
+            pending, _state["pending"] = _state["pending"], 0
+        if pending:
+            conn().incrby(DONE_KEY, pending)
+
+
+def job_done() -> None:
+    conn()
+    with _lock:
+        _state["pending"] += 1
+
+
+def noop() -> None:
+    job_done()
+
+
+def sleep_io() -> None:
+    time.sleep(IO_SECONDS)
+    job_done()
+
+
+def record_start(enqueued_at: float) -> None:
+    conn().rpush(LATENCY_KEY, time.time() - enqueued_at)
+    job_done()
+
+
+def mark_ready() -> None:
+    conn().sadd(READY_KEY, f"{os.getpid()}")
+
+
+def driver(one: Callable[[str, tuple], None], bulk: Callable[[str, int], None] | None) -> None:
+    """The command line every peer driver shares: enqueue-one N | enqueue-bulk N | fill KIND N | paced RATE N."""
+    command, *args = sys.argv[1:]
+    if command == "enqueue-one":
+        n = int(args[0])
+        start = time.perf_counter()
+        for _ in range(n):
+            one("noop", ())
+        print(json.dumps({"rate": n / (time.perf_counter() - start)}))
+    elif command == "enqueue-bulk":
+        n = int(args[0])
+        if bulk is None:
+            print(json.dumps({"rate": None}))
+            return
+        start = time.perf_counter()
+        bulk("noop", n)
+        print(json.dumps({"rate": n / (time.perf_counter() - start)}))
+    elif command == "fill":
+        kind, n = args[0], int(args[1])
+        if bulk is not None:
+            bulk(kind, n)
+        else:
+            for _ in range(n):
+                one(kind, ())
+        print("{}")
+    elif command == "paced":
+        rate, n = float(args[0]), int(args[1])
+        start = time.perf_counter()
+        for i in range(n):
+            ahead = start + i / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            one("latency", (time.time(),))
+        print("{}")
+    else:
+        raise SystemExit(f"unknown command {command!r}")
