@@ -52,6 +52,12 @@ class Settings:
     max_memory_mb: int = 0
     events_maxlen: int = 10_000
     log_level: str = "INFO"
+    # Scheduling (docs/scheduling.md): per profile, passed to workers by the supervisor.
+    mode: str = "strict"
+    queue_weights: tuple[str, ...] = ()
+    queue_rate_limits: tuple[str, ...] = ()
+    worker_rate_limit: str | None = None
+    periodic_file: Path = field(default_factory=lambda: Path(__file__).with_name("periodic.yaml"))
 
     def __post_init__(self) -> None:
         positive = ("max_payload_bytes", "result_ttl_s", "failure_ttl_s", "heartbeat_interval_s")
@@ -66,6 +72,8 @@ class Settings:
                 f"heartbeat_ttl_s ({self.heartbeat_ttl_s}) must be more than twice heartbeat_interval_s "
                 f"({self.heartbeat_interval_s}), or a busy worker looks dead: raise TASKRAIL_HEARTBEAT_TTL_S"
             )
+        if self.mode not in ("strict", "weighted"):
+            raise ConfigError(f"setting 'mode' must be 'strict' or 'weighted', got {self.mode!r}")
         if self.isolation not in ("inline", "fork"):
             raise ConfigError(f"setting 'isolation' must be 'inline' or 'fork', got {self.isolation!r}")
         if self.isolation == "fork" and self.concurrency > 1:

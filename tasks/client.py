@@ -13,23 +13,27 @@ from config.connection import connect
 from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.protocol import JobSpec
+from tasks.queues import QUEUE_PUSH_LUA
 
 __all__ = ["Client", "default_client"]
 
 # Writes one job atomically: its hash, then its queue (or the schedule), a wake-up token for
-# blocked workers, and an `enqueued` event. With a unique key it first returns the live holder.
+# blocked workers, and an `enqueued` event. With a unique key it first returns the live holder
+# (debounce: a waiting holder takes the new arguments and schedule; a running one gets a successor).
 # KEYS: job, queue, queues-set, scheduled, wake, events, unique (or "")
 # ARGV: job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, field, value, ...
-ENQUEUE = """
+ENQUEUE = QUEUE_PUSH_LUA + """
 local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if KEYS[7] ~= '' then
   local holder = redis.call('GET', KEYS[7])
   if holder then
     local status = redis.call('HGET', 'rq:job:' .. holder, 'status')
-    if status == 'queued' or status == 'scheduled' or status == 'started' or ARGV[5] == 'throttle' then
-      if ARGV[5] == 'debounce' and (status == 'queued' or status == 'scheduled') then
+    local waiting = status == 'queued' or status == 'scheduled'
+    if waiting or (status == 'started' and ARGV[5] ~= 'debounce') or ARGV[5] == 'throttle' then
+      if ARGV[5] == 'debounce' and waiting then
         redis.call('HSET', 'rq:job:' .. holder, unpack(ARGV, 7))
         redis.call('HSET', 'rq:job:' .. holder, 'status', status)
+        if status == 'scheduled' and run_at > 0 then redis.call('ZADD', KEYS[4], run_at, holder) end
       end
       if status then return holder end
     end
@@ -45,7 +49,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if run_at > 0 then
   redis.call('ZADD', KEYS[4], run_at, job_id)
 else
-  redis.call('RPUSH', KEYS[2], job_id)
+  push_waiting(KEYS[2], job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
   redis.call('SADD', KEYS[3], KEYS[2])
   redis.call('LPUSH', KEYS[5], '1')
   redis.call('LTRIM', KEYS[5], 0, 999)
@@ -58,7 +62,8 @@ return job_id
 # Writes a batch of plain jobs (same queue, no delay, no unique key) in one call: the fields they
 # share are passed once, then id, data and description per job.
 # KEYS: queue, queues-set, wake, events. ARGV: maxlen, task name, n shared fields*2, shared..., then triples.
-ENQUEUE_MANY = """
+ENQUEUE_MANY = QUEUE_PUSH_LUA + """
+local ordered = redis.call('EXISTS', 'taskrail:prio:' .. string.sub(KEYS[1], 10)) == 1
 local maxlen, task, nshared = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local shared = {}
 for i = 4, 3 + nshared do shared[#shared + 1] = ARGV[i] end
@@ -66,7 +71,7 @@ local first = 4 + nshared
 for i = first, #ARGV, 3 do
   local id = ARGV[i]
   redis.call('HSET', 'rq:job:' .. id, 'data', ARGV[i + 1], 'description', ARGV[i + 2], unpack(shared))
-  redis.call('RPUSH', KEYS[1], id)
+  if ordered then push_waiting(KEYS[1], id, -1) else redis.call('RPUSH', KEYS[1], id) end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
 end
 redis.call('SADD', KEYS[2], KEYS[1])
@@ -117,6 +122,11 @@ class Client:
         keys_, argv = self._script_args(spec)
         result = self._enqueue(keys=keys_, args=argv)
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    def enqueue_in(self, pipe: redis.client.Pipeline, spec: JobSpec) -> None:
+        """Queue the write of one job on ``pipe``, e.g. inside a transaction with other writes."""
+        keys_, argv = self._script_args(spec)
+        self._enqueue(keys=keys_, args=argv, client=pipe)
 
     def enqueue_many(self, specs: Iterable[JobSpec], chunk: int = 1000) -> list[str]:
         """Write many jobs in pipelined round trips of ``chunk`` jobs; returns their ids in order."""
@@ -169,8 +179,8 @@ class Client:
 
 
 def is_plain(spec: JobSpec) -> bool:
-    """A job the bulk script can write: no delay, no unique key, no priority."""
-    return not spec.unique_key and not spec.run_at and spec.priority is None
+    """A job the bulk script can write: no delay, no unique key, no priority, no per-call limit key."""
+    return not spec.unique_key and not spec.run_at and spec.priority is None and "tr_limit_key" not in spec.fields
 
 
 def _groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:

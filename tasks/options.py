@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +28,11 @@ class RateLimit:
 
     def __str__(self) -> str:
         return f"{self.count:g}/{self.period_s:g}s"
+
+    def window(self) -> tuple[int, float]:
+        """The same rate as a whole number of starts per window: ``2.5/s`` -> (5, 2.0), ``0.5/s`` -> (1, 2.0)."""
+        count = max(1, math.floor(self.count))
+        return count, self.period_s * count / self.count
 
 
 def parse_rate_limit(text: str) -> RateLimit:
@@ -54,6 +62,8 @@ class TaskOptions:
     result_ttl: int | None = None
     bind: bool = False
     unique: bool = False
+    limit_key: str | Callable[..., Any] | None = None
+    concurrency_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +84,13 @@ class TaskOptions:
             opts["autoretry_for"] = _exception_tuple(where, opts["autoretry_for"])
         options = cls(name=name, **opts)
         options.validate(where)
+        if isinstance(options.limit_key, str):
+            params = list(inspect.signature(func).parameters)[1 if options.bind else 0 :]
+            if options.limit_key not in params:
+                raise ConfigError(
+                    f"{where}: limit_key {options.limit_key!r} is not a parameter; "
+                    f"name one of {', '.join(params) or '(none)'} or pass a function of the arguments"
+                )
         return options
 
     def validate(self, where: str) -> None:
@@ -97,6 +114,44 @@ class TaskOptions:
         for flag in ("retry_jitter", "ignore_result", "bind", "unique"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}")
+        if self.concurrency_limit is not None and (not _is_int(self.concurrency_limit) or self.concurrency_limit < 1):
+            raise ConfigError(f"{where}: concurrency_limit must be an integer >= 1, got {self.concurrency_limit!r}")
+        if self.limit_key is not None:
+            if not (isinstance(self.limit_key, str) or callable(self.limit_key)):
+                raise ConfigError(f"{where}: limit_key must be a parameter name or a function, got {self.limit_key!r}")
+            if self.rate_limit is None and self.concurrency_limit is None:
+                raise ConfigError(f"{where}: limit_key needs rate_limit or concurrency_limit to count per key")
+
+    def limit_fields(
+        self, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> dict[str, str | int]:
+        """Job-hash fields the CLAIM script reads to apply this task's limits to one call.
+
+        ``signature`` is the task function's (a bound task's context parameter is skipped).
+
+        Raises:
+            ConfigError: the limit_key function raised, naming the task.
+        """
+        fields: dict[str, str | int] = {}
+        if self.rate_limit is not None:
+            count, period = self.rate_limit.window()
+            fields["tr_rate"] = f"{count}/{period:g}"
+        if self.concurrency_limit is not None:
+            fields["tr_conc"] = self.concurrency_limit
+        if self.limit_key is not None:
+            try:
+                if callable(self.limit_key):
+                    value = self.limit_key(*args, **kwargs)
+                else:
+                    params = list(signature.parameters.values())[1 if self.bind else 0 :]
+                    bound = signature.replace(parameters=params).bind(*args, **kwargs)
+                    bound.apply_defaults()
+                    value = bound.arguments[self.limit_key]
+            except Exception as exc:
+                raise ConfigError(f"{self.name}: limit_key could not compute a key for this call: {exc}") from exc
+            text = str(value)
+            fields["tr_limit_key"] = text if len(text) <= 100 else hashlib.sha256(text.encode()).hexdigest()
+        return fields
 
     def backoff_s(self, retries_done: int, jitter: float) -> float:
         """Delay before retry number ``retries_done + 1``: ``retry_backoff * 2**n``, capped, jittered.

@@ -122,6 +122,7 @@ class Task(Generic[P, R]):
             result_ttl=opts.result_ttl if opts.result_ttl is not None else settings.result_ttl_s,
             failure_ttl=settings.failure_ttl_s,
             priority=priority,
+            extra=opts.limit_fields(self.signature, args, kwargs) or None,
         )
         return self._with_unique(spec, args, kwargs, options)
 

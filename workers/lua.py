@@ -8,6 +8,7 @@ claims, events and statistics.
 from __future__ import annotations
 
 from workers.flows import FLOW_LUA
+from workers.ratelimit import RELEASE_LUA
 
 __all__ = ["FINISH", "HEARTBEAT", "PROMOTE", "REAP", "RECORD_FIELDS"]
 
@@ -15,10 +16,12 @@ __all__ = ["FINISH", "HEARTBEAT", "PROMOTE", "REAP", "RECORD_FIELDS"]
 # maxlen, minute. kind: ok | fail | retry | requeue | revoked.
 _SETTLE = (
     FLOW_LUA
+    + RELEASE_LUA
     + """
 local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
   local jkey = 'rq:job:' .. id
   redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. worker)
+  release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
   local ev = kind
   ttl = tonumber(ttl)

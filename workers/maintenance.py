@@ -17,6 +17,7 @@ from tasks import keys
 from tasks.errors import TaskTimeout
 from tasks.protocol import utcnow_text
 from workers.lua import PROMOTE, REAP
+from workers.periodic import PeriodicScheduler
 
 if TYPE_CHECKING:
     from workers.worker import Worker
@@ -41,6 +42,7 @@ class Maintenance(threading.Thread):
         self._done = threading.Event()
         self._promote = self.conn.register_script(PROMOTE)
         self._reap = self.conn.register_script(REAP)
+        self.periodic = PeriodicScheduler(self.conn, self.settings)  # validates config/periodic.yaml now
         self.is_leader = False
         self._next_beat = 0.0
         self._next_rq_beat = 0.0
@@ -75,6 +77,7 @@ class Maintenance(threading.Thread):
             self.worker.heartbeat()
         if self.is_leader:
             self._promote_due()
+            self.periodic.tick()
             if now >= self._next_reap:
                 self._next_reap = now + self.settings.heartbeat_interval_s
                 self._recover()

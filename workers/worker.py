@@ -28,7 +28,7 @@ from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.errors import TaskRevoked
 from tasks.protocol import utcnow_text
-from workers.claim import CLAIM, claim_call
+from workers.claim import CLAIM, claim_call, claim_reply
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
@@ -232,13 +232,14 @@ class Worker(RQWorker):
                 pipe.hset(self.key, "state", "busy")
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
-                claim_keys, claim_args = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen)
+                claim_keys, claim_args = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings)
                 self._claim(keys=claim_keys, args=claim_args, client=pipe)
             replies = pipe.execute()
         if not claim:
             return []
         s = self.settings
-        return [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in replies[-1]]
+        rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
+        return [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
 
     def _wait_for_work(self, conn: redis.Redis) -> None:
         try:
@@ -246,7 +247,7 @@ class Worker(RQWorker):
                 if self._state != "idle" and not any(slot.active for slot in self.slots):
                     self._state = "idle"
                     pipe.hset(self.key, "state", "idle")
-                pipe.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=WAIT_S)
+                pipe.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S))
                 pipe.execute()
         except redis.ConnectionError as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)

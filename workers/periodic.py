@@ -1,0 +1,200 @@
+"""Periodic tasks: cron-style schedules from configuration, each occurrence enqueued exactly once.
+
+The schedules live in ``config/periodic.yaml`` (or the file ``TASKRAIL_PERIODIC_FILE`` names),
+validated strictly when a worker starts. Only the elected leader (workers/maintenance.py) fires
+them, and each firing is one transaction that checks and advances the schedule's last occurrence
+in ``taskrail:periodic`` (a hash: name -> epoch seconds) together with the enqueue, so however
+many workers, supervisors and machines run, and however leadership moves, an occurrence is
+enqueued once. Occurrences missed while no worker ran are coalesced into one run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+import yaml
+from croniter import croniter
+
+from config.errors import ConfigError, TaskrailError
+from config.settings import Settings
+from tasks.client import Client
+from tasks.options import QUEUE_NAME
+from tasks.protocol import JobSpec, encode_job
+from tasks.registry import lookup
+
+__all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "load_periodic"]
+
+log = logging.getLogger("taskrail.periodic")
+
+PERIODIC_KEY = "taskrail:periodic"
+ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone")
+NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+MIN_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class PeriodicEntry:
+    """One schedule: which task to enqueue, with which arguments, and when."""
+
+    name: str
+    task: str
+    cron: str | None = None
+    every_s: float | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    timezone: str = "UTC"
+
+    def latest(self, at: float) -> float:
+        """The last occurrence at or before ``at`` (epoch seconds)."""
+        if self.every_s is not None:
+            return math.floor(at / self.every_s) * self.every_s
+        start = datetime.fromtimestamp(math.floor(at) + 1, ZoneInfo(self.timezone))
+        return float(croniter(self.cron, start).get_prev(float))
+
+    def following(self, after: float) -> float:
+        """The first occurrence strictly after ``after``."""
+        if self.every_s is not None:
+            return (math.floor(after / self.every_s) + 1) * self.every_s
+        start = datetime.fromtimestamp(after, ZoneInfo(self.timezone))
+        return float(croniter(self.cron, start).get_next(float))
+
+
+def load_periodic(path: Path) -> list[PeriodicEntry]:
+    """Read and validate a periodic file; a missing file means no schedules.
+
+    Raises:
+        ConfigError: bad YAML, an unknown key or a bad value, naming the file, schedule and fix.
+    """
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read periodic schedules: {exc}") from exc
+    if not isinstance(data, dict) or set(data) - {"periodic"}:
+        raise ConfigError(f"{path}: expected one top-level key 'periodic' mapping names to schedules")
+    section = data.get("periodic") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'periodic' must map schedule names to schedules, got {type(section).__name__}")
+    return [_entry(f"{path}: periodic '{name}'", str(name), raw) for name, raw in section.items()]
+
+
+def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
+    if not NAME.match(name):
+        raise ConfigError(f"{where}: the name must be letters, digits, '_', '.', ':' or '-'")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with task and cron (or every_s)")
+    unknown = sorted(set(raw) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(ENTRY_KEYS)}")
+    task = raw.get("task")
+    if not isinstance(task, str) or not task:
+        raise ConfigError(f"{where}: 'task' must name a registered task, e.g. tasks.reports.generate_report")
+    cron, every = raw.get("cron"), raw.get("every_s")
+    if (cron is None) == (every is None):
+        raise ConfigError(f"{where}: give exactly one of 'cron' (e.g. '0 2 * * *') or 'every_s' (seconds)")
+    if cron is not None and (
+        not isinstance(cron, str) or len(cron.split()) not in (5, 6) or not croniter.is_valid(cron)
+    ):
+        raise ConfigError(f"{where}: cron {cron!r} is not 5 fields (minute hour day month weekday), plus seconds last")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float) or every < MIN_EVERY_S):
+        raise ConfigError(f"{where}: every_s must be a number of seconds >= {MIN_EVERY_S}, got {every!r}")
+    args, kwargs = raw.get("args", []), raw.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise ConfigError(f"{where}: 'args' must be a list and 'kwargs' a mapping")
+    try:
+        json.dumps([args, kwargs], allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: args and kwargs must be plain JSON values: {exc}") from exc
+    queue = raw.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not QUEUE_NAME.match(queue)):
+        raise ConfigError(f"{where}: queue {queue!r} must be letters, digits, '_', '.' or '-'")
+    timezone = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{where}: timezone {timezone!r} is not an IANA name like 'UTC' or 'Europe/Paris'") from exc
+    every_s = float(every) if every is not None else None
+    return PeriodicEntry(name, task, cron, every_s, tuple(args), dict(kwargs), queue, str(timezone))
+
+
+class PeriodicScheduler:
+    """Fires due schedules; the leader calls :meth:`tick` often (it touches Redis only when one is due)."""
+
+    def __init__(self, conn: redis.Redis, settings: Settings) -> None:
+        self.entries = load_periodic(settings.periodic_file)
+        self.conn = conn
+        self.client = Client(settings, conn)
+        self._next: dict[str, float] = {}
+        for entry in self.entries:  # arguments that cannot bind fail now, not at 2 a.m.
+            registered = lookup(entry.task)
+            if registered is not None:
+                registered.check_arguments(entry.args, entry.kwargs)
+
+    def tick(self, now: float | None = None) -> int:
+        """Enqueue every schedule whose occurrence is due; returns how many were enqueued."""
+        now = time.time() if now is None else now
+        fired = 0
+        for entry in self.entries:
+            if now >= self._next.get(entry.name, 0.0):
+                try:
+                    fired += self._fire(entry, now)
+                except TaskrailError as exc:  # e.g. arguments too large: skip this occurrence, say why
+                    log.error("periodic %s: cannot enqueue %s: %s", entry.name, entry.task, exc)
+                    self._next[entry.name] = entry.following(now)
+        return fired
+
+    def _fire(self, entry: PeriodicEntry, now: float) -> int:
+        due = entry.latest(now)
+        with self.conn.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(PERIODIC_KEY)
+                raw = pipe.hget(PERIODIC_KEY, entry.name)
+                if raw is None:  # a new schedule starts with the next occurrence, not a past one
+                    pipe.multi()
+                    pipe.hset(PERIODIC_KEY, entry.name, repr(now))
+                    pipe.execute()
+                    self._next[entry.name] = entry.following(now)
+                    return 0
+                last = float(raw)
+                if due <= last:
+                    self._next[entry.name] = entry.following(last)
+                    return 0
+                spec = self._spec(entry, due)
+                pipe.multi()
+                pipe.hset(PERIODIC_KEY, entry.name, repr(due))
+                self.client.enqueue_in(pipe, spec)
+                pipe.execute()
+            except redis.WatchError:
+                return 0  # another leader moved the schedule meanwhile: look again next tick
+        self._next[entry.name] = entry.following(due)
+        log.info("periodic %s: enqueued %s (job %s) for %s", entry.name, entry.task, spec.job_id, _iso(due))
+        return 1
+
+    def _spec(self, entry: PeriodicEntry, due: float) -> JobSpec:
+        registered = lookup(entry.task)
+        if registered is not None:
+            options = {"queue": entry.queue} if entry.queue else {}
+            spec = registered.build_job(entry.args, entry.kwargs, self.client, **options)
+        else:  # registered only on other workers: enqueue by name, as any producer could
+            s = self.client.settings
+            spec = encode_job(entry.task, entry.args, entry.kwargs, queue=entry.queue or "default",
+                              max_payload_bytes=s.max_payload_bytes, result_ttl=s.result_ttl_s,
+                              failure_ttl=s.failure_ttl_s)  # fmt: skip
+        spec.fields["tr_periodic"] = f"{entry.name}@{due:.3f}"
+        return spec
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
