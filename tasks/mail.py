@@ -7,12 +7,10 @@ These helpers raise the standard library's errors (``smtplib.SMTPException``, ``
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import smtplib
 import socket
 import ssl
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -21,6 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from config.errors import ConfigError
+from tasks.files import write_atomic
 
 __all__ = ["SMTP_URL_FORMAT", "SmtpConfig", "deliver_smtp", "write_outbox"]
 
@@ -144,18 +143,6 @@ def write_outbox(directory: Path, message: EmailMessage) -> Path:
 
     The file appears complete or not at all: it is written under a temporary name, synced, then renamed.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = directory / f"{stamp}-{secrets.token_hex(4)}.eml"
-    data = message.as_bytes(policy=policy.SMTP)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".eml.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, message.as_bytes(policy=policy.SMTP))

@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import random
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,6 +21,7 @@ from config.settings import load_settings
 from tasks import task
 from tasks.context import TaskContext
 from tasks.errors import TaskError
+from tasks.files import write_atomic
 
 __all__ = ["REPORT_TYPES", "InvalidReportRequest", "ReportKind", "UnknownReportType", "generate_report"]
 
@@ -206,16 +205,4 @@ Best day {summary["best_day"]} ({summary["best_day_total"]:,.2f}); median record
 
 
 def _write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text.encode("utf-8"))
