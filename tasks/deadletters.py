@@ -1,0 +1,194 @@
+"""Dead letters: failed jobs kept with their arguments, exception and traceback, to inspect, requeue or purge.
+
+A job lands in RQ's failed registry ``rq:failed:<queue>`` when its retries are exhausted, when it
+stalled more than ``max_stalled`` times, or on an error its task does not retry. The registry score
+is the moment it expires (``failure_ttl_s`` after the failure); the job hash expires with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tasks import keys
+from tasks.protocol import decode_data, utcnow_text
+
+if TYPE_CHECKING:
+    from tasks.client import Client
+
+__all__ = ["DeadLetter", "DeadLetters"]
+
+RESULT_FAILED = b"2"
+
+# Put one failed job back at the end of its queue, as fresh as a new job but with its history:
+# tr_attempts and the results stream stay, retries and stalls start again from zero.
+# KEYS: failed registry, job, queue, queues set, wake, events, results, done. ARGV: id, now_text, maxlen
+REQUEUE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local task = redis.call('HGET', KEYS[2], 'tr_task') or ''
+redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[2], 'ended_at', '', 'tr_retries', 0, 'tr_stalls', 0)
+redis.call('HDEL', KEYS[2], 'tr_exc_type', 'tr_exc_message')
+redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[7])
+redis.call('DEL', KEYS[8])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], KEYS[3])
+redis.call('LPUSH', KEYS[5], '1')
+redis.call('LTRIM', KEYS[5], 0, 999)
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', 'event', 'requeued', 'job', ARGV[1], 'task', task,
+  'reason', 'dead-letter')
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One failed job as it was when it failed."""
+
+    id: str
+    queue: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    exc_type: str
+    message: str
+    traceback: str
+    attempts: int
+    retries: int
+    stalls: int
+    failed_at: str  # RQ's timestamp text, UTC
+    expires_at: float  # unix time the job is dropped (failure_ttl_s after the failure)
+
+
+class DeadLetters:
+    """Inspect, requeue and purge failed jobs, per queue or everywhere."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        if client is None:
+            from tasks.client import default_client
+
+            client = default_client()
+        self.client = client
+        self.redis = client.redis
+        self._requeue = self.redis.register_script(REQUEUE)
+
+    def queues(self) -> list[str]:
+        """Names of the queues that hold failed jobs."""
+        found = {key.decode().split(":", 2)[2] for key in self.redis.scan_iter(keys.FAILED.format("*"), count=500)}
+        return sorted(q for q in found if self.count(q))
+
+    def count(self, queue: str | None = None) -> int:
+        """How many live failed jobs ``queue`` (or every queue) holds."""
+        if queue is None:
+            return sum(self.count(q) for q in self.queues())
+        return int(self.redis.zcount(keys.FAILED.format(queue), f"({time.time()}", "+inf"))
+
+    def jobs(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The most recent failed jobs of ``queue`` (or of every queue), newest first."""
+        found: list[DeadLetter] = []
+        for name in [queue] if queue else self.queues():
+            self._drop_expired(name)
+            ids = self.redis.zrevrange(keys.FAILED.format(name), 0, limit - 1, withscores=True)
+            for raw_id, expires_at in ids:
+                letter = self._load(raw_id.decode(), name, expires_at)
+                if letter is not None:
+                    found.append(letter)
+        found.sort(key=lambda letter: letter.failed_at, reverse=True)
+        return found[:limit]
+
+    def get(self, job_id: str) -> DeadLetter | None:
+        """The failed job ``job_id``, or None if it is not (or no longer) a dead letter."""
+        origin = self.redis.hget(keys.JOB.format(job_id), "origin")
+        if origin is None:
+            return None
+        queue = origin.decode()
+        expires_at = self.redis.zscore(keys.FAILED.format(queue), job_id)
+        return None if expires_at is None else self._load(job_id, queue, expires_at)
+
+    def requeue(self, job_id: str) -> bool:
+        """Put one failed job back on its queue; False if it is not a dead letter (any more)."""
+        origin = self.redis.hget(keys.JOB.format(job_id), "origin")
+        if origin is None:
+            return False
+        q = origin.decode()
+        keys_ = [keys.FAILED.format(q), keys.JOB.format(job_id), keys.QUEUE.format(q), keys.QUEUES,
+                 keys.WAKE.format(q), keys.EVENTS.format(q), keys.RESULTS.format(job_id), keys.DONE.format(job_id)]  # fmt: skip
+        args = [job_id, utcnow_text(), self.client.settings.events_maxlen]
+        return bool(self._requeue(keys=keys_, args=args))
+
+    def requeue_all(self, queue: str | None = None) -> int:
+        """Requeue every failed job of ``queue`` (or of every queue); returns how many went back."""
+        moved = 0
+        for name in [queue] if queue else self.queues():
+            self._drop_expired(name)
+            for raw_id in self.redis.zrange(keys.FAILED.format(name), 0, -1):
+                moved += self.requeue(raw_id.decode())
+        return moved
+
+    def purge(self, queue: str | None = None) -> int:
+        """Delete every failed job of ``queue`` (or of every queue) with its results; returns how many."""
+        purged = 0
+        for name in [queue] if queue else self.queues():
+            registry = keys.FAILED.format(name)
+            ids = [raw.decode() for raw in self.redis.zrange(registry, 0, -1)]
+            if not ids:
+                continue
+            with self.redis.pipeline(transaction=True) as pipe:
+                for job_id in ids:
+                    pipe.delete(keys.JOB.format(job_id), keys.RESULTS.format(job_id), keys.DONE.format(job_id))
+                pipe.zrem(registry, *ids)
+                pipe.execute()
+            purged += len(ids)
+        return purged
+
+    def _drop_expired(self, queue: str) -> None:
+        self.redis.zremrangebyscore(keys.FAILED.format(queue), "-inf", time.time())
+
+    def _load(self, job_id: str, queue: str, expires_at: float) -> DeadLetter | None:
+        fields = self.redis.hgetall(keys.JOB.format(job_id))
+        if not fields:
+            return None
+
+        def get(name: str) -> str:
+            return fields.get(name.encode(), b"").decode(errors="replace")
+
+        try:
+            task, args, kwargs = decode_data(fields.get(b"data", b"[]"))
+        except (ValueError, TypeError, zlib.error):
+            task, args, kwargs = get("tr_task"), [], {}
+        return DeadLetter(
+            id=job_id,
+            queue=queue,
+            task=get("tr_task") or task,
+            args=args,
+            kwargs=kwargs,
+            exc_type=get("tr_exc_type"),
+            message=get("tr_exc_message"),
+            traceback=self._traceback(job_id),
+            attempts=_int(get("tr_attempts")),
+            retries=_int(get("tr_retries")),
+            stalls=_int(get("tr_stalls")),
+            failed_at=get("ended_at"),
+            expires_at=float(expires_at),
+        )
+
+    def _traceback(self, job_id: str) -> str:
+        for _entry_id, entry in self.redis.xrevrange(keys.RESULTS.format(job_id), count=10):
+            if entry.get(b"type") == RESULT_FAILED and entry.get(b"exc_string"):
+                raw: bytes = entry[b"exc_string"]
+                try:
+                    return zlib.decompress(base64.b64decode(raw)).decode(errors="replace")
+                except (ValueError, zlib.error):
+                    return ""
+        return ""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0

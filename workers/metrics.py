@@ -1,0 +1,166 @@
+"""Prometheus metrics read from Redis at scrape time: one collector serves every worker's numbers.
+
+Workers keep their counts in Redis (``taskrail:taskstats:<task>``: completed, failed, retried,
+stalled, per-bucket duration counts ``b:<le>`` and ``sum_us``), so any process can expose them:
+``taskrail metrics --port N`` or the dashboard's ``/metrics`` through :func:`build_registry`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tasks import keys
+from tasks.protocol import RQ_TIME_FORMAT
+from workers.runner import BUCKET_LABELS, BUCKETS_S
+
+__all__ = ["TaskrailCollector", "build_registry", "duration_percentiles", "percentiles_from_buckets"]
+
+COUNTERS = ("completed", "failed", "retried", "stalled")
+_BOUNDS = (*BUCKETS_S, float("inf"))
+
+
+class TaskrailCollector(Collector):
+    """Reads counters, duration buckets, queue depths and worker liveness from Redis on each scrape."""
+
+    def __init__(self, conn: redis.Redis) -> None:
+        self.conn = conn
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("taskrail_redis_up", "1 if the last scrape could read Redis, else 0")
+        try:
+            metrics = [*self._task_metrics(), *self._queue_metrics(), *self._worker_metrics()]
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from metrics
+
+    def _task_metrics(self) -> list[Metric]:
+        counters = {
+            name: CounterMetricFamily(f"taskrail_jobs_{name}", f"Jobs {name}, per task", labels=["task"])
+            for name in COUNTERS
+        }
+        durations = HistogramMetricFamily(
+            "taskrail_job_duration_seconds", "Run time of completed and failed jobs, per task", labels=["task"]
+        )
+        for task, stats in _task_stats(self.conn).items():
+            for name in COUNTERS:
+                counters[name].add_metric([task], stats.get(name, 0))
+            counts = [stats.get(label, 0) for label in BUCKET_LABELS]
+            cumulative, running = [], 0
+            for bound, count in zip(_BOUNDS, counts, strict=True):
+                running += count
+                cumulative.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
+            durations.add_metric([task], cumulative, sum_value=stats.get("sum_us", 0) / 1e6)
+        return [*counters.values(), durations]
+
+    def _queue_metrics(self) -> list[Metric]:
+        depth = GaugeMetricFamily("taskrail_queue_depth", "Jobs waiting in the queue", labels=["queue"])
+        oldest = GaugeMetricFamily(
+            "taskrail_queue_oldest_job_age_seconds", "Age of the job at the head of the queue", labels=["queue"]
+        )
+        failed = GaugeMetricFamily("taskrail_queue_failed_jobs", "Dead letters kept for the queue", labels=["queue"])
+        queues = sorted(keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES))
+        now = time.time()
+        with self.conn.pipeline(transaction=False) as pipe:
+            for q in queues:
+                pipe.llen(keys.QUEUE.format(q))
+                pipe.lindex(keys.QUEUE.format(q), 0)
+                pipe.zcount(keys.FAILED.format(q), f"({now}", "+inf")
+            replies = pipe.execute()
+        for i, q in enumerate(queues):
+            length, head, dead = replies[3 * i : 3 * i + 3]
+            depth.add_metric([q], length)
+            failed.add_metric([q], dead)
+            age = self._age(head.decode(), now) if head else 0.0
+            oldest.add_metric([q], age)
+        return [depth, oldest, failed]
+
+    def _age(self, job_id: str, now: float) -> float:
+        enqueued = self.conn.hget(keys.JOB.format(job_id), "enqueued_at")
+        if not enqueued:
+            return 0.0
+        try:
+            moment = datetime.strptime(enqueued.decode(), RQ_TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            return 0.0
+        return max(now - moment.timestamp(), 0.0)
+
+    def _worker_metrics(self) -> list[Metric]:
+        names = sorted(n.decode() for n in self.conn.smembers(keys.WORKERS))
+        with self.conn.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(keys.HEARTBEAT.format(name))
+                pipe.hlen(keys.CLAIMS.format(name))
+            replies = pipe.execute()
+        live = [bool(replies[2 * i]) for i in range(len(names))]
+        busy = sum(1 for i in range(len(names)) if live[i] and replies[2 * i + 1])
+        total = GaugeMetricFamily("taskrail_workers", "Live taskrail workers (fresh heartbeat)")
+        total.add_metric([], sum(live))
+        working = GaugeMetricFamily("taskrail_workers_busy", "Live workers holding at least one job")
+        working.add_metric([], busy)
+        return [total, working]
+
+
+def build_registry(conn: redis.Redis) -> CollectorRegistry:
+    """A registry holding only taskrail's collector, for ``make_wsgi_app`` or ``generate_latest``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TaskrailCollector(conn))
+    return registry
+
+
+def duration_percentiles(conn: redis.Redis, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)
+                         ) -> dict[str, tuple[float, ...]]:  # fmt: skip
+    """Per task, the run-time percentiles in seconds (p50, p95, p99 by default) estimated from the buckets.
+
+    Tasks that never completed or failed are left out.
+    """
+    out = {}
+    for task, stats in _task_stats(conn).items():
+        counts = [stats.get(label, 0) for label in BUCKET_LABELS]
+        if sum(counts):
+            out[task] = tuple(percentiles_from_buckets(counts, q) for q in quantiles)
+    return out
+
+
+def percentiles_from_buckets(counts: list[int], quantile: float) -> float:
+    """Prometheus' ``histogram_quantile`` on per-bucket (not cumulative) counts over ``BUCKETS_S`` and +Inf.
+
+    Linear inside the bucket that holds the rank; a rank in the +Inf bucket gives the highest finite bound.
+    """
+    total = sum(counts)
+    if not total:
+        return 0.0
+    rank = quantile * total
+    below = 0
+    for i, count in enumerate(counts):
+        if count and below + count >= rank:
+            if i >= len(BUCKETS_S):
+                return BUCKETS_S[-1]
+            lower = BUCKETS_S[i - 1] if i else 0.0
+            return lower + (BUCKETS_S[i] - lower) * (rank - below) / count
+        below += count
+    return BUCKETS_S[-1]
+
+
+def _task_stats(conn: Any) -> dict[str, dict[str, int]]:
+    prefix = len(keys.TASK_STATS.format(""))
+    names = sorted(filter(None, (k.decode()[prefix:] for k in conn.scan_iter(keys.TASK_STATS.format("*")))))
+    with conn.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(keys.TASK_STATS.format(name))
+        replies = pipe.execute()
+    out = {}
+    for name, raw in zip(names, replies, strict=True):
+        out[name] = {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
+    return out
