@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "scripts.cmd_server",
     "scripts.cmd_demo",
     "scripts.cmd_dashboard",
+    "scripts.cmd_failed",
+    "scripts.cmd_events",
+    "scripts.cmd_metrics",
     "scripts.cmd_bench",
     "scripts.cmd_deploy",
 )
