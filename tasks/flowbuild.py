@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.errors import ConfigError
 from tasks.flowscripts import FLOW_ENQUEUE
 from tasks.groups import GROUP_KEY
-from tasks.protocol import encode_job
+from tasks.protocol import JobSpec, encode_job, reencode
 
 if TYPE_CHECKING:
     from tasks.client import Client
@@ -26,7 +26,8 @@ __all__ = ["FLOW_OPTIONS", "POLICIES", "Plan", "PlannedJob"]
 
 POLICIES = ("fail", "ignore", "continue")
 FLOW_OPTIONS = ("queue", "priority", "countdown", "job_id")
-ARGS_PER_CALL = 50_000  # script arguments per EVALSHA (about 1,000 ordinary jobs)
+ARGS_PER_CALL = 20_000  # script arguments per EVALSHA (about 2,000 ordinary jobs)
+OWN_FIELDS = ("data", "description", "dependency_ids", "dependency_id")  # the rest is often shared
 CALLS_PER_TRIP = 10  # EVALSHA calls per pipelined round trip
 
 
@@ -57,13 +58,22 @@ class PlannedJob:
     parents: list[str]
     fields: dict[str, str | int] = field(default_factory=dict)
 
-    def argv(self) -> list[Any]:
-        """This job's record for FLOW_ENQUEUE."""
-        flat: list[Any] = []
-        for name, value in self.fields.items():
-            flat += [name, value]
-        return [self.job_id, self.queue, self.state, self.run_at, self.task, len(self.parents), *self.parents,
-                len(flat), *flat]  # fmt: skip
+    def argv(self, previous_shared: dict[str, str | int] | None) -> tuple[list[Any], dict[str, str | int]]:
+        """This job's record for FLOW_ENQUEUE, and its shared fields (the next record may reuse them)."""
+        shared = {k: v for k, v in self.fields.items() if k not in OWN_FIELDS}
+        own: list[Any] = []
+        for name in OWN_FIELDS:
+            if name in self.fields:
+                own += [name, self.fields[name]]
+        record = [self.job_id, self.queue, self.state, self.run_at, self.task, len(self.parents), *self.parents]
+        if shared == previous_shared:
+            record.append(-1)
+        else:
+            flat: list[Any] = []
+            for name, value in shared.items():
+                flat += [name, value]
+            record += [len(flat), *flat]
+        return [*record, len(own), *own], shared
 
 
 class Plan:
@@ -74,6 +84,7 @@ class Plan:
         self.jobs: list[PlannedJob] = []
         self.groups: dict[str, list[str]] = {}  # group id -> its members' result job ids, in order
         self._by_id: dict[str, PlannedJob] = {}
+        self._templates: dict[tuple[str, str, int | None], JobSpec] = {}
 
     def add(self, sig: Call, parents: Sequence[str], mode: str, policy: str) -> str:
         """Encode one call; ``mode`` is how it takes its parents' results: "" (not), "one" or "many".
@@ -97,12 +108,21 @@ class Plan:
             raise ConfigError(f"{task.name}: countdown must be seconds >= 0, got {countdown!r}")
         settings = self.client.settings
         run_at = time.time() + countdown if countdown and not parents else 0.0
-        spec = encode_job(
-            task.name, sig.args, dict(sig.kwargs), queue=queue, max_payload_bytes=settings.max_payload_bytes,
-            job_id=opts.get("job_id"), run_at=run_at, time_limit=task.options.time_limit,
-            result_ttl=task.options.result_ttl if task.options.result_ttl is not None else settings.result_ttl_s,
-            failure_ttl=settings.failure_ttl_s, priority=priority,
-        )  # fmt: skip
+        # Calls of one task with the same options share every field but their data: encode the first
+        # in full and copy it for the others (as Task.map does).
+        same = (task.name, queue, priority) if not run_at and not opts.get("job_id") else None
+        template = self._templates.get(same) if same else None
+        if template is not None:
+            spec = reencode(template, task.name, tuple(sig.args), dict(sig.kwargs), settings.max_payload_bytes)
+        else:
+            spec = encode_job(
+                task.name, sig.args, dict(sig.kwargs), queue=queue, max_payload_bytes=settings.max_payload_bytes,
+                job_id=opts.get("job_id"), run_at=run_at, time_limit=task.options.time_limit,
+                result_ttl=task.options.result_ttl if task.options.result_ttl is not None else settings.result_ttl_s,
+                failure_ttl=settings.failure_ttl_s, priority=priority,
+            )  # fmt: skip
+            if same:
+                self._templates[same] = replace(spec, fields=dict(spec.fields))
         if spec.job_id in self._by_id:
             raise ConfigError(f"{task.name}: job_id {spec.job_id!r} is used twice in one flow")
         fields = spec.fields
@@ -139,10 +159,12 @@ class Plan:
         ordered = [j for j in self.jobs if j.state == "deferred"] + [j for j in self.jobs if j.state != "deferred"]
         calls: list[list[Any]] = []
         current: list[Any] = []
+        shared: dict[str, str | int] | None = None
         for job in ordered:
-            record = job.argv()
+            record, shared = job.argv(shared if current else None)
             if current and len(current) + len(record) > ARGS_PER_CALL:
                 calls.append(current)
+                record, shared = job.argv(None)  # a new call does not know the previous shared fields
                 current = []
             current += record
         if current:

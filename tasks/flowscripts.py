@@ -142,11 +142,14 @@ end
 """
 
 # Write a chunk of flow jobs. Dependents are written before their parents are queued, so no parent
-# can finish before its dependent counts it.
+# can finish before its dependent counts it. Fields most jobs share (task, queue, TTLs, status) are
+# passed once and reused by the records after it that say -1.
 # ARGV: events maxlen, now, then per job: id, queue, state (queued|scheduled|deferred), run_at, task,
-# parent count n, n parent ids, field count m, m field/value items.
+# parent count n, n parent ids, shared field count m (-1: as the previous job), m items, own field
+# count k, k items.
 FLOW_ENQUEUE = """
 local maxlen, now = ARGV[1], ARGV[2]
+local shared, woken = {}, {}
 local i = 3
 while i <= #ARGV do
   local id, q, state, run_at, task = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -159,22 +162,35 @@ while i <= #ARGV do
     pending = pending + redis.call('SADD', 'rq:job::' .. id .. ':dependencies', ARGV[j])
   end
   i = i + np
-  local nf = tonumber(ARGV[i])
-  redis.call('HSET', jkey, unpack(ARGV, i + 1, i + nf))
-  i = i + nf + 1
+  local ns = tonumber(ARGV[i])
+  if ns >= 0 then
+    shared = {}
+    for j = i + 1, i + ns do shared[#shared + 1] = ARGV[j] end
+    i = i + ns
+  end
+  local nown = tonumber(ARGV[i + 1])
+  redis.call('HSET', jkey, unpack(shared))
+  if nown > 0 then redis.call('HSET', jkey, unpack(ARGV, i + 2, i + 1 + nown)) end
+  i = i + nown + 2
   if state == 'deferred' then
     redis.call('HSET', jkey, 'tr_pending', pending)
     redis.call('ZADD', 'rq:deferred:' .. q, now, id)
   else
-    redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
     if state == 'scheduled' then
       redis.call('ZADD', 'rq:scheduled:' .. q, run_at, id)
+      woken[q] = woken[q] or false
     else
       redis.call('RPUSH', 'rq:queue:' .. q, id)
-      redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-      redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+      woken[q] = true
     end
     redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
+  end
+end
+for q, now_ready in pairs(woken) do
+  redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
+  if now_ready then
+    redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
+    redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
   end
 end
 return 1
