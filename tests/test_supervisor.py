@@ -26,6 +26,7 @@ from workers.restarts import RestartIntensity
 
 TASKS = '''
 """Tasks the supervisor tests run; each counts its runs in Redis."""
+import functools
 import os
 import time
 
@@ -34,6 +35,7 @@ import redis
 from tasks import task
 
 
+@functools.cache
 def _conn():
     return redis.Redis.from_url(os.environ["REDIS_URL"])
 
@@ -66,6 +68,7 @@ PROFILE = """
 queues: [email, reports]
 profiles:
   t:
+    mode: {mode}
     defaults: {{shutdown_timeout_s: {timeout}, max_restarts: 5, max_seconds: 30}}
     queues:
       email: {email}
@@ -97,9 +100,9 @@ class Supervisors:
         self.env = {"TASKRAIL_IMPORTS": "sv_tasks", "PYTHONPATH": f"{procs.env['PYTHONPATH']}:{task_dir}"}
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def profile(self, email: str, reports: str = "{workers: 0}", timeout: float = 2, name: str = "scaling") -> Path:
-        path = self.tmp_path / f"{name}.yaml"
-        path.write_text(PROFILE.format(email=email, reports=reports, timeout=timeout))
+    def profile(self, email: str, reports: str = "{workers: 0}", timeout: float = 2, mode: str = "strict") -> Path:
+        path = self.tmp_path / "scaling.yaml"
+        path.write_text(PROFILE.format(email=email, reports=reports, timeout=timeout, mode=mode))
         return path
 
     def start(self, path: Path, node: str, **env: str) -> subprocess.Popen[bytes]:
@@ -155,9 +158,18 @@ def done(conn: redis.Redis) -> dict[str, int]:
 
 
 def test_profile_gives_exactly_the_planned_rq_workers_and_status_shows_them(sups, conn, env) -> None:
-    path = sups.profile(email="{workers: 2, also: [reports]}", reports="{workers: 1}")
+    email = "{workers: 2, also: [reports], concurrency: 3, weight: 4, rate_limit: 50/s, max_jobs: 1000}"
+    path = sups.profile(email=email, reports="{workers: 1}", mode="weighted")
     sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 2, "reports": 1}, 30, what="3 workers")
+    pid = int(conn.hget("rq:worker:n1.email.1", "pid"))
+    child_env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    assert {k: child_env[k] for k in child_env if k.startswith("TASKRAIL_") and k != "TASKRAIL_DATA_DIR"} == {
+        "TASKRAIL_IMPORTS": "sv_tasks", "TASKRAIL_PROFILE": "t", "TASKRAIL_CONCURRENCY": "3",
+        "TASKRAIL_ISOLATION": "inline", "TASKRAIL_MAX_JOBS": "1000", "TASKRAIL_MAX_MEMORY_MB": "0",
+        "TASKRAIL_SHUTDOWN_TIMEOUT_S": "2", "TASKRAIL_MODE": "weighted",
+        "TASKRAIL_QUEUE_WEIGHTS": "email=4,reports=1", "TASKRAIL_QUEUE_RATE_LIMITS": "email=50/s",
+    }  # fmt: skip
     registered = {w.name: w.queue_names() for w in RQWorker.all(connection=conn)}  # what `rq info` lists
     assert registered == {"n1.email.1": ["email", "reports"], "n1.email.2": ["email", "reports"],
                           "n1.reports.1": ["reports"]}  # fmt: skip
@@ -197,7 +209,7 @@ def test_sigkilled_worker_is_replaced_within_2s(sups, conn, record_property) -> 
 
 
 def test_crash_loop_gives_up_past_the_restart_intensity(sups, conn) -> None:
-    text = PROFILE.format(email="{workers: 1, max_restarts: 2}", reports="{workers: 1}", timeout=2)
+    text = PROFILE.format(email="{workers: 1, max_restarts: 2}", reports="{workers: 1}", timeout=2, mode="strict")
     path = sups.tmp_path / "crashy.yaml"
     path.write_text(text)
     proc = sups.start(path, "n1", TASKRAIL_IMPORTS="sv_tasks,sv_crashy")
@@ -229,7 +241,7 @@ def test_sigterm_during_a_burst_of_500_jobs_runs_each_exactly_once(sups, sv, con
     assert not conn.keys("taskrail:claims:*") and conn.zcard("rq:wip:email") == 0
 
     sups.start(path, "n2")
-    wait_for(lambda: len(done(conn)) == 500, 60, what="all 500 jobs")
+    wait_for(lambda: conn.hlen("sv:done") == 500, 60, interval=0.1, what="all 500 jobs")
     assert set(done(conn).values()) == {1}, "a job completed twice"
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import redis
 from rq import Worker as RQWorker
 
-from config.scaling import QueuePlan
+from config.scaling import Profile, QueuePlan
 from tasks import keys
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 
-__all__ = ["Child", "WorkerSpec", "describe_exit", "forget_dead_worker", "pick_name", "spawn"]
+__all__ = ["Child", "WorkerSpec", "describe_exit", "forget_dead_worker", "pick_name", "scheduling_environ", "spawn"]
 
 PR_SET_PDEATHSIG = 1
 EXIT_NAMES = {
@@ -44,21 +44,35 @@ class WorkerSpec:
     max_jobs: int
     max_memory_mb: int
     shutdown_timeout_s: float
+    scheduling: tuple[tuple[str, str], ...] = ()  # profile-wide: mode, weights, rate limits
 
     @classmethod
-    def of(cls, plan: QueuePlan) -> WorkerSpec:
+    def of(cls, plan: QueuePlan, profile: Profile | None = None) -> WorkerSpec:
+        scheduling = tuple(sorted(scheduling_environ(profile).items())) if profile else ()
         return cls(plan.listens, plan.concurrency, plan.isolation, plan.max_jobs, plan.max_memory_mb,
-                   plan.shutdown_timeout_s)  # fmt: skip
+                   plan.shutdown_timeout_s, scheduling)  # fmt: skip
 
     def environ(self) -> dict[str, str]:
-        """The per-queue settings, as the worker reads them from its environment."""
+        """The per-queue settings (and the profile's scheduling), as the worker reads them from its environment."""
         return {
             "TASKRAIL_CONCURRENCY": str(self.concurrency),
             "TASKRAIL_ISOLATION": self.isolation,
             "TASKRAIL_MAX_JOBS": str(self.max_jobs),
             "TASKRAIL_MAX_MEMORY_MB": str(self.max_memory_mb),
             "TASKRAIL_SHUTDOWN_TIMEOUT_S": f"{self.shutdown_timeout_s:g}",
+            **dict(self.scheduling),
         }
+
+
+def scheduling_environ(profile: Profile) -> dict[str, str]:
+    """The profile-wide scheduling every worker gets: mode, queue weights and global rate limits."""
+    env = {"TASKRAIL_PROFILE": profile.name, "TASKRAIL_MODE": profile.mode}
+    if profile.mode == "weighted":
+        env["TASKRAIL_QUEUE_WEIGHTS"] = ",".join(f"{p.name}={p.weight}" for p in profile.queues)
+    rates = [f"{p.name}={p.rate_limit}" for p in profile.queues if p.rate_limit]
+    if rates:
+        env["TASKRAIL_QUEUE_RATE_LIMITS"] = ",".join(rates)
+    return env
 
 
 @dataclass

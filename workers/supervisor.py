@@ -186,7 +186,7 @@ class Supervisor:
         plans = {p.name: p for p in self.profile.queues}
         for child in self.children:
             plan = plans.get(child.queue)
-            if not child.stopping and (plan is None or child.spec != WorkerSpec.of(plan)):
+            if not child.stopping and (plan is None or child.spec != WorkerSpec.of(plan, self.profile)):
                 self._stop(child, "its queue's settings changed in the profile")
         now = time.monotonic()
         for plan in self.profile.queues:
@@ -204,7 +204,7 @@ class Supervisor:
         index = next(i for i in range(1, len(used) + 2) if i not in used)
         name = self._safe(pick_name, self.conn, self.node, plan.name, index)
         name = name or f"{self.node}.{plan.name}.{index}-{os.urandom(2).hex()}"
-        child = spawn(name, plan.name, index, WorkerSpec.of(plan), self.env)
+        child = spawn(name, plan.name, index, WorkerSpec.of(plan, self.profile), self.env)
         pending = self.pending[plan.name]
         child.replaces = pending.popleft() if pending else None
         self.children.append(child)
