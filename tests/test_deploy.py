@@ -136,6 +136,8 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
         spec = scaled[name]["spec"]
         assert spec["scaleTargetRef"]["name"] == name
         assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (plan.autoscale.min, plan.autoscale.max)
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] == plan.autoscale.cooldown_s
         trigger = spec["triggers"][0]
         assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == f"rq:queue:{plan.name}"
         assert trigger["authenticationRef"]["name"] in auth
@@ -257,8 +259,8 @@ def test_health_reports_redis_down_with_its_own_exit_code(env: dict[str, str]) -
 
 def test_health_follows_a_real_workers_heartbeat(settings, env: dict[str, str], procs: Processes) -> None:
     name = f"{socket.gethostname()}.deployq.0"
-    worker = procs.worker("deployq", name=name, env={"TASKRAIL_IMPORTS": "tasks"})
     assert _taskrail("health", "--this-host", env=env).returncode == RET_NO_HEARTBEAT
+    worker = procs.worker("deployq", name=name, env={"TASKRAIL_IMPORTS": "tasks"})
     wait_for(lambda: check_health(settings, name).ok, 15, what="the worker's heartbeat")
     result = _taskrail("health", "--this-host", env=env)
     assert result.returncode == RET_OK and name in result.stdout

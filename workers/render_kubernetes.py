@@ -176,8 +176,14 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
             "scaleTargetRef": {"name": f"{NAME}-{component}"},
             "minReplicaCount": scale.min,
             "maxReplicaCount": scale.max,
-            "cooldownPeriod": round(scale.cooldown_s),
+            "cooldownPeriod": round(scale.cooldown_s),  # KEDA's: before scaling an idle queue to zero
             "pollingInterval": POLLING_INTERVAL_S,
+            # The HPA's: how long the wish for fewer pods must last before any are removed.
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": round(scale.cooldown_s)}}
+                }
+            },
             "triggers": [
                 {
                     "type": "redis",
