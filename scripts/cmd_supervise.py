@@ -93,7 +93,8 @@ def run_scale(args: argparse.Namespace) -> int:
     if counts:
         version = coordination.request_scale(conn, counts, args.node)
         pairs = ", ".join(f"{q}={n}" for q, n in counts.items())
-        print(f"pinned {pairs}" + (f" on {args.node}" if args.node else " on every supervisor"))
+        print(f"pinned {pairs}" + (f" on {args.node}" if args.node else " on every supervisor")
+              + " (autoscale pauses for pinned queues; taskrail scale --reset QUEUE unpins)")  # fmt: skip
     return _wait_applied(conn, version, args.node, args.wait)
 
 
