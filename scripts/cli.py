@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "scripts.cmd_metrics",
     "scripts.cmd_bench",
     "scripts.cmd_deploy",
+    "scripts.cmd_supervise",
 )
 
 
