@@ -36,6 +36,7 @@ from workers.isolation import run_forked
 from workers.lua import FINISH, HEARTBEAT
 from workers.maintenance import Maintenance
 from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
+from workers.sentry import capture_failure, init_sentry
 
 __all__ = ["Worker"]
 
@@ -73,6 +74,7 @@ class Worker(RQWorker):
         logging.basicConfig(level=(logging_level or self.settings.log_level).upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
         self._import_tasks()
+        init_sentry(self.settings)
         self.max_jobs = max_jobs or self.settings.max_jobs or None
         self.burst = burst
         self._install_signals()
@@ -277,6 +279,7 @@ class Worker(RQWorker):
     def report_failure(self, job: ClaimedJob, outcome: Outcome) -> None:
         """Hook for error reporting (Sentry); logs the failure."""
         log.warning("job %s (%s) failed: %s: %s", job.id, outcome.task, outcome.exc_type, outcome.exc_message)
+        capture_failure(job, outcome)
 
     # ---- start and end ------------------------------------------------------------------------
 
