@@ -8,12 +8,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from config.connection import connect
 from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.protocol import JobSpec
 from tasks.queues import QUEUE_PUSH_LUA
+from tasks.scripting import LuaScript, run_pipeline
 
 __all__ = ["Client", "default_client"]
 
@@ -88,8 +90,8 @@ class Client:
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = connection if connection is not None else connect(settings)
-        self._enqueue = self.redis.register_script(ENQUEUE)
-        self._enqueue_many = self.redis.register_script(ENQUEUE_MANY)
+        self._enqueue = LuaScript(ENQUEUE)
+        self._enqueue_many = LuaScript(ENQUEUE_MANY)
 
     def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
         q = spec.queue
@@ -120,7 +122,7 @@ class Client:
     def enqueue(self, spec: JobSpec) -> str:
         """Write one job; returns its id (or the id of the live job holding the same unique key)."""
         keys_, argv = self._script_args(spec)
-        result = self._enqueue(keys=keys_, args=argv)
+        result = self._enqueue(self.redis, keys_, argv)
         return result.decode() if isinstance(result, bytes) else str(result)
 
     def enqueue_in(self, pipe: redis.client.Pipeline, spec: JobSpec) -> None:
@@ -143,20 +145,16 @@ class Client:
 
     def _flush(self, batch: Sequence[JobSpec]) -> list[str]:
         """One pipelined round trip: plain jobs go in bulk calls, the rest one script call each."""
-        scripts = (self._enqueue, self._enqueue_many)
-        for script in scripts:  # a pipeline relies on EVALSHA: make sure the server has them
-            if not script.sha or not self.redis.script_exists(script.sha)[0]:
-                script.sha = self.redis.script_load(script.script)
         plain = [spec for spec in batch if is_plain(spec)]
-        with self.redis.pipeline(transaction=False) as pipe:
+        others = [spec for spec in batch if not is_plain(spec)]
+
+        def build(pipe: Pipeline) -> None:
             for group in _groups(plain):
-                keys_, argv = self._bulk_args(group)
-                pipe.evalsha(self._enqueue_many.sha, len(keys_), *keys_, *argv)
-            others = [spec for spec in batch if not is_plain(spec)]
+                self._enqueue_many.queue(pipe, *self._bulk_args(group))
             for spec in others:
-                keys_, argv = self._script_args(spec)
-                pipe.evalsha(self._enqueue.sha, len(keys_), *keys_, *argv)
-            results = pipe.execute()
+                self._enqueue.queue(pipe, *self._script_args(spec))
+
+        results = run_pipeline(self.redis, build, (self._enqueue, self._enqueue_many))
         # Plain jobs keep their own ids; the others may resolve to an existing unique job.
         resolved = {spec.job_id: _text(r) for spec, r in zip(others, results[len(results) - len(others) :], strict=True)}
         return [resolved.get(spec.job_id, spec.job_id) for spec in batch]

@@ -100,9 +100,7 @@ class Maintenance(threading.Thread):
         ttl_ms = int(s.heartbeat_ttl_s * 1000)
         score = time.time() + max(60, s.heartbeat_ttl_s * 10)
         revoked = self.worker.heartbeat_script(
-            keys=[keys.HEARTBEAT.format(name), keys.CLAIMS.format(name), keys.WORKERS],
-            args=[name, ttl_ms, score],
-            client=self.conn,
+            self.conn, [keys.HEARTBEAT.format(name), keys.CLAIMS.format(name), keys.WORKERS], [name, ttl_ms, score]
         )
         if revoked:
             self.worker.revoke_running({r.decode() for r in revoked})

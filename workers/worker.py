@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from rq import Worker as RQWorker
 from rq.serializers import JSONSerializer
 
@@ -28,6 +29,7 @@ from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.errors import TaskRevoked
 from tasks.protocol import utcnow_text
+from tasks.scripting import LuaScript, run_pipeline
 from workers.claim import CLAIM, claim_call, claim_reply
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments
@@ -62,9 +64,9 @@ class Worker(RQWorker):
         self._exit_code = 0
         self._avg_job_s = 0.001
         self._state = ""
-        self._claim = self.connection.register_script(CLAIM)
-        self._finish = self.connection.register_script(FINISH)
-        self.heartbeat_script = self.connection.register_script(HEARTBEAT)
+        self._claim = LuaScript(CLAIM)
+        self._finish = LuaScript(FINISH)
+        self.heartbeat_script = LuaScript(HEARTBEAT)
 
     # ---- the RQ entry point -------------------------------------------------------------------
 
@@ -223,20 +225,24 @@ class Worker(RQWorker):
         now = time.time()
         now_text = utcnow_text(datetime.fromtimestamp(now, UTC))
         maxlen = self.settings.events_maxlen
-        with conn.pipeline(transaction=False) as pipe:
+
+        def build(pipe: Pipeline) -> None:
             if outcomes:
                 args: list[Any] = [self.name, now, now_text, maxlen, int(now // 60)]
                 for outcome in outcomes:
                     args += outcome.record()
-                self._finish(keys=[keys.CLAIMS.format(self.name)], args=args, client=pipe)
+                self._finish.queue(pipe, [keys.CLAIMS.format(self.name)], args)
             if claim and self._state != "busy":
-                self._state = "busy"  # RQ's worker state, written in the same round trip
-                pipe.hset(self.key, "state", "busy")
+                pipe.hset(self.key, "state", "busy")  # RQ's worker state, in the same round trip
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
-                claim_keys, claim_args = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings)
-                self._claim(keys=claim_keys, args=claim_args, client=pipe)
-            replies = pipe.execute()
+                self._claim.queue(
+                    pipe, *claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings)
+                )
+
+        replies = run_pipeline(conn, build, (self._finish, self._claim))
+        if claim:
+            self._state = "busy"
         if not claim:
             return []
         s = self.settings
@@ -249,7 +255,10 @@ class Worker(RQWorker):
                 if self._state != "idle" and not any(slot.active for slot in self.slots):
                     self._state = "idle"
                     pipe.hset(self.key, "state", "idle")
-                pipe.blpop([keys.WAKE.format(q) for q in self.queue_list], timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S))
+                pipe.blpop(
+                    [keys.WAKE.format(q) for q in self.queue_list],
+                    timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S),
+                )
                 pipe.execute()
         except redis.ConnectionError as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)
@@ -306,4 +315,3 @@ class Worker(RQWorker):
             self.register_death()
         except redis.RedisError as exc:
             log.warning("could not unregister worker %s: %s", self.name, exc)
-
