@@ -19,7 +19,8 @@ import redis
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 
-from config.scaling import load_profile
+from config.errors import ConfigError
+from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import load_settings
 from scripts.cmd_deploy import RET_NO_HEARTBEAT, RET_REDIS_DOWN
 from tests.conftest import BIN, ROOT, Processes, wait_for
@@ -229,6 +230,12 @@ def test_malformed_profile_renders_nothing_and_says_why(tmp_path: Path) -> None:
 def test_unknown_profile_is_named_with_the_choices(tmp_path: Path) -> None:
     result = _taskrail("deploy", "render", "--profile", "prod", "--target", "compose")
     assert result.returncode == RET_CONFIG and "'prod'" in result.stderr and "production" in result.stderr
+
+
+def test_queue_names_that_collide_as_object_names_are_refused() -> None:
+    profile = Profile("p", "strict", (QueuePlan("mail_out", workers=1), QueuePlan("mail-out", workers=1)))
+    with pytest.raises(ConfigError, match="'mail_out' and 'mail-out' both become 'mail-out'"):
+        render(profile, "kubernetes")
 
 
 def test_render_out_replaces_its_own_stale_files_only(tmp_path: Path) -> None:

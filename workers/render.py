@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ import yaml
 
 from config.errors import ConfigError
 from config.scaling import Autoscale, Profile, QueuePlan
-from config.settings import Settings
 from workers.children import WorkerSpec as ChildSpec
 
 __all__ = [
@@ -98,8 +97,8 @@ def _spec(profile: Profile, plan: QueuePlan, slug: str) -> Workload:
     # The limit sits above the recycle threshold, so a growing worker recycles before the OOM killer
     # strikes; a forked job child adds its own memory on top.
     headroom = 1.5 if plan.isolation == "fork" else 1.25
-    # The same per-queue environment the supervisor gives its children, plus the profile-wide
-    # scheduling settings it would pass (rate limits hold across every worker, so all get all).
+    # The per-queue environment the supervisor gives its children, plus the profile-wide scheduling
+    # settings (a queue's rate limit binds every worker that takes from it, so all get all).
     environment = {"TASKRAIL_PROFILE": profile.name, **ChildSpec.of(plan).environ(), **_scheduling_env(profile)}
     return Workload(
         queue=plan.name,
@@ -115,14 +114,12 @@ def _spec(profile: Profile, plan: QueuePlan, slug: str) -> Workload:
 
 
 def _scheduling_env(profile: Profile) -> dict[str, str]:
-    known = {f.name for f in fields(Settings)}
-    env: dict[str, str] = {}
-    if "mode" in known:
-        env["TASKRAIL_MODE"] = profile.mode
-    if "queue_weights" in known and profile.mode == "weighted":
+    """Settings ``mode``, ``queue_weights`` and ``queue_rate_limits`` for the profile, as environment."""
+    env = {"TASKRAIL_MODE": profile.mode}
+    if profile.mode == "weighted":
         env["TASKRAIL_QUEUE_WEIGHTS"] = ",".join(f"{p.name}={p.weight}" for p in profile.queues)
     rates = [f"{p.name}={p.rate_limit}" for p in profile.queues if p.rate_limit]
-    if "queue_rate_limits" in known and rates:
+    if rates:
         env["TASKRAIL_QUEUE_RATE_LIMITS"] = ",".join(rates)
     return env
 
