@@ -128,7 +128,8 @@ class Client:
     def enqueue_in(self, pipe: redis.client.Pipeline, spec: JobSpec) -> None:
         """Queue the write of one job on ``pipe``, e.g. inside a transaction with other writes."""
         keys_, argv = self._script_args(spec)
-        self._enqueue(keys=keys_, args=argv, client=pipe)
+        self._enqueue.ensure_loaded(self.redis)
+        self._enqueue.queue(pipe, keys_, argv)
 
     def enqueue_many(self, specs: Iterable[JobSpec], chunk: int = 1000) -> list[str]:
         """Write many jobs in pipelined round trips of ``chunk`` jobs; returns their ids in order."""

@@ -24,6 +24,13 @@ class LuaScript:
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._loaded = False
+
+    def ensure_loaded(self, conn: redis.Redis) -> None:
+        """Load it on the server once per process, for pipelines whose sender cannot retry them."""
+        if not self._loaded:
+            conn.script_load(self.source)
+            self._loaded = True
 
     def queue(self, pipe: Pipeline, keys: Sequence[Any], args: Sequence[Any]) -> None:
         """Add a call to ``pipe``."""

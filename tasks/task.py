@@ -182,7 +182,7 @@ def task(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """
 
     def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
-        built = Task(fn, TaskOptions.build(fn, **options))
+        built: Task[Any, Any] = Task(fn, TaskOptions.build(fn, **options))
         register(built)
         return built
 

@@ -72,7 +72,7 @@ def _child(run: Callable[[], Outcome], write_fd: int) -> None:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:

@@ -87,7 +87,7 @@ class Maintenance(threading.Thread):
         for slot in worker.slots:
             if slot.active and slot.deadline is not None and now > slot.deadline + 0.05:
                 worker.interrupter.stop(slot, TaskTimeout)
-        deadline = getattr(worker, "shutdown_deadline", None)
+        deadline = worker.shutdown_deadline
         if worker.stopping and deadline is not None and now >= deadline:
             if any(slot.active for slot in worker.slots):
                 log.warning("shutdown deadline passed: requeueing running jobs at the front of their queues")

@@ -152,11 +152,11 @@ def run_job(
 def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
     """Retry (per the task's options and attempts left) or fail, for an error a task raised."""
     opts = task.options
-    retry_requested = isinstance(exc, Retry)
-    retryable = retry_requested or isinstance(exc, opts.autoretry_for)
-    shown = exc.exc if retry_requested and exc.exc is not None else exc
+    requested = exc if isinstance(exc, Retry) else None
+    retryable = requested is not None or isinstance(exc, opts.autoretry_for)
+    shown = requested.exc if requested is not None and requested.exc is not None else exc
     if retryable and job.retries < opts.max_retries:
-        countdown = exc.countdown if retry_requested and exc.countdown is not None else None
+        countdown = requested.countdown if requested is not None else None
         delay = countdown if countdown is not None else opts.backoff_s(job.retries, random.random())
         return Outcome(
             job, "retry", task.name, _exc_string(shown), 0, time.time() + delay,

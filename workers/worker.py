@@ -63,6 +63,7 @@ class Worker(RQWorker):
         self._stop = threading.Event()
         self._exit_code = 0
         self._avg_job_s = 0.001
+        self.shutdown_deadline: float | None = None  # monotonic; set by the first stop signal
         self._state = ""
         self._claim = LuaScript(CLAIM)
         self._finish = LuaScript(FINISH)
@@ -70,9 +71,23 @@ class Worker(RQWorker):
 
     # ---- the RQ entry point -------------------------------------------------------------------
 
-    def work(self, burst: bool = False, logging_level: str | None = None, max_jobs: int | None = None,
-             max_idle_time: int | None = None, **_ignored: Any) -> bool:  # fmt: skip
-        """Run until stopped (or, with ``burst``, until the queues are empty); True if any job ran."""
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = "",
+        log_format: str = "",
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: Any = None,
+    ) -> bool:
+        """Run until stopped (or, with ``burst``, until the queues are empty); True if any job ran.
+
+        RQ's ``date_format``, ``log_format``, ``max_idle_time``, ``with_scheduler`` and
+        ``dequeue_strategy`` are accepted and not used: the elected leader schedules for everyone and
+        queue order comes from the profile.
+        """
         logging.basicConfig(level=(logging_level or self.settings.log_level).upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
         self._import_tasks()
