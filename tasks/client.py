@@ -48,11 +48,11 @@ if KEYS[7] ~= '' then
   redis.call('HSET', KEYS[1], 'tr_unique', KEYS[7], 'tr_unique_mode', ARGV[5])
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('SADD', KEYS[3], KEYS[2])  -- also for a delayed job: the scheduler promotes registered queues
 if run_at > 0 then
   redis.call('ZADD', KEYS[4], run_at, job_id)
 else
   push_waiting(KEYS[2], job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
-  redis.call('SADD', KEYS[3], KEYS[2])
   redis.call('LPUSH', KEYS[5], '1')
   redis.call('LTRIM', KEYS[5], 0, 999)
 end

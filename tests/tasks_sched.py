@@ -20,7 +20,9 @@ def _conn() -> redis.Redis:
 @task(queue="default")
 def mark(tag: str, pause_s: float = 0.0) -> str:
     """Append ``tag`` to the list ``order`` as the job starts."""
-    _conn().rpush("order", tag)
+    conn = _conn()
+    conn.rpush("order", tag)
+    conn.rpush("order_times", repr(time.time()))
     if pause_s:
         time.sleep(pause_s)
     return tag
@@ -29,7 +31,7 @@ def mark(tag: str, pause_s: float = 0.0) -> str:
 @task(queue="limited", rate_limit="5/s")
 def limited(n: int) -> int:
     """Five starts per second across all workers; records each start time."""
-    _conn().rpush("starts", repr(time.time()))
+    _conn().rpush("starts", f"{time.time()!r} {n}")
     return n
 
 
@@ -41,12 +43,17 @@ def per_customer(customer: str, n: int) -> int:
 
 
 @task(queue="limited", concurrency_limit=2)
-def capped(pause_s: float) -> int:
-    """At most two run at once anywhere; records how many ran at each start."""
+def capped(pause_s: float, hold_key: str = "") -> int:
+    """At most two run at once anywhere; records how many ran at each start.
+
+    With ``hold_key``, runs for up to ``pause_s`` while that key exists.
+    """
     conn = _conn()
     running = conn.incr("running")
     conn.rpush("running_seen", running)
-    time.sleep(pause_s)
+    deadline = time.monotonic() + pause_s
+    while time.monotonic() < deadline and (not hold_key or conn.exists(hold_key)):
+        time.sleep(0.02)
     conn.decr("running")
     return int(running)
 

@@ -1,0 +1,117 @@
+"""Global rate limits and concurrency caps, across real worker processes sharing one server.
+
+Start times are recorded by the tasks themselves, a few milliseconds after the CLAIM script admitted
+them on the server's clock; windows are checked with JITTER_S of slack for that scheduling noise.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tests import tasks_sched
+from tests.conftest import Processes, live_workers, wait_for
+
+SCHED = {"TASKRAIL_IMPORTS": "tests.tasks_sched"}
+JITTER_S = 0.05
+
+
+def _busiest_window(times: list[float], period: float = 1.0) -> int:
+    """The most starts inside any window of ``period`` (less the jitter allowance)."""
+    times = sorted(times)
+    return max((sum(1 for t in times if start <= t < start + period - JITTER_S) for start in times), default=0)
+
+
+def _start_workers(
+    procs: Processes, conn: redis.Redis, n: int, *queues: str, env: dict[str, str] | None = None
+) -> None:
+    for _ in range(n):
+        procs.worker(*queues, env={**SCHED, **(env or {})})
+    wait_for(lambda: len(live_workers(conn)) == n, 20, what=f"{n} workers")
+
+
+def test_40_jobs_at_5_per_second_on_3_workers(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start_workers(procs, conn, 3, "limited")
+    enqueued = time.time()
+    results = tasks_sched.limited.map([(n,) for n in range(40)])
+    wait_for(lambda: conn.llen("starts") == 40, 30, what="40 starts")
+    wait_for(lambda: all(r.ready() for r in results), 10, what="40 results")
+    starts = [float(s.split()[0]) for s in conn.lrange("starts", 0, -1)]
+    assert _busiest_window(starts) <= 5
+    elapsed = max(starts) - enqueued
+    assert 6.8 <= elapsed <= 12.0, elapsed  # 8 windows of 5: the last starts about 7 s after the first
+    assert all(r.successful() and r.attempts == 1 for r in results)
+    stats = conn.hgetall("taskrail:taskstats:tests.tasks_sched.limited")
+    assert int(stats[b"completed"]) == 40 and b"failed" not in stats and b"retried" not in stats
+
+
+def test_a_waiting_job_keeps_its_place_and_other_jobs_run_meanwhile(
+    settings, procs: Processes, conn: redis.Redis
+) -> None:
+    tasks_sched.limited.map([(n,) for n in range(12)])
+    for i in range(3):
+        tasks_sched.mark.apply_async((f"free-{i}",), queue="limited")
+    _start_workers(procs, conn, 1, "limited")
+    wait_for(lambda: conn.llen("starts") == 12, 20, what="12 limited starts")
+    starts = [s.split() for s in conn.lrange("starts", 0, -1)]
+    assert [int(n) for _, n in starts] == list(range(12))  # in order: each waited in its place
+    free_done = max(float(t) for t in conn.lrange("order_times", 0, -1))
+    assert conn.llen("order") == 3 and free_done < float(starts[5][0])  # not stuck behind the limit
+
+
+def test_keyed_limit_holds_per_key(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start_workers(procs, conn, 2, "limited")
+    tasks_sched.per_customer.map([(customer, n) for n in range(6) for customer in ("acme", "globex")])
+    wait_for(lambda: conn.llen("starts:acme") + conn.llen("starts:globex") == 12, 20, what="12 starts")
+    per_key = {c: [float(t) for t in conn.lrange(f"starts:{c}", 0, -1)] for c in ("acme", "globex")}
+    assert all(_busiest_window(times) <= 2 for times in per_key.values()), per_key
+    # The two keys do not share one budget: four starts fit in the first second.
+    assert _busiest_window(per_key["acme"] + per_key["globex"]) >= 4
+
+
+def test_queue_rate_limit_from_the_profile(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start_workers(procs, conn, 2, "default", env={"TASKRAIL_QUEUE_RATE_LIMITS": "default=4/s"})
+    tasks_sched.mark.map([(f"m{i}",) for i in range(10)])
+    wait_for(lambda: conn.llen("order") == 10, 20, what="10 starts")
+    times = [float(t) for t in conn.lrange("order_times", 0, -1)]
+    assert _busiest_window(times) <= 4
+    assert max(times) - min(times) >= 1.9  # 10 starts at 4/s span at least two windows
+
+
+def test_per_worker_rate_limit(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start_workers(procs, conn, 1, "default", env={"TASKRAIL_WORKER_RATE_LIMIT": "3/s"})
+    tasks_sched.mark.map([(f"m{i}",) for i in range(7)])
+    wait_for(lambda: conn.llen("order") == 7, 20, what="7 starts")
+    times = [float(t) for t in conn.lrange("order_times", 0, -1)]
+    assert _busiest_window(times) <= 3 and max(times) - min(times) >= 1.9
+
+
+def test_concurrency_cap_of_2_never_shows_3_running(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start_workers(procs, conn, 3, "limited")
+    results = tasks_sched.capped.map([(0.3,)] * 10)
+    wait_for(lambda: all(r.ready() for r in results), 30, what="10 capped jobs")
+    seen = [int(n) for n in conn.lrange("running_seen", 0, -1)]
+    assert max(seen) == 2, seen  # two at once (the cap is used), never three
+    assert all(r.successful() for r in results)
+    assert conn.zcard("taskrail:cc:tests.tasks_sched.capped") == 0
+
+
+def test_slots_of_a_killed_worker_are_released(settings, procs: Processes, conn: redis.Redis) -> None:
+    fast = {"TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5", "TASKRAIL_HEARTBEAT_TTL_S": "2"}
+    doomed = procs.worker("limited", env={**SCHED, **fast, "TASKRAIL_CONCURRENCY": "2"})
+    wait_for(lambda: live_workers(conn), 20, what="the first worker")
+    conn.set("hold", 1)
+    held = tasks_sched.capped.map([(60.0, "hold"), (60.0, "hold")])
+    wait_for(lambda: conn.get("running") == b"2", 15, what="both slots taken")
+    doomed.kill()
+    doomed.wait(10)
+    conn.delete("hold")  # when the recovered jobs run again, they finish at once
+    conn.set("running", 0)
+    later = tasks_sched.capped.map([(0.05,)] * 3)
+    procs.worker("limited", env={**SCHED, **fast})
+    every = held + later
+    wait_for(lambda: all(r.ready() for r in every), 30, what="capped jobs after the crash")
+    assert all(r.successful() for r in every)
+    assert [r.attempts for r in held] == [2, 2]
+    assert conn.zcard("taskrail:cc:tests.tasks_sched.capped") == 0
