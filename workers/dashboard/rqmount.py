@@ -123,6 +123,8 @@ def _harden_response(response: Response) -> Response:
         meta = f'<meta name="csrf-token" content="{escape(csrf_token())}">'
         helper = f'<script nonce="{nonce}" src="{url_for("static", filename="rq-csrf.js")}"></script>'
         html = html.replace("<head>", f"<head>\n{meta}", 1)
+        # Its icon link names the host app's /static/favicon.ico; ours is an SVG.
+        html = html.replace(url_for("static", filename="favicon.ico"), url_for("public", filename="favicon.svg"), 1)
         # After jQuery; its pages post only on clicks, so every $.post then carries the token.
         html = html.replace("</body>", f"{helper}\n</body>", 1)
         response.set_data(html)

@@ -87,6 +87,11 @@
       const offset = points - s.values.length;  // shorter series end at the right edge
       const d = s.values.map((v, i) => `${i ? "L" : "M"}${x(i + offset).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
       const path = svgEl("path", { d: d, class: "series", stroke: colorFor(s.name) }, svg);
+      if (s.values.length) {  // the latest value as a dot: a single sample still shows
+        const last = s.values.length - 1;
+        svgEl("circle", { cx: x(last + offset).toFixed(1), cy: y(s.values[last]).toFixed(1), r: 3,
+                          fill: colorFor(s.name), class: "dot" }, svg);
+      }
       path.setAttribute("data-series", s.name);
       const title = svgEl("title", {}, path);
       title.textContent = `${s.name}: ${format(s.values[s.values.length - 1] || 0)} now`;

@@ -109,7 +109,8 @@
       const kwargs = Object.entries(job.kwargs).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
       cell(row, [args, kwargs].filter(Boolean).join(", "), "mono args");
       cell(row, `${job.exc_type}: ${job.message}`);
-      cell(row, job.failed_at);
+      const when = new Date(job.failed_at);
+      cell(row, isNaN(when) ? job.failed_at : when.toLocaleString());
       const button = document.createElement("button");
       button.textContent = "Requeue";
       button.addEventListener("click", () => post(`/api/jobs/${encodeURIComponent(job.id)}/requeue`).then(refreshOnce, showError));

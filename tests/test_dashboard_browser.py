@@ -1,0 +1,117 @@
+"""A real headless Chromium (Debian's, driven by Playwright) uses the dashboard while a real worker runs jobs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from config.settings import Settings
+from tests.conftest import ROOT, Processes, live_workers, wait_for
+from tests.tasks_web import PASSWORD, WEB, Dashboard, start_dashboard
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+SHOTS = ROOT / "test-output"
+SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[sync_api.Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make browser` (apt-get install chromium)")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )  # fmt: skip
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+
+
+def watch(page: sync_api.Page) -> dict[str, list[str]]:
+    """Collect dialogs (an alert means injected script ran) and console errors (CSP violations among them)."""
+    seen: dict[str, list[str]] = {"dialogs": [], "errors": []}
+
+    def on_dialog(dialog: sync_api.Dialog) -> None:
+        seen["dialogs"].append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("console", lambda msg: seen["errors"].append(f"{msg.text} {msg.location}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: seen["errors"].append(str(exc)))
+    return seen
+
+
+def enqueue(dash: Dashboard, task: str, *args: object) -> str:
+    answer = dash.post(f"/api/tasks/tests.tasks_web.{task}", json={"args": list(args)})
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
+    settings: Settings, procs: Processes, conn: redis.Redis, page: sync_api.Page
+) -> None:
+    procs.worker("web", env=WEB)
+    wait_for(lambda: live_workers(conn), 20, what="worker heartbeat")
+    dash = start_dashboard(procs)
+    for i in range(12):
+        enqueue(dash, "add", i, i)
+    tricky = enqueue(dash, "echo", SCRIPT)
+    failed = enqueue(dash, "fail", SCRIPT)
+    for _ in range(6):
+        enqueue(dash, "nap", 0.3)
+    wait_for(lambda: dash.get(f"/api/jobs/{failed}").json()["state"] == "FAILURE", 30, what="the failing job")
+    seen = watch(page)
+    SHOTS.mkdir(exist_ok=True)
+
+    page.goto(dash.url + "/")  # not logged in: the login form
+    assert "/login" in page.url
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(dash.url + "/")
+    page.wait_for_function(
+        "() => { const svg = document.querySelector('#chart-completed svg');"
+        " return svg && Number(svg.dataset.total) > 0 && svg.querySelector('path.series'); }"
+    )
+    page.wait_for_selector("#queues tbody tr[data-queue=web]")
+    page.wait_for_selector("#chart-durations svg rect.bar")
+    page.wait_for_selector("#failures tbody td.args")
+    row = page.inner_text("#queues tbody tr[data-queue=web]")
+    assert row.startswith("web"), row
+    assert SCRIPT in page.inner_text("#failures tbody"), "the failed job's argument shows as text"
+    path = page.get_attribute("#chart-completed path.series", "d") or ""
+    assert path.startswith("M") and "L" in path
+    page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
+
+    # Our job page shows the argument as text.
+    page.goto(f"{dash.url}/jobs/{tricky}")
+    assert SCRIPT in page.inner_text("pre.args")
+
+    # Into rq-dashboard from the queue table: the failed registry, then the job.
+    page.goto(dash.url + "/")
+    page.click("#queues tbody tr[data-queue=web] td.bad a")
+    page.wait_for_selector(f"tr[data-job-id='{failed}']")
+    assert SCRIPT in page.inner_text(f"tr[data-job-id='{failed}'] .description")
+    page.click(f"tr[data-job-id='{failed}'] .job_id a")
+    page.wait_for_selector(".description-scroll")
+    assert page.inner_text(".description-scroll") == f"tests.tasks_web.fail({SCRIPT!r})"
+    assert "RuntimeError" in page.inner_text("pre.exc_info")
+    page.screenshot(path=str(SHOTS / "dashboard-rq-job.png"), full_page=True)
+
+    # Its Requeue button posts with the CSRF token the page was given; the worker runs the job again.
+    page.click("#requeue-job-btn")
+    wait_for(lambda: dash.get(f"/api/jobs/{failed}").json()["attempts"] == 2, 30, what="the requeued job to run")
+    page.goto(f"{dash.url}/rq/0/view/job/{tricky}")
+    page.wait_for_selector(".description-scroll")
+    assert SCRIPT in page.inner_text(".description-scroll")
+    assert seen["dialogs"] == [], "script from job data ran"
+    assert seen["errors"] == []
