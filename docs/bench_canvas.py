@@ -2,7 +2,9 @@
 
 Run from the repository root: ``.venv/bin/python docs/bench_canvas.py [N] [ROUNDS]``. It starts its own
 server in a temporary folder (or uses ``REDIS_URL`` when set, flushing database 0 between rounds) and
-prints the median of ``ROUNDS`` runs for each way of writing N jobs. Nothing runs the jobs.
+prints, for each way of writing N jobs, the median of ``ROUNDS`` runs of: wall time, this process's CPU
+time, and the server's time spent in commands (from INFO commandstats). Nothing runs the jobs. CPU
+figures matter on a shared machine, where wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -29,15 +32,25 @@ from tasks.client import Client
 from tests import tasks_canvas as t
 
 
-def timed(conn: redis.Redis, rounds: int, write: Callable[[], object]) -> float:
-    """Median seconds of ``write`` over ``rounds`` runs, each on an empty database."""
-    times = []
-    for _ in range(rounds):
-        conn.flushdb()
-        started = time.perf_counter()
-        write()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+@dataclass
+class Sample:
+    """One write: wall time, this process's CPU time, and the server's time in commands."""
+
+    wall_s: float
+    client_cpu_s: float
+    server_s: float
+
+
+def measure(conn: redis.Redis, write: Callable[[], object]) -> Sample:
+    """Run ``write`` on an empty database with fresh server command statistics."""
+    conn.flushdb()
+    conn.config_resetstat()
+    wall, cpu = time.perf_counter(), time.process_time()
+    write()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    stats = conn.info("commandstats")
+    server = sum(v["usec"] for k, v in stats.items() if k != "cmdstat_info") / 1e6
+    return Sample(wall, cpu, server)
 
 
 def main() -> None:
@@ -63,9 +76,16 @@ def main() -> None:
         (f"taskrail chord, {n} children + callback",
          lambda: chord([t.square.s(i) for i in range(n)], t.total.s()).apply_async(client=client)),
     ]  # fmt: skip
+    samples: dict[str, list[Sample]] = {label: [] for label, _ in cases}
     try:
-        for label, write in cases:
-            print(f"{label:45s} {timed(conn, rounds, write) * 1000:8.0f} ms (median of {rounds})")
+        for _ in range(rounds):  # rounds interleave the cases, so a busy moment hurts them all alike
+            for label, write in cases:
+                samples[label].append(measure(conn, write))
+        print(f"{'median of ' + str(rounds) + ' rounds':45s} {'wall ms':>8s} {'client CPU ms':>14s} {'server ms':>10s}")
+        for label, runs in samples.items():
+            wall, cpu, in_server = (statistics.median(getattr(r, f) for r in runs) * 1000
+                                 for f in ("wall_s", "client_cpu_s", "server_s"))  # fmt: skip
+            print(f"{label:45s} {wall:8.0f} {cpu:14.0f} {in_server:10.0f}")
     finally:
         conn.flushdb()
         if server is not None:
