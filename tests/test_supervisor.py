@@ -19,6 +19,7 @@ import redis
 from rq import Worker as RQWorker
 
 from config.scaling import Autoscale
+from scripts.cli import main as cli_main
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
 from workers.autoscale import UP_INTERVAL_S, Autoscaler, QueueLoad
 from workers.exitcodes import RET_CONFIG, RET_GAVE_UP, RET_OK, RET_UNCLEAN
@@ -200,6 +201,7 @@ def test_sigkilled_worker_is_replaced_within_2s(sups, conn, record_property) -> 
         killed_at = time.monotonic()
         wait_for(lambda b=before: set(node_workers(conn, "n1")) - b, 10, interval=0.01, what="a replacement")
         figures.append(round(time.monotonic() - killed_at, 2))
+        assert victim not in {w.name for w in RQWorker.all(connection=conn)}  # `rq info` forgets it
     record_property("replacement_registered_s", figures)
     print(f"\nSIGKILL to replacement registered (heartbeat): {figures} s")
     assert max(figures) < 5.0, figures  # target 2 s; margin for a loaded 2-core machine
@@ -268,6 +270,10 @@ def test_sighup_and_taskrail_scale_change_counts_without_interrupting_jobs(sups,
     wait_for(lambda: counts(conn, "n1") == {"email": 1, "reports": 1}, 30, what="2 workers")
     sv.slow.map([(f"h{i}", 1.0) for i in range(8)])
 
+    path.write_text(path.read_text().replace("{workers: 1}", "{workers: many}", 1))  # a broken edit
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "profile not reloaded, the running one stays" in sups.log(proc), 10, what="refused reload")
+    assert "queue 'email': workers must be an integer 0 or more, got 'many'" in sups.log(proc)
     sups.profile(email="{workers: 3}", reports="{workers: 0}", timeout=10)  # edit the file in place
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: counts(conn, "n1") == {"email": 3}, 30, what="3 email workers, no reports worker")
@@ -286,25 +292,25 @@ def test_sighup_and_taskrail_scale_change_counts_without_interrupting_jobs(sups,
     assert b"interrupted" not in events
 
 
-def test_taskrail_scale_reaches_every_supervisor_or_one_node(sups, conn, env) -> None:
+def test_taskrail_scale_reaches_every_supervisor_or_one_node(sups, conn, settings, capsys) -> None:
     path = sups.profile(email="{workers: 1}")
     for node in ("n1", "n2"):
         sups.start(path, node)
     both = lambda e1, e2: counts(conn, "n1") == {"email": e1} and counts(conn, "n2") == {"email": e2}  # noqa: E731
     wait_for(lambda: both(1, 1), 30, what="1 worker on each node")
+    scale = lambda *args: cli_main(["scale", *args, "--file", str(path)])  # noqa: E731  (the command, in-process)
 
-    assert taskrail("scale", "email=2", "--file", str(path), env=env).returncode == RET_OK
+    assert scale("email=2") == RET_OK
+    assert "n1: applied (email=2, reports=0)\nn2: applied (email=2, reports=0)" in capsys.readouterr().out
     wait_for(lambda: both(2, 2), 30, what="2 workers on each node")
-    scaled = taskrail("scale", "email=3", "--node", "n2", "--file", str(path), env=env)
-    assert "n2: applied (email=3, reports=0)" in scaled.stdout, scaled.stdout
-    wait_for(lambda: both(2, 3), 30, what="n2 alone at 3")
-    reset = taskrail("scale", "--reset", "--file", str(path), env=env)
-    assert reset.returncode == RET_OK and "unpinned every queue" in reset.stdout
-    taskrail("scale", "--reset", "--node", "n2", "--file", str(path), env=env)
+    assert scale("email=1", "--node", "n2") == RET_OK  # one machine only; its own pin wins
+    assert "n2: applied (email=1, reports=0)" in capsys.readouterr().out
+    wait_for(lambda: both(2, 1), 30, what="n2 alone back at 1")
+    assert scale("--reset") == RET_OK and scale("--reset", "--node", "n2") == RET_OK
     wait_for(lambda: both(1, 1), 30, what="both back to the profile's 1")
 
-    bad = taskrail("scale", "emial=2", "--file", str(path), env=env)
-    assert bad.returncode == RET_CONFIG and "unknown queue 'emial'" in bad.stderr
+    assert scale("emial=2") == RET_CONFIG
+    assert "unknown queue 'emial'; the scaling file names: email, reports" in capsys.readouterr().err
 
 
 def test_autoscale_goes_from_min_to_max_under_a_backlog_and_back_when_idle(sups, sv, conn) -> None:

@@ -32,7 +32,7 @@ from tasks.errors import SupervisorError
 from workers import coordination
 from workers.autoscale import Autoscaler, QueueLoad
 from workers.children import Child, WorkerSpec, describe_exit, forget_dead_worker, pick_name, spawn
-from workers.exitcodes import RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
+from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 from workers.restarts import RestartIntensity
 from workers.status import oldest_wait_s
 
@@ -93,11 +93,23 @@ class Supervisor:
                     self._poll()
                 if not self.draining:
                     self._reconcile()
+        except Exception:
+            log.exception("supervisor failed; stopping every worker gracefully")
+            self._drain_after_error()
+            raise
         finally:
-            for child in self.children:  # only after an unexpected error: never leave orphans
-                child.kill()
             self._safe(coordination.clear_state, self.conn, self.node)
         return self._result()
+
+    def _drain_after_error(self) -> None:
+        """A bug in the loop must not orphan workers nor kill their running jobs."""
+        if not self.draining:
+            self.drain("supervisor error", RET_ERROR)
+        while self.children:
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            self._reap()
+            self._enforce_kill_deadlines()
 
     def _poll(self) -> None:
         if not self.draining:
@@ -177,8 +189,9 @@ class Supervisor:
             log.error("giving up: %s", self.failure)
             self.drain("restart intensity passed", RET_GAVE_UP)
             return
-        log.warning("worker %s crashed (%s) after %.1fs; replacing it %s (crash %d of %d allowed in %gs)",
-                    child.name, describe_exit(code), ran, f"in {delay:.1f}s" if delay else "now", crashes,
+        what = "crashed" if code != RET_OK else "exited on its own"
+        log.warning("worker %s %s (%s) after %.1fs; replacing it %s (crash %d of %d allowed in %gs)",
+                    child.name, what, describe_exit(code), ran, f"in {delay:.1f}s" if delay else "now", crashes,
                     limits.max_restarts, limits.max_seconds)  # fmt: skip
         self.pending[child.queue].append(child.name)
 
