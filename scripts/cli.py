@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "scripts.cmd_bench",
     "scripts.cmd_deploy",
     "scripts.cmd_supervise",
+    "scripts.cmd_queues",
 )
 
 
