@@ -119,8 +119,13 @@ local function release_dependents(id, kind, now, now_text)
     if #deps > 0 and (redis.call('EXISTS', jkey) == 0 or redis.call('HSETNX', jkey, 'tr_released', '1') == 1) then
       local needed = false
       for _, d in ipairs(deps) do
-        local f = redis.call('HMGET', 'rq:job:' .. d, 'status', 'tr_policy', 'origin')
-        if f[1] == 'deferred' then
+        local f = redis.call('HMGET', 'rq:job:' .. d, 'status', 'tr_policy', 'origin', 'tr_released')
+        if f[1] == 'canceled' and not f[4] then
+          -- revoked while it waited by something that did not cascade (AsyncResult.revoke): do it now
+          redis.call('ZREM', 'rq:deferred:' .. (f[3] or 'default'), d)
+          work[#work + 1] = d
+          kinds[#kinds + 1] = 'revoked'
+        elseif f[1] == 'deferred' then
           if ckind ~= 'ok' and (f[2] or 'fail') == 'fail' then
             flow_stop(d, cur, ckind, now, now_text)
             work[#work + 1] = d

@@ -219,3 +219,12 @@ def test_a_bad_canvas_is_refused_before_anything_is_written(settings, conn: redi
     with pytest.raises(ConfigError, match=message):
         build().apply_async()
     assert conn.dbsize() == 0
+
+
+def test_a_step_revoked_with_plain_async_result_cancels_what_waits_on_it(worker, conn: redis.Redis) -> None:
+    last = chain(t.slow_square.s(2, 1.0), t.add.s(1), t.add.s(2)).apply_async()
+    assert AsyncResult(last.parent.id).revoke() == "canceled"  # tasks/result.py's REVOKE: no cascade itself
+    with pytest.raises(TaskRevoked):
+        last.get(timeout=15)  # the first step's settle cascades through the canceled one
+    assert conn.zscore("rq:deferred:canvas", last.parent.id) is None
+    assert last.parent.parent.status == "finished"
