@@ -92,6 +92,9 @@ def test_login_form_sets_a_strict_http_only_session(dash: Dashboard) -> None:
     answer = other.post(dash.url + "/login", data={"password": TOKEN, "csrf_token": csrf, "next": "//evil.example/"},
                         timeout=30, allow_redirects=False)  # fmt: skip
     assert answer.status_code == 302 and answer.headers["Location"] == "/"
+    for target in ("/\t/evil.example/", "/\\evil.example", "https://evil.example/"):
+        form = other.get(dash.url + "/login", params={"next": target}, timeout=30).text
+        assert 'name="next" value="/"' in form, target
 
 
 def test_cross_site_posts_without_the_csrf_token_are_refused(dash: Dashboard, conn: redis.Redis) -> None:

@@ -1,17 +1,18 @@
 """The dashboard's writes besides enqueueing: requeue failed jobs, pause and resume queues.
 
 Requeueing goes through :class:`tasks.deadletters.DeadLetters` (one atomic script that puts the job
-back with its error cleared and wakes the workers); this module adds the answers the API needs
-(no such job, or a job that is not failed).
+back with its error cleared and wakes the workers), pausing through :mod:`tasks.queues` (which also
+records an event and wakes workers on resume); this module adds the answers the API needs (no such
+job, or a job that is not failed).
 """
 
 from __future__ import annotations
 
-from tasks import keys
+from tasks import keys, queues
 from tasks.client import Client
 from tasks.deadletters import DeadLetters
 
-__all__ = ["is_paused", "pause", "requeue_failed", "requeue_job", "resume"]
+__all__ = ["pause", "requeue_failed", "requeue_job", "resume"]
 
 
 def requeue_job(client: Client, job_id: str) -> str:
@@ -30,15 +31,11 @@ def requeue_failed(client: Client, queue: str) -> int:
     return DeadLetters(client).requeue_all(queue)
 
 
-def pause(client: Client, queue: str) -> None:
-    """Workers stop claiming from ``queue`` (running jobs finish)."""
-    client.redis.sadd(keys.PAUSED, queue)
+def pause(client: Client, queue: str) -> bool:
+    """Workers stop claiming from ``queue`` (running jobs finish); True if it was running."""
+    return queues.pause(queue, client)
 
 
-def resume(client: Client, queue: str) -> None:
-    """Workers claim from ``queue`` again."""
-    client.redis.srem(keys.PAUSED, queue)
-
-
-def is_paused(client: Client, queue: str) -> bool:
-    return bool(client.redis.sismember(keys.PAUSED, queue))
+def resume(client: Client, queue: str) -> bool:
+    """Workers claim from ``queue`` again; True if it was paused."""
+    return queues.resume(queue, client)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import secrets
 import threading
 import time
@@ -38,6 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials: the login form and the files it needs.
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "public"})
 SESSION_HOURS = 12
+LOCAL_PATH = re.compile(r"/[A-Za-z0-9_.~%/?=&+:@,-]*")
 FAILED_LOGIN_LIMIT = 10  # per minute and process; then 429 until the minute is over
 
 blueprint = Blueprint("auth", __name__)
@@ -161,8 +163,12 @@ def guard() -> Response | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a local path, so the login form cannot send anyone to another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a local path, so the login form cannot send anyone to another site.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so "/<tab>/evil.example"
+    would become "//evil.example": anything but plain path and query characters is refused.
+    """
+    if not target or not LOCAL_PATH.fullmatch(target) or target.startswith("//"):
         return url_for("overview.index")
     return target
 

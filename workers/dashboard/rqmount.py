@@ -24,8 +24,8 @@ import secrets
 from typing import Any
 
 import redis
-import rq_dashboard  # type: ignore[import-untyped]
-import rq_dashboard.web  # type: ignore[import-untyped]
+import rq_dashboard
+import rq_dashboard.web
 from flask import Flask, Response, abort, current_app, g, jsonify, request, url_for
 from markupsafe import escape
 from rq.serializers import JSONSerializer
@@ -123,6 +123,8 @@ def _harden_response(response: Response) -> Response:
         meta = f'<meta name="csrf-token" content="{escape(csrf_token())}">'
         helper = f'<script nonce="{nonce}" src="{url_for("static", filename="rq-csrf.js")}"></script>'
         html = html.replace("<head>", f"<head>\n{meta}", 1)
+        home = f'<a class="navbar-brand" href="{url_for("overview.index")}">taskrail</a>'
+        html = html.replace('<a class="navbar-brand">', f'{home}<a class="navbar-brand">', 1)
         # Its icon link names the host app's /static/favicon.ico; ours is an SVG.
         html = html.replace(url_for("static", filename="favicon.ico"), url_for("public", filename="favicon.svg"), 1)
         # After jQuery; its pages post only on clicks, so every $.post then carries the token.
