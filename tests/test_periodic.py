@@ -48,9 +48,9 @@ def two_supervisors(settings, procs: Processes, tmp_path: Path, conn: redis.Redi
     (tmp_path / "scaling.yaml").write_text(PROFILE)
     (tmp_path / "periodic.yaml").write_text(SCHEDULES)
     env = {"TASKRAIL_IMPORTS": "tests.tasks_sched", "TASKRAIL_PERIODIC_FILE": str(tmp_path / "periodic.yaml")}
+    command = [str(BIN / "taskrail"), "supervise", "--file", str(tmp_path / "scaling.yaml"), "--profile", "t"]
     started = [
-        procs.start([str(BIN / "taskrail"), "supervise", "--file", str(tmp_path / "scaling.yaml"), "--profile", "t",
-                     "--node", node], env=env, name=f"supervise-{node}")  # fmt: skip
+        procs.start([*command, "--node", node], env=env, name=f"supervise-{node}")
         for node in ("machine-a", "machine-b")
     ]
     wait_for(lambda: len(live_workers(conn)) == 2, 30, what="two workers under two supervisors")
