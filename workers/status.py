@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,7 @@ import redis
 from tasks import keys
 from tasks.protocol import RQ_TIME_FORMAT
 
-__all__ = ["QueueStatus", "live_worker_queues", "oldest_wait_s", "queue_status"]
+__all__ = ["QueueStatus", "count_interrupted", "live_worker_queues", "oldest_wait_s", "queue_status"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,16 @@ def queue_status(conn: redis.Redis, queues: Sequence[str]) -> list[QueueStatus]:
         serving = [busy for listens, busy in workers.values() if q in listens]
         rows.append(QueueStatus(q, waiting, scheduled, running, failed, sum(serving), len(serving), completed, age))
     return rows
+
+
+def count_interrupted(conn: redis.Redis, queues: Iterable[str], since_ms: int, workers: set[str]) -> int:
+    """Jobs that ``workers`` had to stop at their shutdown deadline since ``since_ms`` (their 'interrupted' events)."""
+    count = 0
+    for queue in queues:
+        start = f"{since_ms}-0"
+        while entries := conn.xrange(keys.EVENTS.format(queue), min=start, count=1000):
+            for _, fields in entries:
+                if fields.get(b"event") == b"interrupted" and fields.get(b"worker", b"").decode() in workers:
+                    count += 1
+            start = "(" + entries[-1][0].decode()
+    return count

@@ -30,11 +30,12 @@ from config.settings import Settings
 from tasks import keys
 from tasks.errors import SupervisorError
 from workers import coordination
-from workers.autoscale import Autoscaler, QueueLoad
+from workers.autoscale import QueueLoad
 from workers.children import Child, WorkerSpec, describe_exit, forget_dead_worker, pick_name, spawn
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 from workers.restarts import RestartIntensity
-from workers.status import oldest_wait_s
+from workers.status import count_interrupted, oldest_wait_s
+from workers.targets import Targets
 
 __all__ = ["Supervisor"]
 
@@ -50,16 +51,13 @@ class Supervisor:
 
     def __init__(self, settings: Settings, profile: Profile, conn: redis.Redis, *, node: str | None = None,
                  environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
-        self.profile = profile
+        self.targets = Targets(profile)
         self.conn = conn
         self.node = node or socket.gethostname()
         self.env = {**(os.environ if environ is None else environ), "REDIS_URL": redis_url(settings)}
         self.children: list[Child] = []
         self.intensity: dict[str, RestartIntensity] = {}
         self.pending: dict[str, deque[str]] = {}  # queue -> crashed workers awaiting their replacement
-        self.autoscaler = Autoscaler()
-        self.overrides: dict[str, int] = {}
-        self.scale_version = -1
         self.draining = False
         self.exit_code = RET_OK
         self.failure: str | None = None
@@ -70,6 +68,14 @@ class Supervisor:
         self._wake = threading.Event()
         self._next_poll = 0.0
         self._started_wall = time.time()
+
+    @property
+    def profile(self) -> Profile:
+        return self.targets.profile
+
+    def target(self, plan: QueuePlan) -> int:
+        """Pinned by ``taskrail scale``, else the autoscaler's count, else the profile's."""
+        return self.targets.of(plan)
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -251,23 +257,13 @@ class Supervisor:
 
     # ---- targets: profile, reload, scale overrides, autoscale -----------------------------------
 
-    def target(self, plan: QueuePlan) -> int:
-        """Pinned by ``taskrail scale``, else the autoscaler's count, else the profile's."""
-        if plan.name in self.overrides:
-            return self.overrides[plan.name]
-        return self.autoscaler.target(plan.name) if plan.autoscale else plan.workers
-
     def _apply_profile(self, profile: Profile) -> None:
-        self.profile = profile
-        now = time.monotonic()
         for plan in profile.queues:
             old = self.intensity.get(plan.name)
             self.intensity[plan.name] = RestartIntensity(plan.max_restarts, plan.max_seconds)
             if old:
                 self.intensity[plan.name].crashes.extend(old.crashes)
             self.pending.setdefault(plan.name, deque())
-            if plan.autoscale:
-                self.autoscaler.reset(plan.name, plan.workers, now)
 
     def reload(self, why: str) -> None:
         """Re-read the profile from its file; a bad file is logged and the running profile kept."""
@@ -276,39 +272,19 @@ class Supervisor:
         except ConfigError as exc:
             log.error("%s: profile not reloaded, the running one stays: %s", why, exc)
             return
-        before = {p.name: self.target(p) for p in self.profile.queues}
         self._apply_profile(new)
-        changes = [f"{p.name} {before.get(p.name, 0)} -> {self.target(p)}" for p in new.queues
-                   if before.get(p.name, 0) != self.target(p)]  # fmt: skip
-        pinned = [q for q in self.overrides if q in before]
+        changes = self.targets.set_profile(new)
+        pinned = [p.name for p in new.queues if self.targets.pinned(p.name)]
         log.info("%s: reloaded profile %r from %s: %s%s", why, new.name, new.source, ", ".join(changes) or
                  "no count changed", f" (pinned by taskrail scale: {', '.join(pinned)})" if pinned else "")  # fmt: skip
 
     def _read_overrides(self) -> None:
-        version = coordination.read_scale_version(self.conn)
-        if version == self.scale_version:
-            return
-        version, counts = coordination.read_overrides(self.conn, self.node)
-        known = {p.name: p for p in self.profile.queues}
-        counts = {q: n for q, n in counts.items() if q in known}
-        for plan in self.profile.queues:
-            old, new = self.target(plan), counts.get(plan.name)
-            if new is not None and new != old:
-                log.info("scale %s: %d -> %d workers (pinned by taskrail scale)", plan.name, old, new)
-            elif new is None and plan.name in self.overrides:
-                if plan.autoscale:
-                    self.autoscaler.reset(plan.name, max(plan.autoscale.min, min(old, plan.autoscale.max)),
-                                          time.monotonic())  # fmt: skip
-                self.overrides.pop(plan.name)
-                log.info("scale %s: unpinned, back to %d workers from the profile", plan.name, self.target(plan))
-        self.overrides = counts
-        self.scale_version = version
+        if coordination.read_scale_version(self.conn) != self.targets.scale_version:
+            for line in self.targets.pin(*coordination.read_overrides(self.conn, self.node)):
+                log.info("%s", line)
 
     def _autoscale(self) -> None:
-        now = time.monotonic()
-        for plan in self.profile.queues:
-            if plan.autoscale is None or plan.name in self.overrides:
-                continue
+        for plan in self.targets.autoscaled():
             active = [c for c in self.children if c.queue == plan.name and not c.stopping]
             busy = self._busy(active)
             load = QueueLoad(
@@ -316,7 +292,7 @@ class Supervisor:
                 oldest_wait_s=oldest_wait_s(self.conn, plan.name) or 0.0,
                 idle_workers=sum(1 for c in active if not busy[c.name]),
             )
-            decision = self.autoscaler.observe(plan.name, plan.autoscale, load, now)
+            decision = self.targets.observe(plan, load)
             if decision:
                 log.info("%s", decision)
 
@@ -335,7 +311,8 @@ class Supervisor:
     def _result(self) -> int:
         if self.exit_code == RET_GAVE_UP:
             return RET_GAVE_UP
-        interrupted = self._safe(self._count_interrupted) or 0
+        queues = {q for p in self.profile.queues for q in p.listens}
+        interrupted = self._safe(count_interrupted, self.conn, queues, self._drain_ms, self.drained) or 0
         if interrupted:
             self.unclean.append(f"{interrupted} running jobs passed shutdown_timeout_s and were requeued")
         if self.unclean:
@@ -343,19 +320,6 @@ class Supervisor:
             return RET_UNCLEAN
         log.info("drain finished cleanly: every running job completed")
         return RET_OK
-
-    def _count_interrupted(self) -> int:
-        """Jobs our stopped workers had to requeue at their deadline (the 'interrupted' events)."""
-        queues = {q for p in self.profile.queues for q in p.listens}
-        count = 0
-        for queue in queues:
-            start = f"{self._drain_ms}-0"
-            while entries := self.conn.xrange(keys.EVENTS.format(queue), min=start, count=1000):
-                for _, fields in entries:
-                    if fields.get(b"event") == b"interrupted" and fields.get(b"worker", b"").decode() in self.drained:
-                        count += 1
-                start = "(" + entries[-1][0].decode()
-        return count
 
     # ---- identity and state -------------------------------------------------------------------
 
@@ -372,14 +336,14 @@ class Supervisor:
         now = time.monotonic()
         queues = {
             p.name: {"target": self.target(p), "running": sum(1 for c in self.children if c.queue == p.name
-                     and not c.stopping), "pinned": p.name in self.overrides,
+                     and not c.stopping), "pinned": self.targets.pinned(p.name),
                      "autoscale": [p.autoscale.min, p.autoscale.max] if p.autoscale else None}
             for p in self.profile.queues
         }  # fmt: skip
         workers = [{"name": c.name, "queue": c.queue, "pid": c.pid, "uptime_s": round(now - c.started_at, 1),
                     "state": "stopping" if c.stopping else "running"} for c in self.children]  # fmt: skip
         return {"node": self.node, "host": socket.gethostname(), "pid": os.getpid(), "profile": self.profile.name,
-                "started_at": self._started_wall, "scale_version": self.scale_version, "draining": self.draining,
+                "started_at": self._started_wall, "scale_version": self.targets.scale_version, "draining": self.draining,
                 "queues": queues, "workers": workers}  # fmt: skip
 
 
