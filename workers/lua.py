@@ -74,7 +74,11 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
     redis.call('HINCRBY', tstats, 'retried', 1)
     ev = 'retried'
   elseif kind == 'requeue' then
-    if exc_type == 'stalled' then redis.call('HINCRBY', jkey, 'tr_stalls', 1) end
+    if exc_type == 'stalled' then
+      redis.call('HINCRBY', jkey, 'tr_stalls', 1)
+      task = redis.call('HGET', jkey, 'tr_task') or task  -- a dead work-horse's outcome names no task
+      redis.call('HINCRBY', 'taskrail:taskstats:' .. task, 'stalled', 1)  -- as REAP counts a dead worker's jobs
+    end
     redis.call('HSET', jkey, 'status', 'queued')
     redis.call('LPUSH', 'rq:queue:' .. q, id)
     redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
