@@ -42,6 +42,15 @@ def long_job(self, seconds: float) -> str:
 
 
 @task(queue="rec", bind=True)
+def long_first(self, first_s: float, later_s: float) -> str:
+    """Works ``first_s`` on its first start (long enough to be killed in any case), ``later_s`` after."""
+    conn = _started(self.request.id)
+    _work(first_s if conn.llen(f"rec:starts:{self.request.id}") == 1 else later_s)
+    conn.incr(f"rec:done:{self.request.id}")
+    return "done"
+
+
+@task(queue="rec", bind=True)
 def one_sleep(self, seconds: float) -> str:
     """One blocking ``sleep``: only a signal (the main-thread path) can stop it early."""
     conn = _started(self.request.id)

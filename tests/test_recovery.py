@@ -51,6 +51,10 @@ def field(conn: redis.Redis, job_id: str, name: str) -> str:
     return value.decode() if value is not None else ""
 
 
+def retries(conn: redis.Redis, job_id: str) -> int:
+    return int(field(conn, job_id, "tr_retries") or 0)
+
+
 def start_live(procs: Processes, conn: redis.Redis, name: str, *queues: str, env: dict[str, str]):
     proc = procs.worker(*queues, name=name, env=env)
     wait_for(lambda: name in live_workers(conn) or proc.poll() is not None, 30, what=f"worker {name} heartbeat")
@@ -106,7 +110,7 @@ def test_sigkill_mid_jobs_20_times_every_job_completes_once_within_15s(settings,
     wait_for(lambda: all(completions(conn, j) for j in job_ids), 180, interval=0.5, what="every job completed")
     assert [j for j in job_ids if completions(conn, j) != 1] == [], "a job ran to completion twice"
     assert {field(conn, j, "status") for j in job_ids} == {"finished"}
-    assert {field(conn, j, "tr_retries") for j in job_ids} == {"0"}, "a recovery used up a retry"
+    assert {retries(conn, j) for j in job_ids} == {0}, "a recovery used up a retry"
     assert_nothing_failed(conn)
     assert conn.zcard("rq:wip:rec") == 0 and not list(conn.scan_iter("taskrail:claims:victim-*"))
 
@@ -136,14 +140,14 @@ def test_sigkill_mid_jobs_20_times_every_job_completes_once_within_15s(settings,
 def test_killed_only_worker_job_runs_again_on_the_next_worker(settings, procs: Processes,
                                                               conn: redis.Redis) -> None:  # fmt: skip
     first = start_live(procs, conn, "only-1", "rec", env=FAST)
-    result = rt.long_job.delay(1.0)
+    result = rt.long_first.delay(60.0, 0.5)
     wait_for(lambda: starts(conn, result.id), 20, what="first start")
     kill(first)
     assert field(conn, result.id, "status") == "started"  # nobody else could have noticed yet
     start_live(procs, conn, "only-2", "rec", env=FAST)
     assert result.get(timeout=30) == "done"
     assert len(starts(conn, result.id)) == 2 and completions(conn, result.id) == 1
-    assert result.attempts == 2 and field(conn, result.id, "tr_retries") == "0"
+    assert result.attempts == 2 and retries(conn, result.id) == 0
     assert field(conn, result.id, "tr_stalls") == "1"
 
 
@@ -151,8 +155,8 @@ def test_killed_worker_of_several_queues_gives_each_job_back_to_its_queue(settin
                                                                           conn: redis.Redis) -> None:  # fmt: skip
     env = {**FAST, "TASKRAIL_CONCURRENCY": "2", "TASKRAIL_MAX_BATCH": "1"}
     victim = start_live(procs, conn, "multi", "rec", "rec_b", env=env)
-    in_a = rt.long_job.delay(1.0)
-    in_b = rt.long_job.apply_async((1.0,), queue="rec_b")
+    in_a = rt.long_first.delay(60.0, 0.5)
+    in_b = rt.long_first.apply_async((60.0, 0.5), queue="rec_b")
     wait_for(lambda: starts(conn, in_a.id) and starts(conn, in_b.id), 20, what="both jobs running")
     start_live(procs, conn, "survivor", "rec_b", "rec", env=env)
     kill(victim)
@@ -183,18 +187,18 @@ def test_job_stalling_more_than_max_stalled_fails_with_the_reason(settings, proc
 
 def test_killed_work_horse_job_runs_again(settings, procs: Processes, conn: redis.Redis) -> None:
     worker = start_live(procs, conn, "forking", "rec", env={**FAST, "TASKRAIL_ISOLATION": "fork"})
-    result = rt.long_job.delay(1.0)
+    result = rt.long_first.delay(60.0, 0.5)
     first = wait_for(lambda: starts(conn, result.id), 20, what="first start")
     horse_pid = first[0][1]
-    if horse_pid == worker.pid:
-        result.get(timeout=20)
-        pytest.skip("TASKRAIL_ISOLATION=fork is accepted but workers/runner.py runs jobs in the worker process: "
-                    "there is no work-horse to kill yet")  # fmt: skip
+    assert horse_pid != worker.pid, "with isolation 'fork' the job runs in a work-horse process"
     os.kill(horse_pid, signal.SIGKILL)
     assert result.get(timeout=30) == "done"
     assert worker.poll() is None, "the worker died with its work-horse"
     assert len(starts(conn, result.id)) == 2 and completions(conn, result.id) == 1
-    assert field(conn, result.id, "tr_retries") == "0"
+    assert retries(conn, result.id) == 0 and field(conn, result.id, "tr_stalls") == "1"
+    events = [e[b"event"] for _id, e in conn.xrange("taskrail:events:rec") if e[b"job"] == result.id.encode()]
+    assert events == [b"enqueued", b"started", b"stalled", b"started", b"completed"], events
+    assert conn.hget(f"taskrail:taskstats:{rt.long_first.name}", "stalled") == b"1"
 
 
 # ---- warm shutdown and time limits --------------------------------------------------------------
@@ -224,7 +228,7 @@ def test_sigterm_requeues_jobs_past_the_deadline_at_the_front_and_lets_short_one
         assert result.get(timeout=30) == "done"
         assert completions(conn, result.id) == 1
     assert [len(starts(conn, r.id)) for r in longs] == [2, 2]
-    assert {field(conn, r.id, "tr_retries") for r in longs} == {"0"}
+    assert {retries(conn, r.id) for r in longs} == {0}
     assert_nothing_failed(conn)
 
 
