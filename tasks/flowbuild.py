@@ -123,6 +123,10 @@ class Plan:
             )  # fmt: skip
             if same:
                 self._templates[same] = replace(spec, fields=dict(spec.fields))
+        # Rate and concurrency limits (read by CLAIM); a limit_key that is a received result is not
+        # known yet, so such calls share the key of a None value.
+        limits = task.options.limit_fields(task.signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
+        spec.fields.update(limits)
         if spec.job_id in self._by_id:
             raise ConfigError(f"{task.name}: job_id {spec.job_id!r} is used twice in one flow")
         fields = spec.fields

@@ -7,17 +7,20 @@ A flow member is an ordinary RQ job. One that waits for others is written as RQ 
 unfinished parents in ``tr_pending`` and each parent's settle decrements it inside the worker's atomic
 settle script, so the dependent is queued exactly once however many machines finish parents at once.
 
+Jobs enter their queue through ``push_waiting`` (tasks/queues.py), so priorities hold for them too.
 A job another step will read is written with ``result_ttl`` -1 and its own TTL kept in ``tr_keep_s``;
 when its readers are done, ``flow_unkeep`` gives it that TTL back.
 """
 
 from __future__ import annotations
 
+from tasks.queues import QUEUE_PUSH_LUA
+
 __all__ = ["FLOW_ENQUEUE", "FLOW_REVOKE", "RELEASE_LUA"]
 
 # Defines release_dependents(id, kind, now, now_text) and helpers. The including script must declare
 # `worker` and `maxlen` first (workers/lua.py's FINISH and REAP do; so does FLOW_REVOKE).
-RELEASE_LUA = """
+RELEASE_LUA = QUEUE_PUSH_LUA + """
 local function flow_notify(id)
   if redis.call('EXISTS', 'taskrail:waiters:' .. id) == 1 then
     redis.call('RPUSH', 'taskrail:done:' .. id, '1')
@@ -60,7 +63,7 @@ local function flow_release(d, q, now, now_text)
     redis.call('ZADD', 'rq:scheduled:' .. q, now + delay, d)
   else
     redis.call('HSET', djkey, 'status', 'queued', 'enqueued_at', now_text)
-    redis.call('RPUSH', 'rq:queue:' .. q, d)
+    push_waiting('rq:queue:' .. q, d, redis.call('HGET', djkey, 'tr_priority'))
     redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
     redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
   end
@@ -152,7 +155,7 @@ end
 # ARGV: events maxlen, now, then per job: id, queue, state (queued|scheduled|deferred), run_at, task,
 # parent count n, n parent ids, shared field count m (-1: as the previous job), m items, own field
 # count k, k items.
-FLOW_ENQUEUE = """
+FLOW_ENQUEUE = QUEUE_PUSH_LUA + """
 local maxlen, now = ARGV[1], ARGV[2]
 local shared, woken = {}, {}
 local i = 3
@@ -185,7 +188,7 @@ while i <= #ARGV do
       redis.call('ZADD', 'rq:scheduled:' .. q, run_at, id)
       woken[q] = woken[q] or false
     else
-      redis.call('RPUSH', 'rq:queue:' .. q, id)
+      push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
       woken[q] = true
     end
     redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)

@@ -228,3 +228,10 @@ def test_a_step_revoked_with_plain_async_result_cancels_what_waits_on_it(worker,
         last.get(timeout=15)  # the first step's settle cascades through the canceled one
     assert conn.zscore("rq:deferred:canvas", last.parent.id) is None
     assert last.parent.parent.status == "finished"
+
+
+def test_flow_members_keep_their_priority_in_the_queue(settings, conn: redis.Redis) -> None:
+    plain = t.ident.map([(i,) for i in range(5)])
+    urgent = group(t.ident.s(i).set(priority=1) for i in range(2)).apply_async()
+    order = [i.decode() for i in conn.lrange("rq:queue:canvas", 0, -1)]
+    assert order == urgent.ids + [r.id for r in plain]
