@@ -84,7 +84,7 @@ class Signature(_Node):
             raise ConfigError(f"{self.task.name}: unknown option {unknown[0]!r}; known: {', '.join(FLOW_OPTIONS)}")
         return replace(self, options={**self.options, **options})
 
-    def apply_async(  # type: ignore[override]
+    def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, *, client: Client | None = None,
         **options: Any,
     ) -> AsyncResult:  # fmt: skip
@@ -93,7 +93,7 @@ class Signature(_Node):
         merged = {**self.options, **options}
         return self.task.apply_async(front + self.args, {**self.kwargs, **(kwargs or {})}, client=client, **merged)
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:  # type: ignore[override]
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         return self.apply_async(args, kwargs)
 
     def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
