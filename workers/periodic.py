@@ -160,7 +160,7 @@ class PeriodicScheduler:
         with self.conn.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(PERIODIC_KEY)
-                raw = pipe.hget(PERIODIC_KEY, entry.name)
+                raw: Any = pipe.hget(PERIODIC_KEY, entry.name)  # immediate while watching: bytes or None
                 if raw is None:  # a new schedule starts with the next occurrence, not a past one
                     pipe.multi()
                     pipe.hset(PERIODIC_KEY, entry.name, repr(now))
