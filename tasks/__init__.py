@@ -3,6 +3,7 @@
 from tasks.canvas import Signature, chain, chord, group, signature
 from tasks.client import Client, default_client
 from tasks.context import Request, TaskContext
+from tasks.deadletters import DeadLetter, DeadLetters
 from tasks.errors import (
     ConfigError,
     ConnectionFailed,
@@ -20,6 +21,7 @@ from tasks.errors import (
     TaskRevoked,
     TaskTimeout,
 )
+from tasks.events import Event, follow_events, read_events
 from tasks.groups import FlowResult, GroupResult
 from tasks.options import RateLimit, TaskOptions, parse_rate_limit
 from tasks.registry import all_tasks, lookup
@@ -32,7 +34,10 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConnectionFailed",
+    "DeadLetter",
+    "DeadLetters",
     "EnqueueError",
+    "Event",
     "FlowResult",
     "GroupResult",
     "NotSerializable",
@@ -57,9 +62,11 @@ __all__ = [
     "chain",
     "chord",
     "default_client",
+    "follow_events",
     "group",
     "lookup",
     "parse_rate_limit",
+    "read_events",
     "signature",
     "task",
 ]
