@@ -205,7 +205,7 @@ class GroupResult:
                 raise ResultTimeout(
                     f"group {self.id}: {len(waiting)} of {len(self.ids)} results not ready after {timeout}s"
                 )
-            self._block_on(waiting[0], left)
+            self._block_on(waiting[-1], left)  # members mostly end in order: wait for the last
         values: list[Any] = []
         for outcome in read_outcomes(self.client.redis, self.ids):
             if outcome.ok:
