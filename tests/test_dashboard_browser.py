@@ -85,6 +85,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     page.wait_for_selector("#queues tbody tr[data-queue=web]")
     page.wait_for_selector("#chart-durations svg rect.bar")
     page.wait_for_selector("#failures tbody td.args")
+    page.wait_for_function("() => Number(document.querySelector('#chart-depth svg')?.dataset.points) >= 2")
     row = page.inner_text("#queues tbody tr[data-queue=web]")
     assert row.startswith("web"), row
     assert SCRIPT in page.inner_text("#failures tbody"), "the failed job's argument shows as text"

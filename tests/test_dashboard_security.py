@@ -130,9 +130,11 @@ def test_rq_dashboard_actions_need_post_and_the_csrf_token(dash: Dashboard, conn
     assert conn.hget(f"rq:job:{failed}", "status") == b"failed"
     answer = browser.post(dash.url + "/rq/requeue/web", headers={"X-CSRF-Token": csrf}, timeout=30)
     assert answer.status_code == 200 and answer.json() == {"status": "OK", "count": 1}
-    assert conn.hget(f"rq:job:{failed}", "status") == b"queued" and conn.lrange("rq:queue:web", 0, -1) == [
-        failed.encode()
-    ]
+    assert conn.hget(f"rq:job:{failed}", "status") == b"queued"
+    assert conn.lrange("rq:queue:web", 0, -1) == [failed.encode()]
+    deleted = browser.post(dash.url + f"/rq/job/{failed}/delete", headers={"X-CSRF-Token": csrf}, timeout=30)
+    assert deleted.json() == {"status": "OK"}
+    assert not conn.exists(f"rq:job:{failed}") and not conn.llen("rq:queue:web")
 
 
 def test_security_headers_on_every_kind_of_page(dash: Dashboard) -> None:
