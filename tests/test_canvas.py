@@ -235,3 +235,9 @@ def test_flow_members_keep_their_priority_in_the_queue(settings, conn: redis.Red
     urgent = group(t.ident.s(i).set(priority=1) for i in range(2)).apply_async()
     order = [i.decode() for i in conn.lrange("rq:queue:canvas", 0, -1)]
     assert order == urgent.ids + [r.id for r in plain]
+
+
+def test_chord_through_a_worker_that_forks_a_work_horse_per_job(settings, procs: Processes) -> None:
+    procs.worker("canvas", env={**CANVAS, "TASKRAIL_ISOLATION": "fork"})
+    result = chord([t.square.s(i) for i in range(5)], t.total.s()).apply_async()
+    assert result.get(timeout=30) == 30
