@@ -325,7 +325,7 @@ class Supervisor:
 
     def _claim_node(self) -> None:
         for other in self._safe(coordination.read_supervisors, self.conn) or []:
-            if other["node"] == self.node and other["host"] == socket.gethostname() and _alive(other["pid"]):
+            if other.get("node") == self.node and other.get("host") == socket.gethostname() and _alive(other["pid"]):
                 raise SupervisorError(
                     f"another supervisor already runs as node {self.node!r} (pid {other['pid']}); stop it, "
                     "or give this one its own name with --node"
