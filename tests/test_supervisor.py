@@ -22,7 +22,7 @@ from config.scaling import Autoscale
 from scripts.cli import main as cli_main
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
 from workers.autoscale import UP_INTERVAL_S, Autoscaler, QueueLoad
-from workers.exitcodes import RET_CONFIG, RET_GAVE_UP, RET_OK, RET_UNCLEAN
+from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_UNCLEAN
 from workers.restarts import RestartIntensity
 
 TASKS = '''
@@ -306,6 +306,8 @@ def test_taskrail_scale_reaches_every_supervisor_or_one_node(sups, conn, setting
         sups.start(path, node)
     both = lambda e1, e2: counts(conn, "n1") == {"email": e1} and counts(conn, "n2") == {"email": e2}  # noqa: E731
     wait_for(lambda: both(1, 1), 30, what="1 worker on each node")
+    twin = taskrail("supervise", "--file", str(path), "--profile", "t", "--node", "n1", env=sups.procs.env)
+    assert twin.returncode == RET_ERROR and "another supervisor already runs as node 'n1'" in twin.stderr
     scale = lambda *args: cli_main(["scale", *args, "--file", str(path)])  # noqa: E731  (the command, in-process)
 
     assert scale("email=2") == RET_OK
