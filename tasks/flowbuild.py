@@ -93,10 +93,35 @@ class Plan:
             ConfigError: arguments that do not fit the task (counting the results it will receive), bad options.
             EnqueueError: arguments that are not JSON or too large.
         """
-        task = sig.task
         received = 0 if sig.immutable or not mode else (2 if mode == "many" and policy == "ignore" else 1)
+        spec, countdown = self._encode(sig, received, waits=bool(parents))
+        if spec.job_id in self._by_id:
+            raise ConfigError(f"{sig.task.name}: job_id {spec.job_id!r} is used twice in one flow")
+        fields = spec.fields
+        if mode:
+            flow = {"mode": mode, "policy": policy, "immutable": sig.immutable}
+            fields.update(tr_flow=json.dumps(flow), tr_policy=policy, dependency_ids=json.dumps(list(parents)))
+            if parents:
+                fields["dependency_id"] = parents[0]
+            if policy != "fail":
+                fields["allow_dependency_failures"] = 1
+        state = "deferred" if parents else ("scheduled" if spec.run_at else "queued")
+        if parents:
+            fields.update(status=state, enqueued_at="")
+            if countdown:
+                fields["tr_countdown_s"] = str(countdown)
+        for parent in parents:
+            self._keep(parent)
+        job = PlannedJob(spec.job_id, spec.queue, state, spec.run_at, sig.task.name, list(parents), fields)
+        self.jobs.append(job)
+        self._by_id[job.job_id] = job
+        return job.job_id
+
+    def _encode(self, sig: Call, received: int, waits: bool) -> tuple[JobSpec, float]:
+        """The call's job fields (checked against the task) and its countdown; a waiting job's
+        countdown starts when it is released, so it is not scheduled now."""
+        task, opts, settings = sig.task, sig.options, self.client.settings
         task.check_arguments((None,) * received + tuple(sig.args), dict(sig.kwargs))
-        opts = sig.options
         queue = opts.get("queue") or task.options.queue
         priority = opts.get("priority", task.options.priority)
         if priority is not None and (
@@ -106,8 +131,7 @@ class Plan:
         countdown = opts.get("countdown") or 0
         if isinstance(countdown, bool) or not isinstance(countdown, int | float) or countdown < 0:
             raise ConfigError(f"{task.name}: countdown must be seconds >= 0, got {countdown!r}")
-        settings = self.client.settings
-        run_at = time.time() + countdown if countdown and not parents else 0.0
+        run_at = time.time() + countdown if countdown and not waits else 0.0
         # Calls of one task with the same options share every field but their data: encode the first
         # in full and copy it for the others (as Task.map does).
         same = (task.name, queue, priority) if not run_at and not opts.get("job_id") else None
@@ -123,31 +147,12 @@ class Plan:
             )  # fmt: skip
             if same:
                 self._templates[same] = replace(spec, fields=dict(spec.fields))
-        # Rate and concurrency limits (read by CLAIM); a limit_key that is a received result is not
+        # Rate and concurrency limits (read by CLAIM). A limit_key that is a received result is not
         # known yet, so such calls share the key of a None value.
-        limits = task.options.limit_fields(task.signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
-        spec.fields.update(limits)
-        if spec.job_id in self._by_id:
-            raise ConfigError(f"{task.name}: job_id {spec.job_id!r} is used twice in one flow")
-        fields = spec.fields
-        if mode:
-            flow = {"mode": mode, "policy": policy, "immutable": sig.immutable}
-            fields.update(tr_flow=json.dumps(flow), tr_policy=policy, dependency_ids=json.dumps(list(parents)))
-            if parents:
-                fields["dependency_id"] = parents[0]
-            if policy != "fail":
-                fields["allow_dependency_failures"] = 1
-        state = "deferred" if parents else ("scheduled" if run_at else "queued")
-        if parents:
-            fields.update(status=state, enqueued_at="")
-            if countdown:
-                fields["tr_countdown_s"] = str(countdown)
-        for parent in parents:
-            self._keep(parent)
-        job = PlannedJob(spec.job_id, queue, state, run_at, task.name, list(parents), fields)
-        self.jobs.append(job)
-        self._by_id[job.job_id] = job
-        return job.job_id
+        spec.fields.update(
+            task.options.limit_fields(task.signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
+        )
+        return spec, countdown
 
     def _keep(self, job_id: str) -> None:
         """A later step reads this job's result: keep it until that step ended (see flowscripts)."""
