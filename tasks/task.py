@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -156,7 +157,7 @@ class Task(Generic[P, R]):
     ) -> JobSpec:
         key = options.get("unique_key")
         if key is None and self.options.unique:
-            key = spec.fields["data"]
+            key = hashlib.sha256(str(spec.fields["data"]).encode()).hexdigest()  # a short key, whatever the arguments
         if key is None:
             return spec
         mode = options.get("unique_mode", "until_complete")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -37,19 +38,21 @@ def test_20_concurrent_enqueues_give_one_job(settings, procs: Processes, conn: r
         thread.join()
     assert len(ids) == 20 and len(set(ids)) == 1
     assert conn.llen("rq:queue:default") == 1
+    unique_key = "taskrail:unique:tests.tasks_sched.unique_job:" + _data("same")
+    assert conn.get(unique_key) == ids[0].encode()
     assert tasks_sched.unique_job.delay("other").id != ids[0]  # other arguments, other job
 
     procs.worker("default", env=SCHED)
     wait_for(lambda: conn.llen("ran:same") == 1, 20, what="the unique job to run")
-    wait_for(lambda: not conn.exists("taskrail:unique:tests.tasks_sched.unique_job:" + _data("same")), 10,
-             what="the unique key to be released")  # fmt: skip
+    wait_for(lambda: not conn.exists(unique_key), 10, what="the unique key to be released")
     again = tasks_sched.unique_job.delay("same")  # completed: a new call makes a new job
     assert again.id != ids[0]
     assert again.get(timeout=20) == "same" and conn.llen("ran:same") == 2
 
 
 def _data(key: str) -> str:
-    return f'["tests.tasks_sched.unique_job",null,["{key}"],{{}}]'
+    """The unique key of ``unique_job(key)``: a digest of its encoded call."""
+    return hashlib.sha256(f'["tests.tasks_sched.unique_job",null,["{key}"],{{}}]'.encode()).hexdigest()
 
 
 def test_a_failed_unique_job_can_be_enqueued_again(worker, conn: redis.Redis) -> None:
