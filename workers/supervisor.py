@@ -167,9 +167,9 @@ class Supervisor:
     def _on_exit(self, child: Child, code: int) -> None:
         ran = time.monotonic() - child.started_at
         if child.stopping:
-            if child.killed:
+            if self.draining and child.killed:
                 self.unclean.append(f"worker {child.name} was killed at its drain deadline")
-            elif code != RET_OK:
+            elif self.draining and code != RET_OK:
                 self.unclean.append(f"worker {child.name} stopped with {describe_exit(code)}")
             level = logging.INFO if code == RET_OK else logging.WARNING
             log.log(level, "worker %s stopped (%s) after %.1fs", child.name, describe_exit(code), ran)
