@@ -58,6 +58,13 @@ class Dashboard:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.api.get(self.url + path, timeout=30, allow_redirects=False, **kwargs)
 
+    def job(self, job_id: str) -> dict[str, Any]:
+        """``GET /api/jobs/<id>``, which must answer 200."""
+        answer = self.get(f"/api/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        info: dict[str, Any] = answer.json()
+        return info
+
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.api.post(self.url + path, timeout=30, allow_redirects=False, **kwargs)
 

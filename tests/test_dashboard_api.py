@@ -31,7 +31,7 @@ def job_when(dash: Dashboard, job_id: str, *states: str) -> dict:
     """Poll the job until it reaches one of ``states``; returns its JSON."""
 
     def reached() -> dict | None:
-        info = dash.get(f"/api/jobs/{job_id}").json()
+        info = dash.job(job_id)
         return info if info["state"] in states else None
 
     return wait_for(reached, 30, interval=0.05, what=f"job {job_id} to be {states}")  # type: ignore[return-value]
@@ -86,7 +86,7 @@ def test_enqueue_options_queue_priority_countdown_unique(dash: Dashboard, conn: 
     assert other["queue"] == "web-other"
     assert conn.lrange("rq:queue:web-other", 0, -1) == [other["id"].encode()]
     later = dash.post(ADD, json={"args": [1, 2], "options": {"countdown": 600}}).json()
-    assert dash.get(f"/api/jobs/{later['id']}").json()["state"] == "SCHEDULED"
+    assert dash.job(later["id"])["state"] == "SCHEDULED"
     first = dash.post(ADD, json={"args": [1, 3], "options": {"unique_key": "k"}}).json()
     again = dash.post(ADD, json={"args": [1, 3], "options": {"unique_key": "k"}}).json()
     assert first["id"] == again["id"]
@@ -115,7 +115,7 @@ def test_failed_job_shows_its_error_and_can_be_requeued(dash: Dashboard, worker:
     assert dash.get("/api/failed?limit=0").status_code == 400
     answer = dash.post(f"/api/jobs/{job_id}/requeue")
     assert answer.status_code == 200 and answer.json()["outcome"] == "requeued"
-    wait_for(lambda: dash.get(f"/api/jobs/{job_id}").json()["attempts"] == 2, 30, what="the requeued job to run again")
+    wait_for(lambda: dash.job(job_id)["attempts"] == 2, 30, what="the requeued job to run again")
     job_when(dash, job_id, "FAILURE")
     done = dash.post(ADD, json={"args": [1, 1]}).json()["id"]
     job_when(dash, done, "SUCCESS")
@@ -127,7 +127,7 @@ def test_revoke_a_waiting_job(dash: Dashboard) -> None:
     job_id = dash.post(ADD, json={"args": [1, 1]}).json()["id"]
     answer = dash.post(f"/api/jobs/{job_id}/revoke")
     assert answer.status_code == 200 and answer.json() == {"id": job_id, "outcome": "canceled"}
-    assert dash.get(f"/api/jobs/{job_id}").json()["state"] == "REVOKED"
+    assert dash.job(job_id)["state"] == "REVOKED"
     again = dash.post(f"/api/jobs/{job_id}/revoke")
     assert again.status_code == 409 and "already canceled" in again.json()["error"]
 

@@ -69,7 +69,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     failed = enqueue(dash, "fail", SCRIPT)
     for _ in range(6):
         enqueue(dash, "nap", 0.3)
-    wait_for(lambda: dash.get(f"/api/jobs/{failed}").json()["state"] == "FAILURE", 30, what="the failing job")
+    wait_for(lambda: dash.job(failed)["state"] == "FAILURE", 30, what="the failing job")
     seen = watch(page)
     SHOTS.mkdir(exist_ok=True)
 
@@ -110,7 +110,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
 
     # Its Requeue button posts with the CSRF token the page was given; the worker runs the job again.
     page.click("#requeue-job-btn")
-    wait_for(lambda: dash.get(f"/api/jobs/{failed}").json()["attempts"] == 2, 30, what="the requeued job to run")
+    wait_for(lambda: dash.job(failed)["attempts"] == 2, 30, what="the requeued job to run")
     page.goto(f"{dash.url}/rq/0/view/job/{tricky}")
     page.wait_for_selector(".description-scroll")
     assert SCRIPT in page.inner_text(".description-scroll")

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from tasks.client import Client
 from tasks.deadletters import DeadLetters
-from tasks.errors import ConfigError, EnqueueError, PayloadTooLarge
+from tasks.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.options import QUEUE_NAME
 from tasks.protocol import decode_data
 from tasks.registry import all_tasks, lookup
@@ -131,7 +131,7 @@ def enqueue(name: str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(id=result.id, task=name, queue=queue, status_url=status_url), 202, {"Location": status_url}
 
 
-def describe_job(result: AsyncResult) -> dict[str, Any] | None:
+def describe_job(result: AsyncResult, rereads: int = 3) -> dict[str, Any] | None:
     """Everything ``GET /api/jobs/<id>`` shows, or None when there is no such job."""
     snap = result.snapshot()
     if not snap.fields:
@@ -160,11 +160,14 @@ def describe_job(result: AsyncResult) -> dict[str, Any] | None:
         "result": None,
         "error": None,
     }
-    if state == "SUCCESS":
-        info["result"] = result.result
-    elif state == "FAILURE":
-        failure = result.result
-        info["error"] = {"type": failure.exc_type, "message": failure.message, "traceback": failure.traceback}
+    if state in ("SUCCESS", "FAILURE"):
+        outcome = result.result  # a second read: the job may have moved on (been requeued) since the first
+        if AsyncResult.state_of(result.snapshot()) != state and rereads:
+            return describe_job(result, rereads - 1)
+        if isinstance(outcome, TaskFailed):
+            info["error"] = {"type": outcome.exc_type, "message": outcome.message, "traceback": outcome.traceback}
+        else:
+            info["result"] = outcome
     return info
 
 
