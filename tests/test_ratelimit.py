@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
+from config.settings import load_settings
+from tasks import ConfigError, task
 from tests import tasks_sched
 from tests.conftest import Processes, live_workers, wait_for
+from workers.ratelimit import policy_for
 
 SCHED = {"TASKRAIL_IMPORTS": "tests.tasks_sched"}
 JITTER_S = 0.05
@@ -115,3 +119,30 @@ def test_slots_of_a_killed_worker_are_released(settings, procs: Processes, conn:
     assert all(r.successful() for r in every)
     assert [r.attempts for r in held] == [2, 2]
     assert conn.zcard("taskrail:cc:tests.tasks_sched.capped") == 0
+
+
+def test_limit_options_are_checked_when_the_task_is_declared() -> None:
+    def send(to: str, body: str) -> None: ...
+
+    with pytest.raises(ConfigError, match="limit_key 'recipient' is not a parameter; name one of to, body"):
+        task(rate_limit="1/s", limit_key="recipient")(send)
+    with pytest.raises(ConfigError, match="concurrency_limit must be an integer >= 1"):
+        task(concurrency_limit=0)(send)
+    with pytest.raises(ConfigError, match="limit_key needs rate_limit or concurrency_limit"):
+        task(limit_key="to")(send)
+    domain = task(name="t.send_domain", rate_limit="2.5/s", limit_key=lambda to, body: to.rsplit("@", 1)[-1])(send)
+    fields = domain.options.limit_fields(domain.signature, ("a@example.com", "hi"), {})
+    assert fields == {"tr_rate": "2/0.8", "tr_limit_key": "example.com"}
+
+
+def test_scheduling_settings_fail_with_the_variable_and_the_fix() -> None:
+    with pytest.raises(ConfigError, match="'mode' must be 'strict' or 'weighted'"):
+        load_settings({"TASKRAIL_MODE": "fair"})
+    with pytest.raises(ConfigError, match="TASKRAIL_QUEUE_WEIGHTS: critical: weight must be a positive integer"):
+        policy_for(load_settings({"TASKRAIL_QUEUE_WEIGHTS": "critical=0"}))
+    with pytest.raises(ConfigError, match="TASKRAIL_QUEUE_RATE_LIMITS: expected items like 'email=20/s'"):
+        policy_for(load_settings({"TASKRAIL_QUEUE_RATE_LIMITS": "20/s"}))
+    policy = policy_for(load_settings({"TASKRAIL_MODE": "weighted", "TASKRAIL_QUEUE_WEIGHTS": "critical=6,bulk=1",
+                                       "TASKRAIL_QUEUE_RATE_LIMITS": "email=20/s", "TASKRAIL_WORKER_RATE_LIMIT": "5/m"}))  # fmt: skip
+    assert policy.weighted and policy.queue_args(["critical", "email"]) == [6, 0, 0.0, 1, 20, 1.0]
+    assert policy.worker_limit == (5, 60.0)
