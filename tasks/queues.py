@@ -8,7 +8,7 @@ Priorities (0 to 9, lower runs sooner; a job without one counts as ``DEFAULT_PRI
 by inserting each job at its place in RQ's list ``rq:queue:<q>``, so the list still holds every
 waiting job, in the order they will run, and workers simply pop its head. The index
 ``taskrail:prio:<q>`` (job id -> priority) of jobs with a priority other than the default exists
-only while such jobs wait, and finds the place in O(jobs ahead).
+only while such jobs wait; it gives the place, and the insert costs O(jobs on the shorter side).
 """
 
 from __future__ import annotations
@@ -33,8 +33,17 @@ PRIORITY_INDEX = "taskrail:prio:{}"
 
 # push_waiting(qkey, id, prio): put a waiting job into its queue list behind every job of the same
 # or a lower number and before every job of a higher one (prio -1 = no priority). Plain jobs while
-# no prioritized job waits are a single RPUSH.
+# no prioritized job waits are a single RPUSH; otherwise the shorter side of the insertion point is
+# lifted off and pushed back (O(jobs on that side), where LINSERT would scan from the head).
 QUEUE_PUSH_LUA = f"""
+local function push_back(qkey, cmd, items)
+  local reversed = {{}}
+  for i = #items, 1, -1 do reversed[#reversed + 1] = items[i] end
+  for i = 1, #reversed, 1000 do
+    redis.call(cmd, qkey, unpack(reversed, i, math.min(i + 999, #reversed)))
+  end
+end
+
 local function push_waiting(qkey, id, prio)
   local pkey = 'taskrail:prio:' .. string.sub(qkey, 10)
   local p = tonumber(prio) or -1
@@ -49,8 +58,16 @@ local function push_waiting(qkey, id, prio)
   if p ~= {DEFAULT_PRIORITY} then redis.call('ZADD', pkey, p, id) end
   if pos >= len then
     redis.call('RPUSH', qkey, id)
+  elseif pos == 0 then
+    redis.call('LPUSH', qkey, id)
+  elseif len - pos <= pos then
+    local behind = redis.call('RPOP', qkey, len - pos)
+    redis.call('RPUSH', qkey, id)
+    push_back(qkey, 'RPUSH', behind)
   else
-    redis.call('LINSERT', qkey, 'BEFORE', redis.call('LINDEX', qkey, pos), id)
+    local ahead = redis.call('LPOP', qkey, pos)
+    redis.call('LPUSH', qkey, id)
+    push_back(qkey, 'LPUSH', ahead)
   end
 end
 """

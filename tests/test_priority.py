@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import redis
@@ -80,3 +81,17 @@ def test_strict_mode_serves_the_first_queue_while_it_has_jobs(settings, procs: P
     procs.worker(*ALL_QUEUES, env=SCHED)
     wait_for(lambda: conn.llen("order") == 80, 30, what="80 completions")
     assert _order(conn) == ["critical"] * 40 + ["bulk"] * 40
+
+
+def test_the_queue_list_is_always_in_run_order(settings, conn: redis.Redis) -> None:
+    rng = random.Random(7)
+    expected: list[tuple[int, int, str]] = []  # (priority, arrival, tag): a stable sort gives the run order
+    for arrival in range(300):
+        tag, priority = f"j{arrival}", rng.choice([None, None, None, 0, 2, 5, 7, 9])
+        if priority is None and rng.random() < 0.3:
+            tasks_sched.mark.map([(tag,)])  # the bulk path
+        else:
+            tasks_sched.mark.apply_async((tag,), **({"priority": priority} if priority is not None else {}))
+        expected.append((5 if priority is None else priority, arrival, tag))
+    waiting = [conn.hget(f"rq:job:{i.decode()}", "data") for i in conn.lrange("rq:queue:default", 0, -1)]
+    assert [tasks_sched_tag(d) for d in waiting] == [tag for _, _, tag in sorted(expected)]

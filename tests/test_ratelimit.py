@@ -44,7 +44,7 @@ def test_40_jobs_at_5_per_second_on_3_workers(settings, procs: Processes, conn: 
     starts = [float(s.split()[0]) for s in conn.lrange("starts", 0, -1)]
     assert _busiest_window(starts) <= 5
     elapsed = max(starts) - enqueued
-    assert 6.8 <= elapsed <= 12.0, elapsed  # 8 windows of 5: the last starts about 7 s after the first
+    assert 6.8 <= elapsed <= 13.0, elapsed  # 8 windows of 5: the last starts about 7 s after the first
     assert all(r.successful() and r.attempts == 1 for r in results)
     stats = conn.hgetall("taskrail:taskstats:tests.tasks_sched.limited")
     assert int(stats[b"completed"]) == 40 and b"failed" not in stats and b"retried" not in stats
