@@ -149,7 +149,7 @@ class DeadLetters:
         self.redis.zremrangebyscore(keys.FAILED.format(queue), "-inf", time.time())
 
     def _load(self, job_id: str, queue: str, expires_at: float) -> DeadLetter | None:
-        fields = self.redis.hgetall(keys.JOB.format(job_id))
+        fields: dict[bytes, bytes] = self.redis.hgetall(keys.JOB.format(job_id))
         if not fields:
             return None
 
