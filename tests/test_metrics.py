@@ -73,12 +73,18 @@ def test_scraped_metrics_show_the_counts_that_happened(settings, procs: Processe
     assert m["taskrail_workers"][()] == 1 and m["taskrail_workers_busy"][()] == 1
     assert m["taskrail_redis_up"][()] == 1
 
+    dead = worker_name(conn)
     worker.kill()
     worker.wait(timeout=10)
-    conn.delete(f"taskrail:hb:{worker_name(conn)}")  # as when its heartbeat expires
+    conn.delete(f"taskrail:hb:{dead}")  # as when its heartbeat expires
     m = scrape(port)
     assert m["taskrail_workers"][()] == 0 and m["taskrail_workers_busy"][()] == 0
-    assert m["taskrail_jobs_stalled_total"] == {} or max(m["taskrail_jobs_stalled_total"].values()) == 0
+    procs.worker("obs", env=OBS)  # becomes the leader and hands the nap back: one stall
+    wait_for(lambda: napping.state == "STARTED" and conn.hget(f"rq:job:{napping.id}", "tr_stalls") == b"1", 30,
+             what="the nap recovered and running again")  # fmt: skip
+    m = scrape(port)
+    assert m["taskrail_jobs_stalled_total"][(("task", ot.nap.name),)] == 1
+    assert m["taskrail_workers"][()] == 1 and m["taskrail_workers_busy"][()] == 1
 
 
 def worker_name(conn: redis.Redis) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -115,3 +117,34 @@ def test_before_send_scrubs_what_the_rq_integration_and_local_variables_carry() 
     assert scrubbed is not None and CARD not in json.dumps(scrubbed) and KEY not in json.dumps(scrubbed)
     assert scrubbed["extra"]["rq-job"]["job_id"] == "j" and scrubbed["contexts"]["taskrail_job"]["task"] == "t"
     assert before_send_for(True)(json.loads(json.dumps(event)), {}) == event
+
+
+STALLED_REPORTER = """
+import sys
+import redis
+import sentry_sdk
+from config import load_settings
+from workers.sentry import capture_stalled, init_sentry
+
+settings = load_settings()
+assert init_sentry(settings)
+capture_stalled(redis.Redis.from_url(settings.redis_url), sys.argv[1:], settings.max_stalled)
+sentry_sdk.flush(10)
+"""
+
+
+def test_stalled_jobs_are_reported_scrubbed(settings, env: dict[str, str], conn: redis.Redis,
+                                            receiver: Receiver) -> None:  # fmt: skip
+    requeued, failed = ot.charge.delay(CARD, 1, api_key=KEY), ot.charge.delay(CARD, 2)
+    conn.hset(f"rq:job:{requeued.id}", mapping={"tr_stalls": 1, "tr_attempts": 1})
+    conn.hset(f"rq:job:{failed.id}", mapping={"tr_stalls": 2, "tr_attempts": 2})
+    subprocess.run([sys.executable, "-c", STALLED_REPORTER, requeued.id, failed.id],
+                   env={**env, "SENTRY_DSN": receiver.dsn}, check=True, timeout=60)  # fmt: skip
+    wait_for(lambda: len(receiver.events) == 2, 20, what="two stalled events")
+    by_job = {e["tags"]["job_id"]: e for e in receiver.events}
+    assert by_job[requeued.id]["level"] == "warning" and by_job[failed.id]["level"] == "error"
+    message = json.dumps(by_job[failed.id])
+    assert "stalled 2 times" in message and "failed (max_stalled passed)" in message
+    assert by_job[failed.id]["tags"]["task"] == ot.charge.name and by_job[failed.id]["tags"]["stalled"] == "2"
+    everything = b"".join(receiver.raw)
+    assert CARD.encode() not in everything and KEY.encode() not in everything
