@@ -157,8 +157,9 @@ class chain(_Node):
 class group(_Node):
     """Members run in parallel; the result is the list of their results in input order."""
 
-    def __init__(self, *members: _Node | Iterable[_Node]) -> None:
+    def __init__(self, *members: _Node | Iterable[_Node], group_id: str | None = None) -> None:
         self.members = _nodes("group", members)
+        self.group_id = group_id
 
     def __repr__(self) -> str:
         return f"group({', '.join(repr(m) for m in self.members)})"
@@ -179,7 +180,7 @@ class group(_Node):
                                   "put a callback after it (a chord) or flatten it into the outer group")  # fmt: skip
             terminals += ids
             handles.append(handle)
-        group_id = new_job_id()
+        group_id = self.group_id or new_job_id()
         if terminals:
             plan.groups[group_id] = terminals
         return terminals, GroupResult(group_id, handles, plan.client, parent=before), True

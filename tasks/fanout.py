@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tasks.canvas import chord
+from tasks.canvas import chord, group
+from tasks.context import TaskContext
 from tasks.emails import send_email
 from tasks.groups import FlowResult, GroupResult
+from tasks.result import AsyncResult
 from tasks.task import task
 
 __all__ = ["newsletter_chord", "newsletter_summary", "send_newsletter"]
@@ -32,21 +34,35 @@ def _recipient(failure: dict[str, Any]) -> str:
     return str(args[0] if args else kwargs.get("to", "?"))
 
 
-def newsletter_chord(recipients: list[str], subject: str, html: str) -> chord:
-    """The newsletter as a canvas, not yet sent: apply it to get the summary's result handle."""
-    emails = [send_email.s(to, subject, html=html) for to in recipients]
-    return chord(emails, newsletter_summary.s(subject), on_child_failure="ignore")
+def newsletter_chord(recipients: list[str], subject: str, html: str, flow_id: str | None = None) -> chord:
+    """The newsletter as a canvas, not yet sent: apply it to get the summary's result handle.
+
+    With ``flow_id`` the summary job is ``<flow_id>-summary`` and the email group ``<flow_id>-emails``.
+    """
+    emails = group((send_email.s(to, subject, html=html) for to in recipients),
+                   group_id=f"{flow_id}-emails" if flow_id else None)  # fmt: skip
+    summary = newsletter_summary.s(subject)
+    if flow_id:
+        summary = summary.set(job_id=f"{flow_id}-summary")
+    return chord(emails, summary, on_child_failure="ignore")
 
 
-@task(queue="default")
-def send_newsletter(recipients: list[str], subject: str, html: str) -> dict[str, Any]:
+@task(queue="default", bind=True)
+def send_newsletter(self: TaskContext, recipients: list[str], subject: str, html: str) -> dict[str, Any]:
     """Send ``subject`` to every recipient, one ``send_email`` job each, and a summary at the end.
+
+    Idempotent per job: if this job runs again (its worker died after sending the flow), it returns
+    the flow it already sent instead of emailing everyone twice.
 
     Returns:
         ``{"callback_id", "group_id", "recipients"}``: the summary job's id (its result is the summary),
-        the group of email jobs, and how many there are.
+        the group of email jobs (``GroupResult.restore``), and how many there are.
     """
-    summary = newsletter_chord(list(recipients), subject, html).apply_async()
+    flow_id = f"newsletter-{self.request.id}" if self.request.id else None
+    if flow_id and AsyncResult(f"{flow_id}-summary").status:
+        log.info("newsletter %r was already sent by an earlier run of job %s", subject, self.request.id)
+        return {"callback_id": f"{flow_id}-summary", "group_id": f"{flow_id}-emails", "recipients": len(recipients)}
+    summary = newsletter_chord(list(recipients), subject, html, flow_id).apply_async()
     emails = summary.parent
     assert isinstance(summary, FlowResult) and isinstance(emails, GroupResult)
     return {"callback_id": summary.id, "group_id": emails.id, "recipients": len(recipients)}

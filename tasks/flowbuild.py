@@ -195,6 +195,7 @@ class Plan:
         ttl = max(self.client.settings.failure_ttl_s, self.client.settings.result_ttl_s)
         for group_id, ids in self.groups.items():
             key = GROUP_KEY.format(group_id)
+            pipe.delete(key)
             for start in range(0, len(ids), 5000):
                 pipe.rpush(key, *ids[start : start + 5000])
             pipe.expire(key, ttl)

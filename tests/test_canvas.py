@@ -168,6 +168,10 @@ def test_send_newsletter_is_a_chord_with_one_summary(settings, procs: Processes)
     assert len(list((settings.outbox_dir).glob("*.eml"))) == 3
     emails = GroupResult.restore(ids["group_id"])
     assert len(emails) == 4 and emails.completed_count() == 3 and emails.failed_count() == 1
+    # The same job run again (say its worker died before settling) does not email anyone twice.
+    again = send_newsletter.apply_async((people, "Weekly", "<h1>News</h1>"), job_id=started.id)
+    assert again.get(timeout=20) == ids
+    assert len(list((settings.outbox_dir).glob("*.eml"))) == 3
 
 
 def test_a_running_member_revoked_stops_and_cancels_the_callback(worker) -> None:
