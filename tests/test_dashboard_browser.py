@@ -75,6 +75,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
 
     page.goto(dash.url + "/")  # not logged in: the login form
     assert "/login" in page.url
+    page.screenshot(path=str(SHOTS / "dashboard-login.png"))
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(dash.url + "/")
@@ -96,6 +97,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     # Our job page shows the argument as text.
     page.goto(f"{dash.url}/jobs/{tricky}")
     assert SCRIPT in page.inner_text("pre.args")
+    page.screenshot(path=str(SHOTS / "dashboard-job.png"), full_page=True)
 
     # Into rq-dashboard from the queue table: the failed registry, then the job.
     page.goto(dash.url + "/")

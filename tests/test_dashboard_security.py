@@ -37,7 +37,7 @@ def dash(settings: Settings, procs: Processes) -> Dashboard:
 
 def every_route(settings: Settings) -> list[tuple[str, str, str]]:
     """(endpoint, method, path) for every rule of the app, with sample values for its parameters."""
-    app = create_app(settings, AuthConfig(token="unused"))
+    app = create_app(settings.replace(imports=("tests.tasks_web",)), AuthConfig(token="unused"))
     found = []
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: SAMPLES[m.group(1)], rule.rule)
