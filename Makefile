@@ -19,7 +19,7 @@ run: install
 
 # The dashboard's browser test drives Debian's chromium with Playwright (never `playwright install`).
 browser:
-	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 test: install browser
 	$(BIN)/pytest
