@@ -94,6 +94,13 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     assert path.startswith("M") and "L" in path
     page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
 
+    # The Pause button posts to the API with the page's CSRF token; the table then shows the queue paused.
+    page.click("#queues tbody tr[data-queue=web] button")
+    page.wait_for_selector("#queues tbody tr[data-queue=web] .tag")
+    assert conn.sismember("taskrail:paused", "web")
+    page.click("#queues tbody tr[data-queue=web] button")
+    wait_for(lambda: not conn.sismember("taskrail:paused", "web"), 15, what="the queue to resume")
+
     # Our job page shows the argument as text.
     page.goto(f"{dash.url}/jobs/{tricky}")
     assert SCRIPT in page.inner_text("pre.args")
