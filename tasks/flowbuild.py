@@ -65,7 +65,17 @@ class PlannedJob:
         for name in OWN_FIELDS:
             if name in self.fields:
                 own += [name, self.fields[name]]
-        record = [self.job_id, self.queue, self.state, self.run_at, self.task, len(self.parents), *self.parents]
+        priority = self.fields.get("tr_priority", -1)
+        record = [
+            self.job_id,
+            self.queue,
+            self.state,
+            self.run_at,
+            priority,
+            self.task,
+            len(self.parents),
+            *self.parents,
+        ]
         if shared == previous_shared:
             record.append(-1)
         else:

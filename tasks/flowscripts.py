@@ -152,17 +152,17 @@ end
 # Write a chunk of flow jobs. Dependents are written before their parents are queued, so no parent
 # can finish before its dependent counts it. Fields most jobs share (task, queue, TTLs, status) are
 # passed once and reused by the records after it that say -1.
-# ARGV: events maxlen, now, then per job: id, queue, state (queued|scheduled|deferred), run_at, task,
-# parent count n, n parent ids, shared field count m (-1: as the previous job), m items, own field
-# count k, k items.
+# ARGV: events maxlen, now, then per job: id, queue, state (queued|scheduled|deferred), run_at,
+# priority (-1: none), task, parent count n, n parent ids, shared field count m (-1: as the previous
+# job), m items, own field count k, k items.
 FLOW_ENQUEUE = QUEUE_PUSH_LUA + """
 local maxlen, now = ARGV[1], ARGV[2]
 local shared, woken = {}, {}
 local i = 3
 while i <= #ARGV do
-  local id, q, state, run_at, task = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local np = tonumber(ARGV[i + 5])
-  i = i + 6
+  local id, q, state, run_at, prio, task = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local np = tonumber(ARGV[i + 6])
+  i = i + 7
   local jkey = 'rq:job:' .. id
   local pending = 0
   for j = i, i + np - 1 do
@@ -177,8 +177,9 @@ while i <= #ARGV do
     i = i + ns
   end
   local nown = tonumber(ARGV[i + 1])
-  redis.call('HSET', jkey, unpack(shared))
-  if nown > 0 then redis.call('HSET', jkey, unpack(ARGV, i + 2, i + 1 + nown)) end
+  local fields = {unpack(ARGV, i + 2, i + 1 + nown)}
+  for j = 1, #shared do fields[nown + j] = shared[j] end
+  redis.call('HSET', jkey, unpack(fields))
   i = i + nown + 2
   if state == 'deferred' then
     redis.call('HSET', jkey, 'tr_pending', pending)
@@ -188,7 +189,7 @@ while i <= #ARGV do
       redis.call('ZADD', 'rq:scheduled:' .. q, run_at, id)
       woken[q] = woken[q] or false
     else
-      push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
+      push_waiting('rq:queue:' .. q, id, prio)
       woken[q] = true
     end
     redis.call('XADD', 'taskrail:events:' .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
