@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("words", nargs="*", metavar="ARG", help="QUEUE, or requeue ID..., or purge [QUEUE]")
     parser.add_argument("--all", action="store_true", help="with requeue: every failed job (of --queue, if given)")
-    parser.add_argument("--queue", default=None, help="with requeue --all: only this queue")
+    parser.add_argument("--queue", default=None, help="only this queue (for listing, requeue --all and purge)")
     parser.add_argument("--limit", type=int, default=50, help="list at most this many jobs (default 50)")
     parser.add_argument("--traceback", action="store_true", help="print each job's traceback")
     parser.add_argument("--json", action="store_true", help="one JSON object per job")
@@ -40,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
         if len(words) > 2:
             print("usage: taskrail failed purge [QUEUE]")
             return RET_ERROR
-        purged = letters.purge(words[1] if len(words) == 2 else None)
+        purged = letters.purge(words[1] if len(words) == 2 else args.queue)
         print(f"purged {purged} failed job{'s' if purged != 1 else ''}")
         return RET_OK
     if len(words) > 1:
         print(f"usage: taskrail failed [QUEUE]; got {' '.join(words)!r} (actions: {', '.join(ACTIONS)})")
         return RET_ERROR
-    return _list(letters, words[0] if words else None, args)
+    return _list(letters, words[0] if words else args.queue, args)
 
 
 def _requeue(letters: DeadLetters, ids: list[str], args: argparse.Namespace) -> int:
