@@ -245,3 +245,16 @@ def test_chord_through_a_worker_that_forks_a_work_horse_per_job(settings, procs:
     procs.worker("canvas", env={**CANVAS, "TASKRAIL_ISOLATION": "fork"})
     result = chord([t.square.s(i) for i in range(5)], t.total.s()).apply_async()
     assert result.get(timeout=30) == 30
+
+
+def test_many_small_chords_on_racing_workers_each_fire_once(settings, procs: Processes, conn: redis.Redis) -> None:
+    # Children of one chord finish at nearly the same instant on different processes and threads.
+    flows = [chord([t.ident.s(i) for i in range(4)], t.counted_total.s(f"runs:{n}")) for n in range(100)]
+    results = [flow.apply_async() for flow in flows]
+    for _ in range(2):
+        procs.worker("canvas", env={**CANVAS, "TASKRAIL_CONCURRENCY": "4"})
+    assert all(r.get(timeout=60) == 6 for r in results)
+    with conn.pipeline() as pipe:
+        for n in range(100):
+            pipe.get(f"runs:{n}")
+        assert pipe.execute() == [b"1"] * 100
