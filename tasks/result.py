@@ -49,7 +49,8 @@ elseif status == 'started' then
   redis.call('SET', KEYS[5], '1', 'EX', 3600)
   return 'stopping'
 end
-return status or 'missing'
+if status then return 'already ' .. status end
+return 'missing'
 """
 
 
@@ -183,7 +184,10 @@ class AsyncResult:
             redis_.blmove(done, done, max(block, 0.01), "LEFT", "RIGHT")
 
     def revoke(self) -> str:
-        """Cancel the job if it waits, or ask its worker to stop it if it runs; returns what happened."""
+        """Cancel the job if it waits, or ask its worker to stop it if it runs.
+
+        Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
+        """
         client = self.client
         snap = self.snapshot()
         queue = snap.get("origin") or "default"

@@ -13,7 +13,7 @@ from config.errors import ConfigError
 from tasks.canvas import Signature
 from tasks.client import Client, default_client, is_plain
 from tasks.context import TaskContext
-from tasks.options import TaskOptions
+from tasks.options import QUEUE_NAME, TaskOptions
 from tasks.protocol import JobSpec, encode_job, reencode
 from tasks.registry import register
 from tasks.result import AsyncResult
@@ -105,6 +105,8 @@ class Task(Generic[P, R]):
         self.check_arguments(args, kwargs)
         opts = self.options
         queue = options.get("queue") or opts.queue
+        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+            raise ConfigError(f"{self.name}: queue {queue!r} must be letters, digits, '_', '.' or '-'")
         priority = options.get("priority", opts.priority)
         if priority is not None and (
             isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9

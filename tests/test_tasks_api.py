@@ -99,6 +99,7 @@ def test_map_enqueues_in_order(settings, conn: redis.Redis) -> None:
         (lambda: tasks_core.add.apply_async((1, 2), countdown=-1), ConfigError),
         (lambda: tasks_core.add.apply_async((1, 2), priority=12), ConfigError),
         (lambda: tasks_core.add.apply_async((1, 2), colour="red"), ConfigError),
+        (lambda: tasks_core.add.apply_async((1, 2), queue="<img src=x>"), ConfigError),
     ],
 )
 def test_bad_calls_raise_and_write_nothing(settings, conn: redis.Redis, call, error) -> None:
@@ -123,3 +124,5 @@ def test_revoke_cancels_a_queued_job(settings, conn: redis.Redis) -> None:
     assert result.state == "REVOKED"
     assert conn.llen("rq:queue:core") == 0
     assert conn.zscore("rq:canceled:core", result.id) is not None
+    assert result.revoke() == "already canceled"
+    assert AsyncResult("no-such-job").revoke() == "missing"
