@@ -236,8 +236,10 @@ for i = 4, #ARGV do
   elseif f[1] == 'started' then
     redis.call('SET', 'taskrail:revoke:' .. id, '1', 'EX', 3600)
     out[#out + 1] = 'stopping'
+  elseif f[1] then
+    out[#out + 1] = 'already ' .. f[1]
   else
-    out[#out + 1] = f[1] or 'missing'
+    out[#out + 1] = 'missing'
   end
 end
 return out

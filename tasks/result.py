@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from tasks import keys
 from tasks.errors import ResultTimeout, TaskFailed, TaskRevoked
-from tasks.protocol import utcnow_text
 
 if TYPE_CHECKING:
     from tasks.client import Client
@@ -32,27 +31,6 @@ _RQ_TO_STATE = {
     "stopped": "REVOKED",
 }
 RESULT_SUCCESS, RESULT_FAILED = b"1", b"2"
-
-# Cancels a job that waits; flags one that runs so its worker stops it.
-# KEYS: job, queue, scheduled, canceled, revoke flag, done; ARGV: job id, now, failure ttl
-REVOKE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' or status == 'scheduled' or status == 'deferred' then
-  redis.call('LREM', KEYS[2], 0, ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[4])
-  redis.call('ZADD', KEYS[4], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
-  redis.call('RPUSH', KEYS[6], '1')
-  redis.call('EXPIRE', KEYS[6], 300)
-  return 'canceled'
-elseif status == 'started' then
-  redis.call('SET', KEYS[5], '1', 'EX', 3600)
-  return 'stopping'
-end
-if status then return 'already ' .. status end
-return 'missing'
-"""
-
 
 @dataclass(frozen=True)
 class JobSnapshot:
@@ -188,25 +166,10 @@ class AsyncResult:
 
         Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
         """
-        client = self.client
-        snap = self.snapshot()
-        queue = snap.get("origin") or "default"
-        now = time.time()
-        outcome = client.redis.eval(
-            REVOKE,
-            6,
-            keys.JOB.format(self.id),
-            keys.QUEUE.format(queue),
-            keys.SCHEDULED.format(queue),
-            keys.CANCELED.format(queue),
-            f"taskrail:revoke:{self.id}",
-            keys.DONE.format(self.id),
-            self.id,
-            now,
-            client.settings.failure_ttl_s,
-            utcnow_text(),
-        )
-        return outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        from tasks.groups import revoke_jobs  # groups builds on this module
+
+        # One script for every job: it also cancels the flow steps that waited on this one.
+        return revoke_jobs(self.client, [self.id])[0]
 
     def forget(self) -> None:
         """Delete the job's hash and results."""
