@@ -18,6 +18,7 @@ from tasks.errors import TaskTimeout
 from tasks.protocol import utcnow_text
 from workers.lua import PROMOTE, REAP
 from workers.periodic import PeriodicScheduler
+from workers.sentry import capture_stalled
 
 if TYPE_CHECKING:
     from workers.worker import Worker
@@ -134,9 +135,9 @@ class Maintenance(threading.Thread):
             client=self.conn,
         )
         if recovered:
-            log.warning(
-                "recovered %d jobs of dead workers: %s", len(recovered), ", ".join(r.decode() for r in recovered)
-            )
+            ids = [r.decode() for r in recovered]
+            log.warning("recovered %d jobs of dead workers: %s", len(ids), ", ".join(ids))
+            capture_stalled(self.conn, ids, s.max_stalled)
 
     def _check_memory(self) -> None:
         limit = self.settings.max_memory_mb

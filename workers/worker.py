@@ -62,7 +62,7 @@ class Worker(RQWorker):
         self.jobs_done = 0
         self._stop = threading.Event()
         self._exit_code = 0
-        self._avg_job_s = 0.001
+        self._avg_job_s = TARGET_BATCH_S  # unknown durations: claim one job at a time until measured
         self.shutdown_deadline: float | None = None  # monotonic; set by the first stop signal
         self._state = ""
         self._claim = LuaScript(CLAIM)
@@ -194,7 +194,8 @@ class Worker(RQWorker):
             self.interrupter.disarm(slot)
             slot.job_id = None
         self.jobs_done += 1
-        self._avg_job_s = 0.9 * self._avg_job_s + 0.1 * outcome.duration_s
+        # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
+        self._avg_job_s = max(outcome.duration_s, 0.9 * self._avg_job_s + 0.1 * outcome.duration_s)
         if outcome.kind == "fail":
             self.report_failure(job, outcome)
         if self.max_jobs and self.jobs_done >= self.max_jobs:
