@@ -9,6 +9,7 @@ const QUEUE = "bench";
 const connection = new IORedis(url, { maxRetriesPerRequest: null });
 const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start" };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const now = () => (performance.timeOrigin + performance.now()) / 1000; // seconds, sub-millisecond like time.time()
 
 async function worker(kind, concurrency) {
   const recorder = new IORedis(url);
@@ -16,7 +17,7 @@ async function worker(kind, concurrency) {
     noop: async () => {},
     io: async () => sleep(20),
     latency: async (job) => {
-      await recorder.rpush("bench:latency", Date.now() / 1000 - job.data.enqueued_at);
+      await recorder.rpush("bench:latency", now() - job.data.enqueued_at);
     },
   };
   const w = new Worker(QUEUE, processors[kind], { connection, concurrency });
@@ -29,7 +30,7 @@ async function worker(kind, concurrency) {
 }
 
 function data(kind) {
-  return kind === "latency" ? { enqueued_at: Date.now() / 1000 } : {};
+  return kind === "latency" ? { enqueued_at: now() } : {};
 }
 
 async function produce(command, args) {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from config.errors import ConfigError
 from config.settings import load_settings
-from workers.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json
+from workers.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json, write_markdown
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
     parser.add_argument("--jobs", type=_positive, help="jobs per drain for the fastest systems (20000; quick 2000)")
     parser.add_argument("--enqueue-jobs", type=_positive, help="jobs enqueued one by one (5000; quick 500)")
-    parser.add_argument("--latency-jobs", type=_positive, help="jobs in the latency run (1000; quick 100)")
+    parser.add_argument("--latency-jobs", type=_positive, help="jobs in the latency run (600; quick 100)")
     parser.add_argument("--memory-jobs", type=_positive, help="jobs in the memory run (100000; quick 5000)")
     parser.add_argument("--repeat", type=_positive, help="repetitions; figures are medians (3; quick 1)")
     parser.add_argument("--rate", type=float, help="jobs/s for the latency run (100)")
@@ -60,19 +60,17 @@ def run(args: argparse.Namespace) -> int:
         "redis_url": settings.redis_url,
         "command": "taskrail " + shlex.join(sys.argv[1:]),
     }
-    if args.quick:
-        options = BenchOptions.quick(**given)
-    else:
-        options = BenchOptions(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
+    options = BenchOptions.build(quick=args.quick, **given)
     results = run_bench(options)
     json_path = write_json(results, options.out_dir / "results.json")
     chart_path = write_chart(results, options.out_dir / "benchmarks.png")
+    write_markdown(results, options.out_dir / "results.md")
     print()
     print(format_table(results))
     print("\n(x) = times better than RQ's default worker (for latency and memory: times lower)")
     for note in results.notes:
         print(f"note: {note}")
-    print(f"\nwrote {json_path} and {chart_path} ({results.meta['duration_s']}s)")
+    print(f"\nwrote {json_path}, results.md and {chart_path} ({results.meta['duration_s']}s)")
     return RET_OK
 
 

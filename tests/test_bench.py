@@ -41,6 +41,7 @@ def test_quick_bench_measures_every_workload_on_every_system(env: dict[str, str]
     assert results["memory_samples"]["taskrail"], "no memory samples were taken"
     assert results["meta"]["cpus"] > 0 and results["meta"]["versions"]["rq"].startswith("3.")
     assert (out / "benchmarks.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "| no-op drain (jobs/s) |" in (out / "results.md").read_text()
     assert "no-op drain (jobs/s)" in proc.stdout and "taskrail" in proc.stdout
 
 

@@ -1,7 +1,7 @@
 """``taskrail bench``: taskrail against plain RQ (and peers, when installed) on the same server and workloads."""
 
 from workers.bench.harness import BenchError
-from workers.bench.report import format_table, write_chart, write_json
+from workers.bench.report import format_table, write_chart, write_json, write_markdown
 from workers.bench.run import METRICS, Results, run_bench
 from workers.bench.systems import SYSTEMS, BenchOptions, System
 
@@ -16,4 +16,5 @@ __all__ = [
     "run_bench",
     "write_chart",
     "write_json",
+    "write_markdown",
 ]

@@ -39,7 +39,7 @@ class Peer:
     label: str
     driver: tuple[str, ...]
     needs: tuple[str, ...]  # paths that exist once make bench-peers has run
-    scale: float = 0.25
+    scale: float = 0.15
 
     def workers(self, kind: str) -> tuple[list[list[str]], int]:
         """Commands starting ``WORKERS`` worker processes for ``kind``, and how many ready marks to expect."""

@@ -12,7 +12,7 @@ from workers.bench.run import METRICS, Results
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["BASELINE", "format_table", "write_chart", "write_json"]
+__all__ = ["BASELINE", "format_table", "write_chart", "write_json", "write_markdown"]
 
 BASELINE = "rq"  # ratios are against RQ's default worker
 
@@ -50,6 +50,27 @@ def format_table(results: Results, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def write_markdown(results: Results, path: Path) -> Path:
+    """The table and the conditions, ready to paste into docs/benchmarks.md."""
+    meta = results.meta
+    versions = ", ".join(f"{name} {v}" for name, v in meta["versions"].items())
+    load = "/".join(f"{x:.2f}" for x in meta["load_average_start"])
+    lines = [
+        format_table(results, markdown=True),
+        "",
+        "(x) = times better than RQ's default worker (for latency and memory: times lower).",
+        "",
+        f"- Command: `{meta['command']}` ({meta['duration_s']} s, {meta['date']})",
+        f"- Machine: {meta['cpus']} cores, {meta['cpu_model']}; Python {meta['python']}; {versions}; "
+        f"server {meta['server']} ({meta['server_source']})",
+        f"- Load average at the start (1/5/15 min): {load}",
+        *[f"- Note: {note}" for note in results.notes],
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_json(results: Results, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results.to_json(), indent=2) + "\n")
@@ -68,7 +89,7 @@ def write_chart(results: Results, path: Path) -> Path:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(17, 5.5), gridspec_kw={"width_ratios": [4, 3, 3]})
+    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [4, 3, 3]})
     _bars(ax_rate, results, ["enqueue_one", "enqueue_bulk", "drain_noop", "drain_io"], "jobs/s (log scale)")
     _bars(ax_lat, results, ["latency_p50", "latency_p95", "latency_p99"], "ms from enqueue to start (log scale)")
     ax_lat.set_title(f"latency at {results.meta['options']['rate']:g} jobs/s (lower is better)")
@@ -86,10 +107,14 @@ def write_chart(results: Results, path: Path) -> Path:
     ax_mem.set_ylim(0, peak * 1.25)
     if results.memory_samples:
         ax_mem.legend(fontsize=8, loc="lower right")
+    else:
+        ax_mem.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax_mem.transAxes)
     meta = results.meta
     fig.suptitle(f"taskrail bench, {meta['date']}: {meta['cpus']} cores ({meta['cpu_model']}), "
                  f"{meta['workers_per_system']} worker processes per system, {meta['server']}")  # fmt: skip
-    fig.tight_layout()
+    handles, names = ax_rate.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncols=len(names), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -113,8 +138,7 @@ def _bars(ax: Axes, results: Results, metrics: list[str], ylabel: str) -> None:
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     top = max((v.get("median") or 0 for m in metrics for v in results.figures.get(m, {}).values()), default=1)
-    ax.set_ylim(top=top * 8)  # room for the value labels and the legend above the bars
-    ax.legend(fontsize=8, loc="upper left", ncols=2)
+    ax.set_ylim(top=top * 4)  # room for the value labels above the bars
 
 
 def _short(value: float) -> str:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -72,11 +73,19 @@ def run_bench(options: BenchOptions) -> Results:
     with open_harness(options.redis_url, options.out_dir) as harness:
         results = Results(meta=machine_info(harness, options))
         results.systems = {s.key: s.label for s in systems}
-        steps = _plan(options, systems)
+        steps = _plan(options, systems, results)
+        runs: dict[tuple[str, str], list[float]] = {}
         with tqdm(total=len(steps), desc="taskrail bench", unit="run", dynamic_ncols=True) as bar:
-            for title, step in steps:
-                bar.set_postfix_str(title)
-                step(harness, results, _job_progress(bar, title))
+            for step in steps:
+                bar.set_postfix_str(step.title)
+                for metric, value in step.measure(harness, _job_progress(bar, step.title)).items():
+                    values = runs.setdefault((metric, step.system.key), [])
+                    values.append(value)
+                    # Enqueue speed depends on the producer alone: it stands for every system that uses it.
+                    shared = metric.startswith("enqueue")
+                    for system in systems if shared else (step.system,):
+                        if system.producer == step.system.producer:
+                            results.add(metric, system.key, list(values), step.jobs)
                 bar.update(1)
             if options.peers:
                 run_peers(harness, options, results, lambda name: bar.set_postfix_str(f"peer {name}"))
@@ -87,10 +96,20 @@ def run_bench(options: BenchOptions) -> Results:
     return results
 
 
-Step = Callable[[Harness, Results, Callable[[int], None]], None]
+Progress = Callable[[int], None]
 
 
-def _job_progress(bar: tqdm[Any], title: str) -> Callable[[int], None]:
+@dataclass(frozen=True)
+class Step:
+    """One measurement: it returns figures by metric for ``system``."""
+
+    title: str
+    system: System
+    jobs: int
+    measure: Callable[[Harness, Progress], dict[str, float]]
+
+
+def _job_progress(bar: tqdm[Any], title: str) -> Progress:
     last = [0.0]
 
     def show(done: int) -> None:
@@ -102,65 +121,52 @@ def _job_progress(bar: tqdm[Any], title: str) -> Callable[[int], None]:
     return show
 
 
-def _plan(options: BenchOptions, systems: tuple[System, ...]) -> list[tuple[str, Step]]:
+def _plan(options: BenchOptions, systems: tuple[System, ...], results: Results) -> list[Step]:
     """Every measurement in order; repetitions interleave systems so background noise spreads evenly."""
-    runs: dict[tuple[str, str], list[float]] = {}
-    steps: list[tuple[str, Step]] = []
-    producers = {s.producer: s for s in systems}  # enqueue speed depends on the producer alone
-
-    def record(metric: str, system: System, value: float, jobs: int, results: Results) -> None:
-        values = runs.setdefault((metric, system.key), [])
-        values.append(value)
-        results.add(metric, system.key, list(values), jobs)
-        if metric.startswith("enqueue"):  # the same producer serves every system that uses it
-            for other in systems:
-                if other.producer == system.producer and other is not system:
-                    results.add(metric, other.key, list(values), jobs)
-
-    for rep in range(options.repeat):
-        for system in producers.values():
-            n_one, n_bulk = options.enqueue_jobs, options.jobs
-
-            def one(h: Harness, r: Results, p: Callable[[int], None], s: System = system, n: int = n_one) -> None:
-                record("enqueue_one", s, workloads.enqueue_one(h, workloads.make_producer(s, h), n, p), n, r)
-
-            def bulk(h: Harness, r: Results, p: Callable[[int], None], s: System = system, n: int = n_bulk) -> None:
-                record("enqueue_bulk", s, workloads.enqueue_bulk(h, workloads.make_producer(s, h), n, p), n, r)
-
-            steps += [(f"enqueue one by one, {system.producer} #{rep + 1}", one),
-                      (f"enqueue in bulk, {system.producer} #{rep + 1}", bulk)]  # fmt: skip
-    for kind, metric in (("noop", "drain_noop"), ("io", "drain_io")):
-        for rep in range(options.repeat):
-            for system in systems:
-
-                def drain(h: Harness, r: Results, p: Callable[[int], None], s: System = system, k: str = kind,
-                          m: str = metric, i: int = rep) -> None:  # fmt: skip
-                    n = s.jobs(options.jobs)
-                    record(m, s, workloads.drain(h, s, k, n, f"{m}-{s.key}-{i + 1}", p), n, r)
-
-                steps.append((f"{metric} {system.key} #{rep + 1}", drain))
-    for rep in range(options.repeat):
-        for system in systems:
-
-            def lat(h: Harness, r: Results, p: Callable[[int], None], s: System = system, i: int = rep) -> None:
-                n = options.latency_jobs
-                cuts = workloads.latency(h, s, n, options.rate, f"latency-{s.key}-{i + 1}", p)
-                for name, value in cuts.items():
-                    record(f"latency_{name}", s, value, n, r)
-
-            steps.append((f"latency {system.key} #{rep + 1}", lat))
-    for system in (s for s in systems if s.memory):
-
-        def mem(h: Harness, r: Results, p: Callable[[int], None], s: System = system) -> None:
+    steps: list[Step] = []
+    producers = {s.producer: s for s in systems}
+    for rep in range(1, options.repeat + 1):
+        for s in producers.values():
+            one, bulk = options.enqueue_jobs, options.jobs
+            steps.append(Step(f"enqueue one by one, {s.producer} #{rep}", s, one, partial(_enqueue_one, s, one)))
+            steps.append(Step(f"enqueue in bulk, {s.producer} #{rep}", s, bulk, partial(_enqueue_bulk, s, bulk)))
+    for kind in ("noop", "io"):
+        for rep in range(1, options.repeat + 1):
+            for s in systems:
+                n, run = s.jobs(options.jobs, kind), f"drain_{kind}-{s.key}-{rep}"
+                steps.append(Step(f"{kind} drain, {s.key} #{rep}", s, n, partial(_drain, s, kind, n, run)))
+    for rep in range(1, options.repeat + 1):
+        for s in systems:
+            n, run = options.latency_jobs, f"latency-{s.key}-{rep}"
+            steps.append(Step(f"latency, {s.key} #{rep}", s, n, partial(_latency, s, n, options.rate, run)))
+    for s in systems:
+        if s.memory:
             n = options.memory_jobs
-            sampled = workloads.memory(h, s, n, f"memory-{s.key}", p)
-            record("memory_start_mb", s, sampled.start_mb, n, r)
-            record("memory_end_mb", s, sampled.end_mb, n, r)
-            record("memory_drift_pct", s, sampled.drift_pct, n, r)
-            r.memory_samples[s.key] = [[done, list(mbs)] for done, mbs in sampled.samples]
-
-        steps.append((f"memory {system.key}", mem))
+            steps.append(Step(f"memory, {s.key}", s, n, partial(_memory, s, n, results)))
     return steps
+
+
+def _enqueue_one(system: System, n: int, h: Harness, progress: Progress) -> dict[str, float]:
+    return {"enqueue_one": workloads.enqueue_one(h, workloads.make_producer(system, h), n, progress)}
+
+
+def _enqueue_bulk(system: System, n: int, h: Harness, progress: Progress) -> dict[str, float]:
+    return {"enqueue_bulk": workloads.enqueue_bulk(h, workloads.make_producer(system, h), n, progress)}
+
+
+def _drain(system: System, kind: str, n: int, run: str, h: Harness, progress: Progress) -> dict[str, float]:
+    return {f"drain_{kind}": workloads.drain(h, system, kind, n, run, progress)}
+
+
+def _latency(system: System, n: int, rate: float, run: str, h: Harness, progress: Progress) -> dict[str, float]:
+    cuts = workloads.latency(h, system, n, rate, run, progress)
+    return {f"latency_{name}": value for name, value in cuts.items()}
+
+
+def _memory(system: System, n: int, results: Results, h: Harness, progress: Progress) -> dict[str, float]:
+    sampled = workloads.memory(h, system, n, f"memory-{system.key}", progress)
+    results.memory_samples[system.key] = [[done, list(mbs)] for done, mbs in sampled.samples]
+    return {"memory_start_mb": sampled.start_mb, "memory_end_mb": sampled.end_mb, "memory_drift_pct": sampled.drift_pct}
 
 
 def machine_info(harness: Harness, options: BenchOptions) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["IO_CONCURRENCY", "QUEUE", "SYSTEMS", "WORKERS", "BenchOptions", "System", "find_systems"]
 
@@ -19,8 +20,8 @@ JSON_SERIALIZER = "rq.serializers.JSONSerializer"
 class System:
     """One worker setup: how to start a worker process and how jobs are enqueued for it.
 
-    ``scale`` shrinks the drain sizes for slow systems, so a full run stays in minutes while every
-    drain still lasts seconds (a throughput is a rate, comparable whatever the job count).
+    ``scale`` and ``io_scale`` shrink the drains of slow systems, so a full run stays in minutes while
+    every drain still lasts seconds (a throughput is a rate, comparable whatever the job count).
     """
 
     key: str
@@ -28,6 +29,7 @@ class System:
     worker_class: str
     producer: str  # "rq" or "taskrail": which client enqueues
     scale: float = 1.0
+    io_scale: float = 1.0
     io_env: dict[str, str] = field(default_factory=dict)
     memory: bool = False  # measure resident memory over a long run
 
@@ -35,13 +37,14 @@ class System:
         """The ``rq worker`` command line for one worker process."""
         return [RQ_WORKER, "worker", "-u", url, "-w", self.worker_class, "-S", JSON_SERIALIZER, "-n", name, QUEUE]
 
-    def jobs(self, n: int) -> int:
-        return max(10, int(n * self.scale))
+    def jobs(self, n: int, kind: str = "noop") -> int:
+        """How many jobs this system drains when the fastest drain ``n``."""
+        return max(10, int(n * (self.io_scale if kind == "io" else self.scale)))
 
 
 SYSTEMS = (
-    System("rq", "RQ default worker (fork per job)", "rq.Worker", "rq", scale=0.05),
-    System("rq_simple", "RQ SimpleWorker", "rq.SimpleWorker", "rq", scale=0.2),
+    System("rq", "RQ default worker (fork per job)", "rq.Worker", "rq", scale=0.03, io_scale=0.02),
+    System("rq_simple", "RQ SimpleWorker", "rq.SimpleWorker", "rq", scale=0.1, io_scale=0.04),
     System(
         "taskrail",
         "taskrail",
@@ -59,7 +62,7 @@ class BenchOptions:
 
     jobs: int = 20_000  # jobs per drain for the fastest systems (slower ones get System.scale of it)
     enqueue_jobs: int = 5_000  # jobs enqueued one by one (bulk enqueues ``jobs``)
-    latency_jobs: int = 1_000
+    latency_jobs: int = 600
     rate: float = 100.0  # jobs/s for the latency workload
     memory_jobs: int = 100_000
     repeat: int = 3
@@ -70,9 +73,11 @@ class BenchOptions:
     command: str = ""
 
     @classmethod
-    def quick(cls, **given: object) -> BenchOptions:
+    def build(cls, *, quick: bool = False, **given: Any) -> BenchOptions:
+        """Options from the values ``given`` (None = default); ``quick`` makes the default sizes small."""
         small = {"jobs": 2_000, "enqueue_jobs": 500, "latency_jobs": 100, "memory_jobs": 5_000, "repeat": 1}
-        return cls(**{**small, **{k: v for k, v in given.items() if v is not None}})  # type: ignore[arg-type]
+        chosen = {k: v for k, v in given.items() if v is not None}
+        return cls(**{**small, **chosen}) if quick else cls(**chosen)
 
 
 def find_systems(keys: tuple[str, ...]) -> tuple[System, ...]:
