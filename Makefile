@@ -38,7 +38,7 @@ bench: install
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3'
-	cd bench-peers && npm ci --no-audit --no-fund
+	cd bench-peers && npm install --no-audit --no-fund
 
 server-stop: install
 	$(BIN)/taskrail server stop
