@@ -24,6 +24,7 @@ from tasks.errors import (
 from tasks.events import Event, follow_events, read_events
 from tasks.groups import FlowResult, GroupResult
 from tasks.options import RateLimit, TaskOptions, parse_rate_limit
+from tasks.queues import is_paused, pause, paused_queues, resume
 from tasks.registry import all_tasks, lookup
 from tasks.result import STATES, AsyncResult
 from tasks.task import Task, task
@@ -64,9 +65,13 @@ __all__ = [
     "default_client",
     "follow_events",
     "group",
+    "is_paused",
     "lookup",
     "parse_rate_limit",
+    "pause",
+    "paused_queues",
     "read_events",
+    "resume",
     "signature",
     "task",
 ]

@@ -152,3 +152,20 @@ def test_sigterm_stops_a_worker_cleanly(settings, procs: Processes, conn: redis.
     assert proc.wait(timeout=15) == 0
     assert not live_workers(conn)
     assert conn.scard("rq:workers") == 0
+
+
+def test_bad_queue_weights_stop_the_worker_at_start(settings, procs: Processes) -> None:
+    proc = procs.worker("core", env={**CORE, "TASKRAIL_MODE": "weighted", "TASKRAIL_QUEUE_WEIGHTS": "core=lots"})
+    assert proc.wait(timeout=30) == 2
+    assert "TASKRAIL_QUEUE_WEIGHTS" in procs.log(proc)
+
+
+def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(settings, procs: Processes, conn: redis.Redis) -> None:
+    from tasks import pause
+
+    pause("core")  # the leader still promotes due jobs; nobody takes them
+    plain = tasks_core.add.map([(i, i) for i in range(5)])
+    urgent = tasks_core.add.apply_async((0, 0), priority=0, countdown=0.3)
+    procs.worker("core", env=CORE)
+    wait_for(lambda: conn.llen("rq:queue:core") == 6, 15, what="the delayed job to be promoted")
+    assert [i.decode() for i in conn.lrange("rq:queue:core", 0, -1)] == [urgent.id] + [r.id for r in plain]

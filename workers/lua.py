@@ -7,6 +7,7 @@ claims, events and statistics.
 
 from __future__ import annotations
 
+from tasks.queues import QUEUE_PUSH_LUA
 from workers.flows import FLOW_LUA
 from workers.ratelimit import RELEASE_LUA
 
@@ -67,7 +68,7 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
       redis.call('ZADD', 'rq:scheduled:' .. q, retry_at, id)
     else
       redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', now_text)
-      redis.call('RPUSH', 'rq:queue:' .. q, id)
+      push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
       redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
       redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
     end
@@ -190,8 +191,8 @@ return recovered
 )
 
 # Move due jobs from RQ's scheduled registries into their queues. Atomic, so it fires each job
-# once however many processes run it. KEYS: queue names. ARGV: now, now_text, limit
-PROMOTE = """
+# once however many processes run it; priorities keep their order. KEYS: queue names. ARGV: now, now_text, limit
+PROMOTE = QUEUE_PUSH_LUA + """
 local moved = 0
 for _, q in ipairs(KEYS) do
   local due = redis.call('ZRANGEBYSCORE', 'rq:scheduled:' .. q, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -199,7 +200,7 @@ for _, q in ipairs(KEYS) do
     redis.call('ZREM', 'rq:scheduled:' .. q, id)
     if redis.call('EXISTS', 'rq:job:' .. id) == 1 then
       redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[2])
-      redis.call('RPUSH', 'rq:queue:' .. q, id)
+      push_waiting('rq:queue:' .. q, id, redis.call('HGET', 'rq:job:' .. id, 'tr_priority'))
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
       redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
       redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)

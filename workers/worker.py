@@ -25,6 +25,7 @@ from redis.client import Pipeline
 from rq import Worker as RQWorker
 from rq.serializers import JSONSerializer
 
+from config.errors import ConfigError
 from config.settings import Settings, load_settings
 from tasks import keys
 from tasks.errors import TaskRevoked
@@ -37,6 +38,7 @@ from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
 from workers.lua import FINISH, HEARTBEAT
 from workers.maintenance import Maintenance
+from workers.ratelimit import policy_for
 from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
 from workers.sentry import capture_failure, init_sentry
 
@@ -91,6 +93,7 @@ class Worker(RQWorker):
         logging.basicConfig(level=(logging_level or self.settings.log_level).upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
         self._import_tasks()
+        self._check_policy()
         init_sentry(self.settings)
         self.max_jobs = max_jobs or self.settings.max_jobs or None
         self.burst = burst
@@ -315,6 +318,13 @@ class Worker(RQWorker):
             except ImportError as exc:
                 log.error("cannot import task module %r listed in TASKRAIL_IMPORTS: %s", module, exc)
                 raise SystemExit(RET_CONFIG) from exc
+
+    def _check_policy(self) -> None:
+        try:
+            policy_for(self.settings)  # queue weights and rate limits: fail now, not at the first claim
+        except ConfigError as exc:
+            log.error("%s", exc)
+            raise SystemExit(RET_CONFIG) from exc
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
