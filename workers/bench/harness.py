@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -25,7 +26,7 @@ from workers.bench.systems import QUEUE, WORKERS, System
 __all__ = ["BenchError", "Harness", "load_module", "open_harness"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/bench_*.py live there
-POLL_S = 0.005
+POLL_S = 0.01  # the drains last seconds; polling faster would only load the 2 cores
 STALL_S = 60.0  # no job finished for this long: the run is stuck
 
 
@@ -108,7 +109,7 @@ class Harness:
     def stop_workers(self) -> None:
         """Kill this run's workers (and their children); the database is flushed before the next run."""
         for proc in self.procs:
-            if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
                 os.killpg(proc.pid, signal.SIGKILL)
         for proc in self.procs:
             proc.wait(timeout=30)

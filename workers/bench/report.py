@@ -53,8 +53,9 @@ def format_table(results: Results, markdown: bool = False) -> str:
 def write_markdown(results: Results, path: Path) -> Path:
     """The table and the conditions, ready to paste into docs/benchmarks.md."""
     meta = results.meta
-    versions = ", ".join(f"{name} {v}" for name, v in meta["versions"].items())
+    versions = ", ".join(f"{'redis-py' if name == 'redis' else name} {v}" for name, v in meta["versions"].items())
     load = "/".join(f"{x:.2f}" for x in meta["load_average_start"])
+    load_end = "/".join(f"{x:.2f}" for x in meta.get("load_average_end", ()))
     lines = [
         format_table(results, markdown=True),
         "",
@@ -63,7 +64,7 @@ def write_markdown(results: Results, path: Path) -> Path:
         f"- Command: `{meta['command']}` ({meta['duration_s']} s, {meta['date']})",
         f"- Machine: {meta['cpus']} cores, {meta['cpu_model']}; Python {meta['python']}; {versions}; "
         f"server {meta['server']} ({meta['server_source']})",
-        f"- Load average at the start (1/5/15 min): {load}",
+        f"- Load average (1/5/15 min) at the start: {load}; at the end: {load_end}",
         *[f"- Note: {note}" for note in results.notes],
     ]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,7 @@ def machine_info(harness: Harness, options: BenchOptions) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in ("taskrail", "rq", "redis")},
         "server": harness.server_version(),
-        "server_source": "REDIS_URL" if options.redis_url else "private server started by the bench (no AOF)",
+        "server_source": "REDIS_URL" if options.redis_url else "a private server the bench started, without AOF",
         "workers_per_system": WORKERS,
         "io_concurrency": IO_CONCURRENCY,
         "options": {k: v for k, v in vars(options).items() if k not in ("out_dir", "redis_url", "command")},
