@@ -9,6 +9,8 @@ from pathlib import Path
 import redis
 
 from tests.conftest import BIN, ROOT
+from workers.bench.report import format_table
+from workers.bench.run import Results
 from workers.exitcodes import RET_CONFIG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -51,3 +53,16 @@ def test_bench_refuses_a_redis_url_whose_database_holds_data(env: dict[str, str]
     assert proc.returncode == RET_CONFIG
     assert "holds 1 keys" in proc.stderr and "empty database" in proc.stderr
     assert redis.Redis.from_url(env["REDIS_URL"]).get("precious") == b"1"
+
+
+def test_table_shows_how_many_times_better_than_rq_for_rates_and_latencies() -> None:
+    results = Results(meta={}, systems={"rq": "RQ", "taskrail": "taskrail"})
+    results.add("drain_noop", "rq", [50.0, 60.0, 70.0], 100)
+    results.add("drain_noop", "taskrail", [3000.0], 100)
+    results.add("latency_p50", "rq", [200.0], 100)
+    results.add("latency_p50", "taskrail", [2.0], 100)
+    results.add("memory_drift_pct", "taskrail", [1.5], 100)
+    lines = {line.split("  ")[0]: line for line in format_table(results).splitlines()}
+    assert "60.0 (1.0x)" in lines["no-op drain (jobs/s)"] and "3,000 (50.0x)" in lines["no-op drain (jobs/s)"]
+    assert "2.00 (100.0x)" in lines["latency p50 (ms)"]  # 100 times lower
+    assert lines["worker memory drift (%)"].split()[-2:] == ["-", "1.50"]
