@@ -88,8 +88,9 @@ def _measure(harness: Harness, peer: Peer, options: BenchOptions, results: Resul
     env = _env(harness)
     runs: dict[str, list[float]] = {}
     n_drain = max(10, int(options.jobs * peer.scale))
+    n_one = min(options.enqueue_jobs, n_drain)
     for rep in range(options.repeat):
-        for metric, args in (("enqueue_one", ["enqueue-one", options.enqueue_jobs]),
+        for metric, args in (("enqueue_one", ["enqueue-one", n_one]),
                              ("enqueue_bulk", ["enqueue-bulk", n_drain])):  # fmt: skip
             harness.flush()
             rate = _drive(peer, env, *args).get("rate")
@@ -99,7 +100,7 @@ def _measure(harness: Harness, peer: Peer, options: BenchOptions, results: Resul
             runs.setdefault(f"drain_{kind}", []).append(_drain(harness, peer, env, kind, n_drain, rep))
         for name, value in _latency(harness, peer, env, options, rep).items():
             runs.setdefault(f"latency_{name}", []).append(value)
-    sizes = {"enqueue_one": options.enqueue_jobs, "enqueue_bulk": n_drain}
+    sizes = {"enqueue_one": n_one, "enqueue_bulk": n_drain}
     for metric, values in runs.items():
         jobs = sizes.get(metric, options.latency_jobs if metric.startswith("latency") else n_drain)
         results.figures.setdefault(metric, {})[peer.key] = {
