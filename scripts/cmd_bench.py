@@ -33,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--quick", action="store_true", help="small sizes and one repetition (under a minute)")
     parser.add_argument("--peers", action="store_true", help="also run Celery, Dramatiq, BullMQ (make bench-peers)")
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
-    parser.add_argument("--jobs", type=_positive, help="jobs per drain for the fastest systems (20000; quick 2000)")
-    parser.add_argument("--enqueue-jobs", type=_positive, help="jobs enqueued one by one (5000; quick 500)")
+    parser.add_argument(
+        "--jobs", type=_positive, help="jobs per no-op drain for the fastest systems (50000; quick 2000)"
+    )
+    parser.add_argument("--enqueue-jobs", type=_positive, help="jobs enqueued one by one, 4x in bulk (5000; quick 500)")
     parser.add_argument("--latency-jobs", type=_positive, help="jobs in the latency run (600; quick 100)")
     parser.add_argument("--memory-jobs", type=_positive, help="jobs in the memory run (100000; quick 5000)")
     parser.add_argument("--repeat", type=_positive, help="repetitions; figures are medians (3; quick 1)")

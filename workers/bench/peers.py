@@ -39,7 +39,7 @@ class Peer:
     label: str
     driver: tuple[str, ...]
     needs: tuple[str, ...]  # paths that exist once make bench-peers has run
-    scale: float = 0.15
+    scale: float = 0.06  # of BenchOptions.jobs, for each drain and the bulk enqueue
 
     def workers(self, kind: str) -> tuple[list[list[str]], int]:
         """Commands starting ``WORKERS`` worker processes for ``kind``, and how many ready marks to expect."""
@@ -64,7 +64,7 @@ class Peer:
 PEERS = (
     Peer("celery", "Celery", (str(PEER_BIN / "python"), "celery_bench.py"), (".venv-peers/bin/celery",)),
     Peer("dramatiq", "Dramatiq", (str(PEER_BIN / "python"), "dramatiq_bench.py"), (".venv-peers/bin/dramatiq",)),
-    Peer("bullmq", "BullMQ", ("node", "bullmq_bench.mjs"), ("bench-peers/node_modules/bullmq",)),
+    Peer("bullmq", "BullMQ", ("node", "bullmq_bench.mjs"), ("bench-peers/node_modules/bullmq",), scale=0.2),
 )
 
 

@@ -127,7 +127,7 @@ def _plan(options: BenchOptions, systems: tuple[System, ...], results: Results) 
     producers = {s.producer: s for s in systems}
     for rep in range(1, options.repeat + 1):
         for s in producers.values():
-            one, bulk = options.enqueue_jobs, options.jobs
+            one, bulk = options.enqueue_jobs, 4 * options.enqueue_jobs
             steps.append(Step(f"enqueue one by one, {s.producer} #{rep}", s, one, partial(_enqueue_one, s, one)))
             steps.append(Step(f"enqueue in bulk, {s.producer} #{rep}", s, bulk, partial(_enqueue_bulk, s, bulk)))
     for kind in ("noop", "io"):

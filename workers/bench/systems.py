@@ -43,13 +43,14 @@ class System:
 
 
 SYSTEMS = (
-    System("rq", "RQ default worker (fork per job)", "rq.Worker", "rq", scale=0.03, io_scale=0.02),
-    System("rq_simple", "RQ SimpleWorker", "rq.SimpleWorker", "rq", scale=0.1, io_scale=0.04),
+    System("rq", "RQ default worker (fork per job)", "rq.Worker", "rq", scale=0.012, io_scale=0.008),
+    System("rq_simple", "RQ SimpleWorker", "rq.SimpleWorker", "rq", scale=0.04, io_scale=0.016),
     System(
         "taskrail",
         "taskrail",
         "workers.Worker",
         "taskrail",
+        io_scale=0.4,
         io_env={"TASKRAIL_CONCURRENCY": str(IO_CONCURRENCY)},
         memory=True,
     ),
@@ -60,8 +61,8 @@ SYSTEMS = (
 class BenchOptions:
     """Sizes and switches of one run; ``quick`` picks small defaults for each size not given."""
 
-    jobs: int = 20_000  # jobs per drain for the fastest systems (slower ones get System.scale of it)
-    enqueue_jobs: int = 5_000  # jobs enqueued one by one (bulk enqueues ``jobs``)
+    jobs: int = 50_000  # jobs per no-op drain for the fastest systems (slower ones get System.scale of it)
+    enqueue_jobs: int = 5_000  # jobs enqueued one by one; bulk enqueues 4 times as many
     latency_jobs: int = 600
     rate: float = 100.0  # jobs/s for the latency workload
     memory_jobs: int = 100_000
