@@ -21,7 +21,15 @@ from pathlib import Path
 
 from config.errors import ConfigError, ConnectionFailed
 
-__all__ = ["EmbeddedServer", "ensure_server", "running_server", "find_server_binary", "free_port", "start_server", "stop_server"]
+__all__ = [
+    "EmbeddedServer",
+    "ensure_server",
+    "find_server_binary",
+    "free_port",
+    "running_server",
+    "start_server",
+    "stop_server",
+]
 
 STATE_FILE = "server.json"
 

@@ -24,7 +24,9 @@ __all__ = ["Client", "default_client"]
 # (debounce: a waiting holder takes the new arguments and schedule; a running one gets a successor).
 # KEYS: job, queue, queues-set, scheduled, wake, events, unique (or "")
 # ARGV: job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, field, value, ...
-ENQUEUE = QUEUE_PUSH_LUA + """
+ENQUEUE = (
+    QUEUE_PUSH_LUA
+    + """
 local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if KEYS[7] ~= '' then
   local holder = redis.call('GET', KEYS[7])
@@ -59,12 +61,15 @@ end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', job_id, 'task', ARGV[6])
 return job_id
 """
+)
 
 
 # Writes a batch of plain jobs (same queue, no delay, no unique key) in one call: the fields they
 # share are passed once, then id, data and description per job.
 # KEYS: queue, queues-set, wake, events. ARGV: maxlen, task name, n shared fields*2, shared..., then triples.
-ENQUEUE_MANY = QUEUE_PUSH_LUA + """
+ENQUEUE_MANY = (
+    QUEUE_PUSH_LUA
+    + """
 local ordered = redis.call('EXISTS', 'taskrail:prio:' .. string.sub(KEYS[1], 10)) == 1
 local maxlen, task, nshared = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local shared = {}
@@ -81,6 +86,7 @@ redis.call('LPUSH', KEYS[3], '1')
 redis.call('LTRIM', KEYS[3], 0, 999)
 return (#ARGV - first + 1) / 3
 """
+)
 PER_JOB_FIELDS = ("data", "description")
 
 
@@ -157,7 +163,9 @@ class Client:
 
         results = run_pipeline(self.redis, build, (self._enqueue, self._enqueue_many))
         # Plain jobs keep their own ids; the others may resolve to an existing unique job.
-        resolved = {spec.job_id: _text(r) for spec, r in zip(others, results[len(results) - len(others) :], strict=True)}
+        resolved = {
+            spec.job_id: _text(r) for spec, r in zip(others, results[len(results) - len(others) :], strict=True)
+        }
         return [resolved.get(spec.job_id, spec.job_id) for spec in batch]
 
     def _bulk_args(self, group: Sequence[JobSpec]) -> tuple[list[str], list[Any]]:

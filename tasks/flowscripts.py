@@ -20,7 +20,9 @@ __all__ = ["FLOW_ENQUEUE", "FLOW_REVOKE", "RELEASE_LUA"]
 
 # Defines release_dependents(id, kind, now, now_text) and helpers. The including script must declare
 # `worker` and `maxlen` first (workers/lua.py's FINISH and REAP do; so does FLOW_REVOKE).
-RELEASE_LUA = QUEUE_PUSH_LUA + """
+RELEASE_LUA = (
+    QUEUE_PUSH_LUA
+    + """
 local function flow_notify(id)
   if redis.call('EXISTS', 'taskrail:waiters:' .. id) == 1 then
     redis.call('RPUSH', 'taskrail:done:' .. id, '1')
@@ -148,6 +150,7 @@ local function release_dependents(id, kind, now, now_text)
   end
 end
 """
+)
 
 # Write a chunk of flow jobs. Dependents are written before their parents are queued, so no parent
 # can finish before its dependent counts it. Fields most jobs share (task, queue, TTLs, status) are
@@ -155,7 +158,9 @@ end
 # ARGV: events maxlen, now, then per job: id, queue, state (queued|scheduled|deferred), run_at,
 # priority (-1: none), task, parent count n, n parent ids, shared field count m (-1: as the previous
 # job), m items, own field count k, k items.
-FLOW_ENQUEUE = QUEUE_PUSH_LUA + """
+FLOW_ENQUEUE = (
+    QUEUE_PUSH_LUA
+    + """
 local maxlen, now = ARGV[1], ARGV[2]
 local shared, woken = {}, {}
 local i = 3
@@ -204,6 +209,7 @@ for q, now_ready in pairs(woken) do
 end
 return 1
 """
+)
 
 # Revoke flow members: cancel those that wait (and, through release_dependents, everything that
 # waited on them); flag those that run so their workers stop them. Returns one outcome per id.

@@ -32,6 +32,7 @@ _RQ_TO_STATE = {
 }
 RESULT_SUCCESS, RESULT_FAILED = b"1", b"2"
 
+
 @dataclass(frozen=True)
 class JobSnapshot:
     """One read of a job's hash and its latest result entry."""

@@ -42,7 +42,9 @@ def test_single_worker_keeps_fifo_order(settings, procs: Processes, conn: redis.
 def test_sigkilled_batching_worker_loses_no_job(settings, procs: Processes, conn: redis.Redis) -> None:
     total = 3000
     tasks_speed.slowish.map([(n,) for n in range(total)])
-    victim = procs.worker("speed", env={**SPEED, "TASKRAIL_HEARTBEAT_TTL_S": "3", "TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5"})
+    victim = procs.worker(
+        "speed", env={**SPEED, "TASKRAIL_HEARTBEAT_TTL_S": "3", "TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5"}
+    )
     wait_for(lambda: conn.hlen("executions") > 300, 60, what="the victim to get going")
     held = conn.hlen(f"taskrail:claims:{_name(conn, victim.pid)}")
     victim.send_signal(signal.SIGKILL)

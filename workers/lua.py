@@ -192,7 +192,9 @@ return recovered
 
 # Move due jobs from RQ's scheduled registries into their queues. Atomic, so it fires each job
 # once however many processes run it; priorities keep their order. KEYS: queue names. ARGV: now, now_text, limit
-PROMOTE = QUEUE_PUSH_LUA + """
+PROMOTE = (
+    QUEUE_PUSH_LUA
+    + """
 local moved = 0
 for _, q in ipairs(KEYS) do
   local due = redis.call('ZRANGEBYSCORE', 'rq:scheduled:' .. q, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -210,3 +212,4 @@ for _, q in ipairs(KEYS) do
 end
 return moved
 """
+)
