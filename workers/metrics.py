@@ -7,9 +7,7 @@ stalled, per-bucket duration counts ``b:<le>`` and ``sum_us``), so any process c
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -18,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from tasks import keys
-from tasks.protocol import RQ_TIME_FORMAT
+from workers.census import live_workers, queue_stats
 from workers.runner import BUCKET_LABELS, BUCKETS_S
 
 __all__ = ["TaskrailCollector", "build_registry", "duration_percentiles", "percentiles_from_buckets"]
@@ -71,44 +69,18 @@ class TaskrailCollector(Collector):
         )
         failed = GaugeMetricFamily("taskrail_queue_failed_jobs", "Dead letters kept for the queue", labels=["queue"])
         queues = sorted(keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES))
-        now = time.time()
-        with self.conn.pipeline(transaction=False) as pipe:
-            for q in queues:
-                pipe.llen(keys.QUEUE.format(q))
-                pipe.lindex(keys.QUEUE.format(q), 0)
-                pipe.zcount(keys.FAILED.format(q), f"({now}", "+inf")
-            replies = pipe.execute()
-        for i, q in enumerate(queues):
-            length, head, dead = replies[3 * i : 3 * i + 3]
-            depth.add_metric([q], length)
-            failed.add_metric([q], dead)
-            age = self._age(head.decode(), now) if head else 0.0
-            oldest.add_metric([q], age)
+        for q in queue_stats(self.conn, queues):
+            depth.add_metric([q.name], q.counts["waiting"])
+            failed.add_metric([q.name], q.counts["failed"])
+            oldest.add_metric([q.name], q.oldest_age_s or 0.0)
         return [depth, oldest, failed]
 
-    def _age(self, job_id: str, now: float) -> float:
-        enqueued = self.conn.hget(keys.JOB.format(job_id), "enqueued_at")
-        if not enqueued:
-            return 0.0
-        try:
-            moment = datetime.strptime(enqueued.decode(), RQ_TIME_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            return 0.0
-        return max(now - moment.timestamp(), 0.0)
-
     def _worker_metrics(self) -> list[Metric]:
-        names = sorted(n.decode() for n in self.conn.smembers(keys.WORKERS))
-        with self.conn.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.exists(keys.HEARTBEAT.format(name))
-                pipe.hlen(keys.CLAIMS.format(name))
-            replies = pipe.execute()
-        live = [bool(replies[2 * i]) for i in range(len(names))]
-        busy = sum(1 for i in range(len(names)) if live[i] and replies[2 * i + 1])
+        live = live_workers(self.conn)
         total = GaugeMetricFamily("taskrail_workers", "Live taskrail workers (fresh heartbeat)")
-        total.add_metric([], sum(live))
+        total.add_metric([], len(live))
         working = GaugeMetricFamily("taskrail_workers_busy", "Live workers holding at least one job")
-        working.add_metric([], busy)
+        working.add_metric([], sum(w.busy for w in live))
         return [total, working]
 
 

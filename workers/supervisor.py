@@ -31,10 +31,11 @@ from tasks import keys
 from tasks.errors import SupervisorError
 from workers import coordination
 from workers.autoscale import QueueLoad
+from workers.census import oldest_wait_s
 from workers.children import Child, WorkerSpec, describe_exit, forget_dead_worker, pick_name, spawn
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 from workers.restarts import RestartIntensity
-from workers.status import count_interrupted, oldest_wait_s
+from workers.status import count_interrupted
 from workers.targets import Targets
 
 __all__ = ["Supervisor"]

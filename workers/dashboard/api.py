@@ -22,6 +22,7 @@ from tasks.protocol import decode_data
 from tasks.registry import all_tasks, lookup
 from tasks.result import AsyncResult
 from tasks.task import Task
+from workers import census
 from workers.dashboard import actions, stats
 from workers.dashboard.openapi import document
 from workers.dashboard.rqmount import JOB_ID
@@ -216,7 +217,7 @@ def failed() -> Response:
 @blueprint.get("/queues")
 def queues() -> Response:
     """Per queue: counts per state, workers, the oldest waiting job's age and last-minute rates."""
-    return jsonify(queues=[q.to_json() for q in stats.queue_stats(_client().redis)])
+    return jsonify(queues=[q.to_json() for q in census.queue_stats(_client().redis)])
 
 
 @blueprint.post("/queues/<name>/pause")
@@ -236,8 +237,8 @@ def chart_stats() -> Response:
     """What the overview charts draw: per-minute rates, task durations, workers busy and total."""
     conn = _client().redis
     now = time.time()
-    live = stats.workers(conn)
-    names = stats.queue_names(conn, live)
+    live = census.live_workers(conn)
+    names = census.queue_names(conn, live)
     durations = duration_percentiles(conn, (0.5, 0.95))
     return jsonify(
         now=now,
