@@ -26,6 +26,7 @@ __all__ = [
     "ensure_server",
     "find_server_binary",
     "free_port",
+    "process_alive",
     "running_server",
     "start_server",
     "stop_server",
@@ -78,7 +79,8 @@ def _ping(port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (an exited child of ours is reaped, not counted)."""
     try:  # reap it first if it is our own exited child, else it lingers as a zombie
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -131,7 +133,7 @@ def ensure_server(data_dir: Path) -> EmbeddedServer:
     with open(root / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read_state(root)
-        if state and _alive(state.pid) and _ping(state.port):
+        if state and process_alive(state.pid) and _ping(state.port):
             return state
         server = start_server(root, port=state.port if state and _port_free(state.port) else None)
         (root / STATE_FILE).write_text(json.dumps({"url": server.url, "port": server.port, "pid": server.pid}))
@@ -141,7 +143,7 @@ def ensure_server(data_dir: Path) -> EmbeddedServer:
 def running_server(data_dir: Path) -> EmbeddedServer | None:
     """The project's embedded server if it runs and answers, else None."""
     state = _read_state(data_dir / "redis")
-    if state and _alive(state.pid) and _ping(state.port):
+    if state and process_alive(state.pid) and _ping(state.port):
         return state
     return None
 
@@ -150,11 +152,11 @@ def stop_server(data_dir: Path, timeout_s: float = 10.0) -> bool:
     """Stop the project's embedded server (it writes its append-only file first); True if one ran."""
     root = data_dir / "redis"
     state = _read_state(root)
-    if not state or not _alive(state.pid):
+    if not state or not process_alive(state.pid):
         return False
     os.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(state.pid) and time.monotonic() < deadline:
+    while process_alive(state.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     (root / STATE_FILE).unlink(missing_ok=True)
     return True

@@ -24,6 +24,7 @@ import yaml
 from config.errors import ConfigError
 from config.scaling import Autoscale, Profile, QueuePlan
 from workers.children import WorkerSpec as ChildSpec
+from workers.children import scheduling_environ
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -99,7 +100,7 @@ def _spec(profile: Profile, plan: QueuePlan, slug: str) -> Workload:
     headroom = 1.5 if plan.isolation == "fork" else 1.25
     # The per-queue environment the supervisor gives its children, plus the profile-wide scheduling
     # settings (a queue's rate limit binds every worker that takes from it, so all get all).
-    environment = {"TASKRAIL_PROFILE": profile.name, **ChildSpec.of(plan).environ(), **_scheduling_env(profile)}
+    environment = {"TASKRAIL_PROFILE": profile.name, **ChildSpec.of(plan).environ(), **scheduling_environ(profile)}
     return Workload(
         queue=plan.name,
         slug=slug,
@@ -111,17 +112,6 @@ def _spec(profile: Profile, plan: QueuePlan, slug: str) -> Workload:
         memory_limit_mb=math.ceil(memory * headroom),
         autoscale=plan.autoscale,
     )
-
-
-def _scheduling_env(profile: Profile) -> dict[str, str]:
-    """Settings ``mode``, ``queue_weights`` and ``queue_rate_limits`` for the profile, as environment."""
-    env = {"TASKRAIL_MODE": profile.mode}
-    if profile.mode == "weighted":
-        env["TASKRAIL_QUEUE_WEIGHTS"] = ",".join(f"{p.name}={p.weight}" for p in profile.queues)
-    rates = [f"{p.name}={p.rate_limit}" for p in profile.queues if p.rate_limit]
-    if rates:
-        env["TASKRAIL_QUEUE_RATE_LIMITS"] = ",".join(rates)
-    return env
 
 
 def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict[str, str]:

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from config.connection import redis_url
+from config.embedded import process_alive
 from config.errors import ConfigError
 from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import Settings
@@ -326,7 +327,11 @@ class Supervisor:
 
     def _claim_node(self) -> None:
         for other in self._safe(coordination.read_supervisors, self.conn) or []:
-            if other.get("node") == self.node and other.get("host") == socket.gethostname() and _alive(other["pid"]):
+            if (
+                other.get("node") == self.node
+                and other.get("host") == socket.gethostname()
+                and process_alive(other["pid"])
+            ):
                 raise SupervisorError(
                     f"another supervisor already runs as node {self.node!r} (pid {other['pid']}); stop it, "
                     "or give this one its own name with --node"
@@ -346,13 +351,3 @@ class Supervisor:
         return {"node": self.node, "host": socket.gethostname(), "pid": os.getpid(), "profile": self.profile.name,
                 "started_at": self._started_wall, "scale_version": self.targets.scale_version, "draining": self.draining,
                 "queues": queues, "workers": workers}  # fmt: skip
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
