@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         "command": "taskrail " + shlex.join(sys.argv[1:]),
     }
     options = BenchOptions.build(quick=args.quick, **given)
+    # A stop request unwinds like Ctrl-C, so the bench's workers and server are stopped too.
+    signal.signal(signal.SIGTERM, _stop)
     results = run_bench(options)
     json_path = write_json(results, options.out_dir / "results.json")
     chart_path = write_chart(results, options.out_dir / "benchmarks.png")
@@ -74,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"\nwrote {json_path}, results.md and {chart_path} ({results.meta['duration_s']}s)")
     return RET_OK
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _systems(text: str | None) -> tuple[str, ...] | None:
