@@ -86,3 +86,13 @@ def die_hard(key: str) -> str:
 @task(queue="core")
 def whoami() -> int:
     return os.getpid()
+
+
+@task(queue="core", ignore_result=True)
+def fire_and_forget(x: int) -> int:
+    return x * 2
+
+
+@task(queue="core", result_ttl=30)
+def short_lived(x: int) -> int:
+    return x
