@@ -161,7 +161,7 @@ class Client:
             for spec in others:
                 self._enqueue.queue(pipe, *self._script_args(spec))
 
-        results = run_pipeline(self.redis, build, (self._enqueue, self._enqueue_many))
+        results = run_pipeline(self.redis, build)
         # Plain jobs keep their own ids; the others may resolve to an existing unique job.
         resolved = {
             spec.job_id: _text(r) for spec, r in zip(others, results[len(results) - len(others) :], strict=True)

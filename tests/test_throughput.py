@@ -62,3 +62,31 @@ def _name(conn: redis.Redis, pid: int) -> str:
         if conn.hget(key, "pid") == str(pid).encode():
             return key.decode().split(":", 2)[2]
     return ""
+
+
+def test_script_cache_flushes_lose_no_claim(settings, procs: Processes, conn: redis.Redis) -> None:
+    total = 3000
+    tasks_speed.count.map([(n,) for n in range(total)])
+    worker = procs.worker("speed", env=SPEED)
+    flushes = 0
+    while not drained(conn, total) and flushes < 200:
+        conn.script_flush()  # as after a server restart: every script must be loaded again
+        flushes += 1
+        wait_for(lambda: True, 0.05)
+    wait_for(lambda: drained(conn, total), 60, interval=0.2, what="every job after script flushes")
+    assert {int(v) for v in conn.hvals("executions")} == {1}
+    assert "never received" not in procs.log(worker)
+
+
+def test_a_claim_whose_reply_was_lost_goes_back_to_the_queue(settings, procs: Processes, conn: redis.Redis) -> None:
+    procs.worker("speed", env=SPEED)
+    name = wait_for(lambda: next(iter(conn.smembers("taskrail:workers")), None), 15, what="worker").decode()
+    [job] = tasks_speed.count.map([(1,)])
+    # What a claim does on the server, without the worker ever seeing the reply:
+    assert conn.lrem("rq:queue:speed", 1, job.id) == 1
+    conn.hset(f"rq:job:{job.id}", "status", "started")
+    conn.hset(f"taskrail:claims:{name}", job.id, "speed")
+    conn.zadd("rq:wip:speed", {f"{job.id}:{name}": 9e9})
+    wait_for(lambda: conn.hget("executions", "1") == b"1", 30, what="the orphaned claim to run")
+    assert job.get(timeout=10) is None
+    assert conn.hlen(f"taskrail:claims:{name}") == 0

@@ -30,6 +30,7 @@ log = logging.getLogger("taskrail.maintenance")
 LEADER_KEY = "taskrail:leader"
 TICK_S = 0.1
 RQ_HEARTBEAT_S = 15.0
+ORPHAN_SWEEP_S = 5.0
 
 
 class Maintenance(threading.Thread):
@@ -48,6 +49,8 @@ class Maintenance(threading.Thread):
         self._next_beat = 0.0
         self._next_rq_beat = 0.0
         self._next_reap = 0.0
+        self._next_sweep = time.monotonic() + ORPHAN_SWEEP_S
+        self._suspects: set[str] = set()
         self._failures = 0
 
     def stop(self) -> None:
@@ -73,6 +76,9 @@ class Maintenance(threading.Thread):
             self._next_beat = now + self.settings.heartbeat_interval_s
             self._beat()
             self._check_memory()
+        if now >= self._next_sweep:
+            self._next_sweep = now + ORPHAN_SWEEP_S
+            self._sweep_orphans()
         if now >= self._next_rq_beat:
             self._next_rq_beat = now + RQ_HEARTBEAT_S
             self.worker.heartbeat()
@@ -138,6 +144,19 @@ class Maintenance(threading.Thread):
             ids = [r.decode() for r in recovered]
             log.warning("recovered %d jobs of dead workers: %s", len(ids), ", ".join(ids))
             capture_stalled(self.conn, ids, s.max_stalled)
+
+    def _sweep_orphans(self) -> None:
+        """Claims of this worker that no thread of it holds, seen in two sweeps in a row, go back.
+
+        A claim whose reply was lost (a connection that broke after the server ran the script)
+        would otherwise stay with a live worker forever; two sightings rule out an exchange in flight.
+        """
+        claimed = {k.decode(): v.decode() for k, v in self.conn.hgetall(keys.CLAIMS.format(self.worker.name)).items()}
+        suspects = set(claimed) - self.worker.held_ids()
+        orphans = suspects & self._suspects
+        self._suspects = suspects - orphans
+        if orphans:
+            self.worker.release_orphans({job_id: claimed[job_id] for job_id in orphans})
 
     def _check_memory(self) -> None:
         limit = self.settings.max_memory_mb

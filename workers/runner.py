@@ -47,6 +47,11 @@ class ClaimedJob:
     flow: bytes = b""
 
     @classmethod
+    def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
+        """A claimed job known only by id and queue, to hand it back."""
+        return cls(job_id, queue, b"", 0, 0, -1, 0, 0, 0)
+
+    @classmethod
     def from_reply(cls, row: list[Any], default_result_ttl: int, default_failure_ttl: int) -> ClaimedJob:
         def num(value: Any, default: int) -> int:
             try:

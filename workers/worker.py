@@ -67,6 +67,8 @@ class Worker(RQWorker):
         self._avg_job_s = TARGET_BATCH_S  # unknown durations: claim one job at a time until measured
         self.shutdown_deadline: float | None = None  # monotonic; set by the first stop signal
         self._state = ""
+        self._held: set[str] = set()  # ids this process has claimed and not yet settled
+        self._held_lock = threading.Lock()
         self._claim = LuaScript(CLAIM)
         self._finish = LuaScript(FINISH)
         self.heartbeat_script = LuaScript(HEARTBEAT)
@@ -141,6 +143,18 @@ class Worker(RQWorker):
         for slot in self.slots:
             if slot.job_id in job_ids:
                 self.interrupter.stop(slot, TaskRevoked)
+
+    def held_ids(self) -> set[str]:
+        """Ids of the jobs this process claimed and has not settled (queued locally, running, or done)."""
+        with self._held_lock:
+            return set(self._held)
+
+    def release_orphans(self, orphans: dict[str, str]) -> None:
+        """Hand back claims this process does not hold (a claim whose reply was lost): front of the queue."""
+        log.warning("requeueing %d claimed jobs this worker never received: %s", len(orphans), ", ".join(orphans))
+        outcomes = [Outcome(ClaimedJob.orphan(job_id, queue), "requeue", exc_type="requeued")
+                    for job_id, queue in orphans.items()]  # fmt: skip
+        self._exchange(self.connection, outcomes, 0, retry_until_stopped=False)
 
     @property
     def stopping(self) -> bool:
@@ -259,14 +273,19 @@ class Worker(RQWorker):
                     pipe, *claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings)
                 )
 
-        replies = run_pipeline(conn, build, (self._finish, self._claim))
+        replies = run_pipeline(conn, build)
+        with self._held_lock:
+            self._held.difference_update(outcome.job.id for outcome in outcomes)
         if claim:
             self._state = "busy"
         if not claim:
             return []
         s = self.settings
         rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
-        return [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
+        claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
+        with self._held_lock:
+            self._held.update(job.id for job in claimed)
+        return claimed
 
     def _wait_for_work(self, conn: redis.Redis) -> None:
         try:
