@@ -64,10 +64,7 @@ local function flow_release(d, q, now, now_text)
     redis.call('HSET', djkey, 'status', 'scheduled')
     redis.call('ZADD', 'rq:scheduled:' .. q, now + delay, d)
   else
-    redis.call('HSET', djkey, 'status', 'queued', 'enqueued_at', now_text)
-    push_waiting('rq:queue:' .. q, d, redis.call('HGET', djkey, 'tr_priority'))
-    redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-    redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+    make_ready(q, d, now_text)
   end
   flow_event(q, 'enqueued', d, redis.call('HGET', djkey, 'tr_task') or '', '')
 end
@@ -203,8 +200,7 @@ end
 for q, now_ready in pairs(woken) do
   redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
   if now_ready then
-    redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-    redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+    wake(q)
   end
 end
 return 1

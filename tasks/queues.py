@@ -31,11 +31,17 @@ __all__ = ["DEFAULT_PRIORITY", "PRIORITY_INDEX", "QUEUE_PUSH_LUA", "is_paused", 
 DEFAULT_PRIORITY = 5
 PRIORITY_INDEX = "taskrail:prio:{}"
 
+# wake(q): a wake-up token. make_ready(q, id, now_text): status queued, into the queue, wake.
 # push_waiting(qkey, id, prio): put a waiting job into its queue list behind every job of the same
 # or a lower number and before every job of a higher one (prio -1 = no priority). Plain jobs while
 # no prioritized job waits are a single RPUSH; otherwise the shorter side of the insertion point is
 # lifted off and pushed back (O(jobs on that side), where LINSERT would scan from the head).
 QUEUE_PUSH_LUA = f"""
+local function wake(q)  -- one token for a worker blocked on this queue; the list stays short
+  redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
+  redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+end
+
 local function push_back(qkey, cmd, items)
   local reversed = {{}}
   for i = #items, 1, -1 do reversed[#reversed + 1] = items[i] end
@@ -69,6 +75,13 @@ local function push_waiting(qkey, id, prio)
     redis.call('LPUSH', qkey, id)
     push_back(qkey, 'LPUSH', ahead)
   end
+end
+
+local function make_ready(q, id, now_text)  -- a waiting job enters its queue in priority order
+  local jkey = 'rq:job:' .. id
+  redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', now_text)
+  push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
+  wake(q)
 end
 """
 

@@ -67,10 +67,7 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
       redis.call('HSET', jkey, 'status', 'scheduled')
       redis.call('ZADD', 'rq:scheduled:' .. q, retry_at, id)
     else
-      redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', now_text)
-      push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
-      redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-      redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+      make_ready(q, id, now_text)
     end
     redis.call('HINCRBY', tstats, 'retried', 1)
     ev = 'retried'
@@ -82,8 +79,7 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
     end
     redis.call('HSET', jkey, 'status', 'queued')
     redis.call('LPUSH', 'rq:queue:' .. q, id)
-    redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-    redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+    wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
   elseif kind == 'revoked' then
     redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
@@ -201,11 +197,8 @@ for _, q in ipairs(KEYS) do
   for _, id in ipairs(due) do
     redis.call('ZREM', 'rq:scheduled:' .. q, id)
     if redis.call('EXISTS', 'rq:job:' .. id) == 1 then
-      redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[2])
-      push_waiting('rq:queue:' .. q, id, redis.call('HGET', 'rq:job:' .. id, 'tr_priority'))
+      make_ready(q, id, ARGV[2])
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
-      redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-      redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
       moved = moved + 1
     end
   end

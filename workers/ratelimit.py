@@ -83,8 +83,7 @@ local function release_slot(id, q)
   if slot then
     redis.call('ZREM', slot, id)
     redis.call('HDEL', jkey, 'tr_slot')
-    redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-    redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
+    wake(q)  -- from QUEUE_PUSH_LUA, which the settle script includes first
   end
 end
 """
