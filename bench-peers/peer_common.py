@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -20,20 +21,22 @@ READY_KEY = "bench:ready"
 LATENCY_KEY = "bench:latency"
 IO_SECONDS = 0.02
 _lock = threading.Lock()
-_state = {"pid": 0, "pending": 0}
+_state: dict[str, Any] = {"pid": 0, "pending": 0}
 
 
 def conn() -> redis.Redis:
-    client = _state.get("conn")
-    if client is None or _state["pid"] != os.getpid():
-        client = redis.Redis.from_url(os.environ["REDIS_URL"])
-        _state.update(conn=client, pid=os.getpid(), pending=0)
-        threading.Thread(target=_flusher, daemon=True).start()
-    return client  # type: ignore[return-value]
-
-
-def _flusher() -> None:
+    """This process's connection; the first call in a process (or after a fork) starts its flusher."""
     pid = os.getpid()
+    if _state["pid"] != pid:
+        with _lock:  # many job threads may get here at once: only one sets up, no count is reset later
+            if _state["pid"] != pid:
+                _state.update(conn=redis.Redis.from_url(os.environ["REDIS_URL"]), pending=0)
+                _state["pid"] = pid
+                threading.Thread(target=_flusher, args=(pid,), daemon=True).start()
+    return _state["conn"]
+
+
+def _flusher(pid: int) -> None:
     while _state["pid"] == pid:
         time.sleep(0.01)
         with _lock:
