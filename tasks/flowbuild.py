@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +30,9 @@ FLOW_OPTIONS = ("queue", "priority", "countdown", "job_id")
 ARGS_PER_CALL = 20_000  # script arguments per EVALSHA (about 2,000 ordinary jobs)
 OWN_FIELDS = ("data", "description", "dependency_ids", "dependency_id")  # the rest is often shared
 CALLS_PER_TRIP = 10  # EVALSHA calls per pipelined round trip
+FLOW_KEY = "taskrail:flow:{}"  # members of a flow that have not ended yet
+FLOW_MEMBERS_KEY = "taskrail:flow:{}:members"
+FLOW_KEY_TTL_S = 30 * 24 * 3600  # a flow that never ends (a member lost for good) does not stay forever
 
 
 class Call(Protocol):
@@ -93,6 +97,7 @@ class Plan:
         self.client = client
         self.jobs: list[PlannedJob] = []
         self.groups: dict[str, list[str]] = {}  # group id -> its members' result job ids, in order
+        self.flow_id = uuid.uuid4().hex
         self._by_id: dict[str, PlannedJob] = {}
         self._templates: dict[tuple[str, str, int | None], JobSpec] = {}
 
@@ -120,8 +125,7 @@ class Plan:
             fields.update(status=state, enqueued_at="")
             if countdown:
                 fields["tr_countdown_s"] = str(countdown)
-        for parent in parents:
-            self._keep(parent)
+        self._keep(fields)
         job = PlannedJob(spec.job_id, spec.queue, state, spec.run_at, sig.task.name, list(parents), fields)
         self.jobs.append(job)
         self._by_id[job.job_id] = job
@@ -164,12 +168,11 @@ class Plan:
         )
         return spec, countdown
 
-    def _keep(self, job_id: str) -> None:
-        """A later step reads this job's result: keep it until that step ended (see flowscripts)."""
-        fields = self._by_id[job_id].fields
-        if "tr_keep_s" not in fields:
-            fields["tr_keep_s"] = fields["result_ttl"]
-            fields["result_ttl"] = -1
+    def _keep(self, fields: dict[str, str | int]) -> None:
+        """Keep this member's result until the whole flow ended, then its own TTL (see flowscripts)."""
+        fields["tr_keep_s"] = fields["result_ttl"]
+        fields["result_ttl"] = -1
+        fields["tr_flow_id"] = self.flow_id
 
     def write(self) -> int:
         """Write every job; returns the number of round trips used (script load included)."""
@@ -193,12 +196,21 @@ class Plan:
         for start in range(0, len(calls), CALLS_PER_TRIP):
             with conn.pipeline(transaction=False) as pipe:
                 if start == 0:
+                    self._save_flow(pipe)
                     self._save_groups(pipe)
                 for argv in calls[start : start + CALLS_PER_TRIP]:
                     pipe.evalsha(sha, 0, *head, *argv)
                 pipe.execute()
             trips += 1
         return trips
+
+    def _save_flow(self, pipe: Any) -> None:
+        """How many members have yet to end, and who they are: the last to end releases every result."""
+        pipe.set(FLOW_KEY.format(self.flow_id), len(self.jobs), ex=FLOW_KEY_TTL_S)
+        ids = [job.job_id for job in self.jobs]
+        for start in range(0, len(ids), 5000):
+            pipe.sadd(FLOW_MEMBERS_KEY.format(self.flow_id), *ids[start : start + 5000])
+        pipe.expire(FLOW_MEMBERS_KEY.format(self.flow_id), FLOW_KEY_TTL_S)
 
     def _save_groups(self, pipe: Any) -> None:
         """Member ids of every group, for ``GroupResult.restore``; kept as long as a failure is."""

@@ -8,8 +8,9 @@ unfinished parents in ``tr_pending`` and each parent's settle decrements it insi
 settle script, so the dependent is queued exactly once however many machines finish parents at once.
 
 Jobs enter their queue through ``push_waiting`` (tasks/queues.py), so priorities hold for them too.
-A job another step will read is written with ``result_ttl`` -1 and its own TTL kept in ``tr_keep_s``;
-when its readers are done, ``flow_unkeep`` gives it that TTL back.
+Every member is written with ``result_ttl`` -1 and its own TTL kept in ``tr_keep_s``; the flow counts
+its members that have not ended (``taskrail:flow:<id>``), and the last to end gives every member its
+own TTL back (``flow_unkeep``), so results last until the whole flow has finished, plus their TTL.
 """
 
 from __future__ import annotations
@@ -51,6 +52,19 @@ local function flow_unkeep(id, now)
     redis.call('EXPIRE', rkey, keep)
     redis.call('EXPIRE', dkey, keep)
     redis.call('ZADD', 'rq:finished:' .. f[3], 'XX', now + keep, id)
+  end
+end
+
+-- A member ended for good: the last member of its flow to end gives every member its own TTL back.
+local function flow_member_done(id, now)
+  local jkey = 'rq:job:' .. id
+  local fid = redis.call('HGET', jkey, 'tr_flow_id')
+  if not fid or redis.call('HSETNX', jkey, 'tr_flow_done', '1') == 0 then return end
+  if redis.call('DECR', 'taskrail:flow:' .. fid) <= 0 then
+    for _, member in ipairs(redis.call('SMEMBERS', 'taskrail:flow:' .. fid .. ':members')) do
+      flow_unkeep(member, now)
+    end
+    redis.call('DEL', 'taskrail:flow:' .. fid, 'taskrail:flow:' .. fid .. ':members')
   end
 end
 
@@ -111,15 +125,12 @@ local function release_dependents(id, kind, now, now_text)
     i = i + 1
     local jkey = 'rq:job:' .. cur
     local pkey = 'rq:job::' .. cur .. ':dependencies'
-    if redis.call('EXISTS', pkey) == 1 then
-      for _, p in ipairs(redis.call('SMEMBERS', pkey)) do flow_unkeep(p, now) end
-      redis.call('DEL', pkey)
-    end
+    flow_member_done(cur, now)
+    redis.call('DEL', pkey)
     local dkey = jkey .. ':dependents'
     local deps = redis.call('SMEMBERS', dkey)
     -- tr_released guards against a second settle of the same job (a worker thought dead that was not).
     if #deps > 0 and (redis.call('EXISTS', jkey) == 0 or redis.call('HSETNX', jkey, 'tr_released', '1') == 1) then
-      local needed = false
       for _, d in ipairs(deps) do
         local f = redis.call('HMGET', 'rq:job:' .. d, 'status', 'tr_policy', 'origin', 'tr_released')
         if f[1] == 'canceled' and not f[4] then
@@ -133,14 +144,12 @@ local function release_dependents(id, kind, now, now_text)
             work[#work + 1] = d
             kinds[#kinds + 1] = ckind == 'revoked' and 'revoked' or 'fail'
           else
-            needed = true
             if redis.call('HINCRBY', 'rq:job:' .. d, 'tr_pending', -1) <= 0 then
               flow_release(d, f[3] or 'default', now, now_text)
             end
           end
         end
       end
-      if not needed then flow_unkeep(cur, now) end
       local ttl = redis.call('TTL', jkey)
       if ttl > 0 then redis.call('EXPIRE', dkey, ttl) end
     end

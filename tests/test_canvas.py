@@ -120,6 +120,20 @@ def test_flow_members_outlive_their_result_ttl_until_the_flow_is_done(worker, pr
     wait_for(lambda: not conn.exists(f"rq:job:{first.id}"), 10, what="member result expired")
 
 
+def test_a_chain_keeps_its_first_result_until_its_last_step_is_done(worker, conn) -> None:
+    # Each step keeps results 2 s; the last one runs 3 s, well after the first step's TTL would end.
+    last = chain(t.short_lived.s(1), t.short_lived.s(), t.short_lived.s(3.0)).apply_async()
+    first = last.parent.parent
+    wait_for(lambda: last.status == "started", 10, what="the last step to start")
+    started = time.monotonic()
+    wait_for(lambda: time.monotonic() - started > 2.2, 5, what="the first step's own TTL to pass")
+    assert not last.ready()
+    assert conn.ttl(f"rq:job:{first.id}") == -1 and conn.ttl(f"rq:results:{first.id}") == -1
+    assert last.get(timeout=20) == 1
+    assert 0 < conn.ttl(f"rq:job:{first.id}") <= 2 and 0 < conn.ttl(f"rq:results:{first.id}") <= 2
+    assert conn.exists(f"taskrail:flow:{conn.hget(f'rq:job:{first.id}', 'tr_flow_id').decode()}") == 0
+
+
 def _evalsha_calls(conn: redis.Redis) -> int:
     return int(conn.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
 
