@@ -22,6 +22,10 @@ PUBLIC = {
         "redis_url", "start_server", "stop_server",
     ],
     "scripts": [],
+    "workers.bench": [
+        "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
+        "write_chart", "write_json", "write_markdown",
+    ],
     "workers.dashboard": ["AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app", "serve"],
 }  # fmt: skip
 
