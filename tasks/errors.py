@@ -14,7 +14,8 @@ TaskrailError
 │   ├── RetriesExhausted
 │   └── Retry                   raised by ``self.retry()`` to ask for another attempt
 ├── ResultTimeout               also a builtin ``TimeoutError``
-└── SupervisorError             the supervisor gave up
+├── SupervisorError             the supervisor gave up
+└── BenchError                  a benchmark run failed (defined in workers/bench/harness.py)
 """
 
 from __future__ import annotations
