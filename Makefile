@@ -27,7 +27,7 @@ test: install browser
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy tasks workers config scripts
+	$(BIN)/mypy tasks workers config scripts deploy
 
 # taskrail against plain RQ (and Celery, Dramatiq, BullMQ once make bench-peers installed them).
 bench: install

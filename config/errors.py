@@ -1,4 +1,4 @@
-"""The root of taskrail's error tree and the errors config/ raises; re-exported by tasks.errors."""
+"""The root of taskrail's error tree and the errors config/ raises; re-exported by tasks.core.errors."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config import start_server
 from config.settings import load_settings
 from tasks import chord, group
-from tasks.client import Client
+from tasks.core.client import Client
 from tests import tasks_canvas as t
 
 

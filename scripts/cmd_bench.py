@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config.errors import ConfigError
 from config.settings import load_settings
-from workers.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json, write_markdown
+from scripts.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json, write_markdown
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]

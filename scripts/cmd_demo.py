@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from config.settings import load_settings
-from workers.demo import DASHBOARD_PORT, run_demo
+from scripts.demo import DASHBOARD_PORT, run_demo
 from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from config.scaling import load_profile
 from config.settings import load_settings
+from deploy.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
 from workers.exitcodes import RET_OK
 from workers.health import Status, check_health, host_prefix
-from workers.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
 
 __all__ = ["RET_NO_HEARTBEAT", "RET_REDIS_DOWN", "register"]
 

@@ -8,8 +8,8 @@ import sys
 import time
 
 from config.settings import load_settings
-from tasks.client import Client
-from tasks.events import Event, follow_events, read_events
+from tasks.core.client import Client
+from tasks.core.events import Event, follow_events, read_events
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]

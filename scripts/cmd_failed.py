@@ -7,8 +7,8 @@ import json
 import time
 
 from config.settings import load_settings
-from tasks.client import Client
-from tasks.deadletters import DeadLetter, DeadLetters
+from tasks.core.client import Client
+from tasks.core.deadletters import DeadLetter, DeadLetters
 from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]

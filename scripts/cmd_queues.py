@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from config.settings import load_settings
-from tasks import keys
-from tasks.client import Client
-from tasks.queues import pause, paused_queues, resume
+from tasks.core import keys
+from tasks.core.client import Client
+from tasks.core.queues import pause, paused_queues, resume
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]

@@ -16,12 +16,12 @@ from config.connection import connect
 from config.errors import ConfigError
 from config.scaling import Profile, QueuePlan, load_profile, load_scaling
 from config.settings import load_settings
-from tasks import keys
-from tasks.errors import SupervisorError
-from workers import coordination
+from tasks.core import keys
+from tasks.core.errors import SupervisorError
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK
-from workers.status import QueueStatus, queue_status
-from workers.supervisor import Supervisor
+from workers.supervisor import coordination
+from workers.supervisor.status import QueueStatus, queue_status
+from workers.supervisor.supervisor import Supervisor
 
 __all__ = ["register"]
 

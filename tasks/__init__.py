@@ -1,10 +1,10 @@
 """The producer side: ``@task``, ``AsyncResult``, the error tree. Importing it does no work."""
 
-from tasks.canvas import Signature, chain, chord, group, signature
-from tasks.client import Client, default_client
-from tasks.context import Request, TaskContext
-from tasks.deadletters import DeadLetter, DeadLetters
-from tasks.errors import (
+from tasks.core.canvas import Signature, chain, chord, group, signature
+from tasks.core.client import Client, default_client
+from tasks.core.context import Request, TaskContext
+from tasks.core.deadletters import DeadLetter, DeadLetters
+from tasks.core.errors import (
     ConfigError,
     ConnectionFailed,
     EnqueueError,
@@ -21,13 +21,13 @@ from tasks.errors import (
     TaskRevoked,
     TaskTimeout,
 )
-from tasks.events import Event, follow_events, read_events
-from tasks.groups import FlowResult, GroupResult
-from tasks.options import RateLimit, TaskOptions, parse_rate_limit
-from tasks.queues import is_paused, pause, paused_queues, resume
-from tasks.registry import all_tasks, lookup
-from tasks.result import STATES, AsyncResult
-from tasks.task import Task, task
+from tasks.core.events import Event, follow_events, read_events
+from tasks.core.groups import FlowResult, GroupResult
+from tasks.core.options import RateLimit, TaskOptions, parse_rate_limit
+from tasks.core.queues import is_paused, pause, paused_queues, resume
+from tasks.core.registry import all_tasks, lookup
+from tasks.core.result import STATES, AsyncResult
+from tasks.core.task import Task, task
 
 __all__ = [
     "STATES",

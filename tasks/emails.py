@@ -19,7 +19,7 @@ from email.utils import format_datetime, make_msgid
 
 from config.settings import load_settings
 from tasks import task
-from tasks.errors import TaskError
+from tasks.core.errors import TaskError
 from tasks.mail import SmtpConfig, deliver_smtp, write_outbox
 
 __all__ = [

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tasks.canvas import chord, group
-from tasks.context import TaskContext
+from tasks.core.canvas import chord, group
+from tasks.core.context import TaskContext
+from tasks.core.groups import FlowResult, GroupResult
+from tasks.core.result import AsyncResult
+from tasks.core.task import task
 from tasks.emails import send_email
-from tasks.groups import FlowResult, GroupResult
-from tasks.result import AsyncResult
-from tasks.task import task
 
 __all__ = ["newsletter_chord", "newsletter_summary", "send_newsletter"]
 

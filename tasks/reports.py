@@ -19,8 +19,8 @@ from typing import Any
 
 from config.settings import load_settings
 from tasks import task
-from tasks.context import TaskContext
-from tasks.errors import TaskError
+from tasks.core.context import TaskContext
+from tasks.core.errors import TaskError
 from tasks.files import write_atomic
 
 __all__ = ["REPORT_TYPES", "InvalidReportRequest", "ReportKind", "UnknownReportType", "generate_report"]

@@ -15,7 +15,7 @@ import redis
 
 from config import Settings, load_settings, start_server
 from config.embedded import EmbeddedServer
-from tasks.client import default_client
+from tasks.core.client import default_client
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import redis
 
+from scripts.bench.report import format_table
+from scripts.bench.run import Results
 from tests.conftest import BIN, ROOT
-from workers.bench.report import format_table
-from workers.bench.run import Results
 from workers.exitcodes import RET_CONFIG
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tasks import AsyncResult, TaskFailed
-from tasks.deadletters import DeadLetters
+from tasks.core.deadletters import DeadLetters
 from tests import tasks_observe as ot
 from tests.conftest import BIN, Processes, live_workers, wait_for
 

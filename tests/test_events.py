@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tasks import Client
-from tasks.events import Event, follow_events, read_events
+from tasks.core.events import Event, follow_events, read_events
 from tests import tasks_observe as ot
 from tests.conftest import BIN, Processes, live_workers, wait_for
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from tasks import ConfigError
-from tasks.queues import is_paused, pause, paused_queues, resume
+from tasks.core.queues import is_paused, pause, paused_queues, resume
 from tests import tasks_sched
 from tests.conftest import BIN, Processes, live_workers, wait_for
 

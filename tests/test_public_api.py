@@ -22,7 +22,7 @@ PUBLIC = {
         "redis_url", "start_server", "stop_server",
     ],
     "scripts": [],
-    "workers.bench": [
+    "scripts.bench": [
         "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
         "write_chart", "write_json", "write_markdown",
     ],

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from tasks import AsyncResult, TaskFailed
-from tasks.protocol import encode_job
+from tasks.core.protocol import encode_job
 from tests import tasks_core
 from tests.conftest import Processes, live_workers, wait_for
 

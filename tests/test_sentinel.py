@@ -19,7 +19,7 @@ from config import ConfigError, load_settings
 from config.connection import connect
 from config.embedded import find_server_binary, free_port
 from config.sentinel import is_sentinel_url, parse_sentinel_url, rq_sentinel_settings, sentinel_client
-from tasks.client import default_client
+from tasks.core.client import default_client
 from tests.conftest import Processes, live_workers, wait_for
 
 MASTER = "mymaster"

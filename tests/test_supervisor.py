@@ -21,9 +21,9 @@ from rq import Worker as RQWorker
 from config.scaling import Autoscale
 from scripts.cli import main as cli_main
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
-from workers.autoscale import UP_INTERVAL_S, Autoscaler, QueueLoad
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_UNCLEAN
-from workers.restarts import RestartIntensity
+from workers.supervisor.autoscale import UP_INTERVAL_S, Autoscaler, QueueLoad
+from workers.supervisor.restarts import RestartIntensity
 
 TASKS = '''
 """Tasks the supervisor tests run; each counts its runs in Redis."""

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tasks import AsyncResult, ConfigError, NotSerializable, PayloadTooLarge, TaskOptions, parse_rate_limit, task
-from tasks.registry import lookup
+from tasks.core.registry import lookup
 from tests import tasks_core
 
 

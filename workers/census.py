@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from tasks import keys
-from tasks.protocol import RQ_TIME_FORMAT
-from tasks.registry import all_tasks
+from tasks.core import keys
+from tasks.core.protocol import RQ_TIME_FORMAT
+from tasks.core.registry import all_tasks
 
 __all__ = [
     "QueueStats",

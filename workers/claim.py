@@ -6,7 +6,7 @@ all decided here, inside one server-side script, so they hold across every worke
 - Strict mode takes from the first non-empty queue in the worker's order; weighted mode picks the
   queue of every job by smooth weighted round robin (nginx's), its state kept per worker in
   ``taskrail:wrr:<worker>``, so each busy queue gets its weight's share and none starves.
-- Inside a queue, ENQUEUE (tasks/client.py) already keeps the list in priority order; CLAIM only
+- Inside a queue, ENQUEUE (tasks/core/client.py) already keeps the list in priority order; CLAIM only
   drops a claimed id from the queue's priority index ``taskrail:prio:<queue>``.
 - A job over a limit (workers/ratelimit.py) is set aside and put back at the front of its queue in
   its place, so jobs behind it and other queues are still served. It is not failed and uses no
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from tasks import keys
+from tasks.core import keys
 from workers.ratelimit import LIMITS_LUA, policy_for
 
 __all__ = ["CLAIM", "claim_call", "claim_reply"]

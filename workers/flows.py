@@ -1,7 +1,7 @@
 """Canvas support on the worker side: releasing dependent jobs and feeding them their parents' results.
 
 ``FLOW_LUA`` defines ``release_dependents(id, kind, now, now_text)``, called by the settle step of
-every finished, failed or revoked job (the script lives in tasks/flowscripts.py, which producers
+every finished, failed or revoked job (the script lives in tasks/core/flowscripts.py, which producers
 also use to revoke flows); ``resolve_arguments`` runs before a flow member's task is called.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 
-from tasks import keys
-from tasks.errors import TaskError, TaskFailed
-from tasks.flowscripts import RELEASE_LUA
-from tasks.groups import MemberOutcome, read_outcomes
-from tasks.protocol import decode_data
+from tasks.core import keys
+from tasks.core.errors import TaskError, TaskFailed
+from tasks.core.flowscripts import RELEASE_LUA
+from tasks.core.groups import MemberOutcome, read_outcomes
+from tasks.core.protocol import decode_data
 
 __all__ = ["FLOW_LUA", "resolve_arguments"]
 

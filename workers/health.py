@@ -18,7 +18,7 @@ from config.embedded import running_server
 from config.errors import ConfigError
 from config.sentinel import is_sentinel_url, sentinel_client
 from config.settings import Settings
-from tasks import keys
+from tasks.core import keys
 
 __all__ = ["Health", "Status", "check_health", "host_prefix"]
 

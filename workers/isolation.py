@@ -14,9 +14,9 @@ import signal
 import time
 from collections.abc import Callable
 
-from tasks.errors import TaskRevoked, TaskTimeout
-from tasks.protocol import decode_data
-from tasks.registry import lookup
+from tasks.core.errors import TaskRevoked, TaskTimeout
+from tasks.core.protocol import decode_data
+from tasks.core.registry import lookup
 from workers.runner import ClaimedJob, Interrupted, Outcome, classify_error
 
 __all__ = ["run_forked"]

@@ -7,7 +7,7 @@ claims, events and statistics.
 
 from __future__ import annotations
 
-from tasks.queues import QUEUE_PUSH_LUA
+from tasks.core.queues import QUEUE_PUSH_LUA
 from workers.flows import FLOW_LUA
 from workers.ratelimit import RELEASE_LUA
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from tasks import keys
-from tasks.errors import TaskTimeout
-from tasks.protocol import utcnow_text
+from tasks.core import keys
+from tasks.core.errors import TaskTimeout
+from tasks.core.protocol import utcnow_text
 from workers.lua import PROMOTE, REAP
 from workers.periodic import PeriodicScheduler
 from workers.sentry import capture_stalled

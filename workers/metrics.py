@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tasks import keys
+from tasks.core import keys
 from workers.census import live_workers, queue_stats
 from workers.runner import BUCKET_LABELS, BUCKETS_S
 

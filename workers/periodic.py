@@ -27,10 +27,10 @@ from croniter import croniter
 
 from config.errors import ConfigError, TaskrailError
 from config.settings import Settings
-from tasks.client import Client
-from tasks.options import QUEUE_NAME
-from tasks.protocol import JobSpec, encode_job
-from tasks.registry import lookup
+from tasks.core.client import Client
+from tasks.core.options import QUEUE_NAME
+from tasks.core.protocol import JobSpec, encode_job
+from tasks.core.registry import lookup
 
 __all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "load_periodic"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from config.errors import ConfigError
 from config.settings import Settings
-from tasks.options import RateLimit, parse_rate_limit
+from tasks.core.options import RateLimit, parse_rate_limit
 
 __all__ = ["LIMITS_LUA", "RELEASE_LUA", "ClaimPolicy", "policy_for"]
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.context import Request, TaskContext
-from tasks.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
-from tasks.protocol import decode_data
-from tasks.registry import lookup
+from tasks.core.context import Request, TaskContext
+from tasks.core.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
+from tasks.core.protocol import decode_data
+from tasks.core.registry import lookup
 
 __all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "classify_error", "run_job"]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from config.settings import Settings
-from tasks import keys
-from tasks.protocol import decode_data
+from tasks.core import keys
+from tasks.core.protocol import decode_data
 
 if TYPE_CHECKING:
     import redis

@@ -27,10 +27,10 @@ from rq.serializers import JSONSerializer
 
 from config.errors import ConfigError
 from config.settings import Settings, load_settings
-from tasks import keys
-from tasks.errors import TaskRevoked
-from tasks.protocol import utcnow_text
-from tasks.scripting import LuaScript, run_pipeline
+from tasks.core import keys
+from tasks.core.errors import TaskRevoked
+from tasks.core.protocol import utcnow_text
+from tasks.core.scripting import LuaScript, run_pipeline
 from workers.claim import CLAIM, claim_call, claim_reply
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments

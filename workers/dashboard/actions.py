@@ -1,16 +1,16 @@
 """The dashboard's writes besides enqueueing: requeue failed jobs, pause and resume queues.
 
-Requeueing goes through :class:`tasks.deadletters.DeadLetters` (one atomic script that puts the job
-back with its error cleared and wakes the workers), pausing through :mod:`tasks.queues` (which also
+Requeueing goes through :class:`tasks.core.deadletters.DeadLetters` (one atomic script that puts the job
+back with its error cleared and wakes the workers), pausing through :mod:`tasks.core.queues` (which also
 records an event and wakes workers on resume); this module adds the answers the API needs (no such
 job, or a job that is not failed).
 """
 
 from __future__ import annotations
 
-from tasks import keys, queues
-from tasks.client import Client
-from tasks.deadletters import DeadLetters
+from tasks.core import keys, queues
+from tasks.core.client import Client
+from tasks.core.deadletters import DeadLetters
 
 __all__ = ["pause", "requeue_failed", "requeue_job", "resume"]
 

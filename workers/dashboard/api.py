@@ -14,14 +14,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from tasks.client import Client
-from tasks.deadletters import DeadLetters
-from tasks.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
-from tasks.options import QUEUE_NAME
-from tasks.protocol import decode_data
-from tasks.registry import all_tasks, lookup
-from tasks.result import AsyncResult
-from tasks.task import Task
+from tasks.core.client import Client
+from tasks.core.deadletters import DeadLetters
+from tasks.core.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
+from tasks.core.options import QUEUE_NAME
+from tasks.core.protocol import decode_data
+from tasks.core.registry import all_tasks, lookup
+from tasks.core.result import AsyncResult
+from tasks.core.task import Task
 from workers import census
 from workers.dashboard import actions, stats
 from workers.dashboard.openapi import document

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 from config.connection import redis_url
 from config.errors import ConfigError
 from config.settings import Settings
-from tasks.client import Client
+from tasks.core.client import Client
 from workers.dashboard import api, auth, overview
 from workers.dashboard.auth import SESSION_HOURS, AuthConfig, LoginThrottle
 from workers.dashboard.rqmount import mount_rq_dashboard

@@ -11,8 +11,8 @@ import json
 
 from flask import Blueprint, abort, current_app, render_template
 
-from tasks.client import Client
-from tasks.result import AsyncResult
+from tasks.core.client import Client
+from tasks.core.result import AsyncResult
 from workers.dashboard.api import describe_job
 from workers.dashboard.auth import csrf_token
 from workers.dashboard.rqmount import JOB_ID, PREFIX

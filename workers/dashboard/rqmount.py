@@ -30,7 +30,7 @@ from flask import Flask, Response, abort, current_app, g, jsonify, request, url_
 from markupsafe import escape
 from rq.serializers import JSONSerializer
 
-from tasks.options import QUEUE_NAME
+from tasks.core.options import QUEUE_NAME
 from workers.dashboard.actions import requeue_failed, requeue_job
 from workers.dashboard.auth import csrf_token
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks.core import keys
 
 __all__ = ["rate_series"]
 

@@ -15,9 +15,9 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from config.settings import load_settings
-from tasks.client import Client
-from workers.bench.harness import BenchError, Harness, load_module
-from workers.bench.systems import QUEUE, System
+from scripts.bench.harness import BenchError, Harness, load_module
+from scripts.bench.systems import QUEUE, System
+from tasks.core.client import Client
 
 __all__ = ["Memory", "Producer", "drain", "enqueue_bulk", "enqueue_one", "latency", "make_producer", "memory"]
 

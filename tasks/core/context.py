@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tasks.errors import Retry
+from tasks.core.errors import Retry
 
 if TYPE_CHECKING:
-    from tasks.task import Task
+    from tasks.core.task import Task
 
 __all__ = ["Request", "TaskContext"]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from config.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tasks.task import Task
+    from tasks.core.task import Task
 
 __all__ = ["all_tasks", "lookup", "register"]
 

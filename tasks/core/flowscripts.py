@@ -7,7 +7,7 @@ A flow member is an ordinary RQ job. One that waits for others is written as RQ 
 unfinished parents in ``tr_pending`` and each parent's settle decrements it inside the worker's atomic
 settle script, so the dependent is queued exactly once however many machines finish parents at once.
 
-Jobs enter their queue through ``push_waiting`` (tasks/queues.py), so priorities hold for them too.
+Jobs enter their queue through ``push_waiting`` (tasks/core/queues.py), so priorities hold for them too.
 Every member is written with ``result_ttl`` -1 and its own TTL kept in ``tr_keep_s``; the flow counts
 its members that have not ended (``taskrail:flow:<id>``), and the last to end gives every member its
 own TTL back (``flow_unkeep``), so results last until the whole flow has finished, plus their TTL.
@@ -15,7 +15,7 @@ own TTL back (``flow_unkeep``), so results last until the whole flow has finishe
 
 from __future__ import annotations
 
-from tasks.queues import QUEUE_PUSH_LUA
+from tasks.core.queues import QUEUE_PUSH_LUA
 
 __all__ = ["FLOW_ENQUEUE", "FLOW_REVOKE", "RELEASE_LUA"]
 

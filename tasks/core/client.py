@@ -12,10 +12,10 @@ from redis.client import Pipeline
 
 from config.connection import connect
 from config.settings import Settings, load_settings
-from tasks import keys
-from tasks.protocol import JobSpec
-from tasks.queues import QUEUE_PUSH_LUA
-from tasks.scripting import LuaScript, run_pipeline
+from tasks.core import keys
+from tasks.core.protocol import JobSpec
+from tasks.core.queues import QUEUE_PUSH_LUA
+from tasks.core.scripting import LuaScript, run_pipeline
 
 __all__ = ["Client", "default_client"]
 

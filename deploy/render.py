@@ -23,8 +23,8 @@ import yaml
 
 from config.errors import ConfigError
 from config.scaling import Autoscale, Profile, QueuePlan
-from workers.children import WorkerSpec as ChildSpec
-from workers.children import scheduling_environ
+from workers.supervisor.children import WorkerSpec as ChildSpec
+from workers.supervisor.children import scheduling_environ
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -121,11 +121,11 @@ def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict
         ConfigError: an unknown target, or a profile that cannot be deployed as it is.
     """
     if target == "compose":
-        from workers.render_compose import compose_files
+        from deploy.render_compose import compose_files
 
         return compose_files(profile, workloads(profile), image)
     if target == "kubernetes":
-        from workers.render_kubernetes import kubernetes_files
+        from deploy.render_kubernetes import kubernetes_files
 
         return kubernetes_files(profile, workloads(profile), image)
     raise ConfigError(f"unknown deploy target {target!r}; choose one of: {', '.join(TARGETS)}")

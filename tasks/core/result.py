@@ -9,11 +9,11 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks import keys
-from tasks.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.core import keys
+from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
 
 if TYPE_CHECKING:
-    from tasks.client import Client
+    from tasks.core.client import Client
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
@@ -64,7 +64,7 @@ class AsyncResult:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from tasks.client import default_client
+            from tasks.core.client import default_client
 
             self._client = default_client()
         return self._client
@@ -167,7 +167,7 @@ class AsyncResult:
 
         Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
         """
-        from tasks.groups import revoke_jobs  # groups builds on this module
+        from tasks.core.groups import revoke_jobs  # groups builds on this module
 
         # One script for every job: it also cancels the flow steps that waited on this one.
         return revoke_jobs(self.client, [self.id])[0]

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.errors import ConfigError
-from tasks.flowscripts import FLOW_ENQUEUE
-from tasks.groups import GROUP_KEY
-from tasks.protocol import JobSpec, encode_job, reencode
+from tasks.core.flowscripts import FLOW_ENQUEUE
+from tasks.core.groups import GROUP_KEY
+from tasks.core.protocol import JobSpec, encode_job, reencode
 
 if TYPE_CHECKING:
-    from tasks.client import Client
-    from tasks.task import Task
+    from tasks.core.client import Client
+    from tasks.core.task import Task
 
 __all__ = ["FLOW_OPTIONS", "POLICIES", "Plan", "PlannedJob"]
 

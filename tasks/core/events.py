@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks import keys
+from tasks.core import keys
 
 if TYPE_CHECKING:
-    from tasks.client import Client
+    from tasks.core.client import Client
 
 __all__ = ["EVENT_KINDS", "Event", "follow_events", "read_events"]
 
@@ -130,7 +130,7 @@ def _follow(conn: Any, cursors: dict[str, str], *, discover: bool, idle_timeout_
 def _client(client: Client | None) -> Client:
     if client is not None:
         return client
-    from tasks.client import default_client
+    from tasks.core.client import default_client
 
     return default_client()
 

@@ -1,6 +1,6 @@
 """The canvas: ``signature``, ``chain``, ``group`` and ``chord``, Celery's names for composing tasks.
 
-Every step is an ordinary RQ job (see tasks/flowscripts.py for how waiting works)::
+Every step is an ordinary RQ job (see tasks/core/flowscripts.py for how waiting works)::
 
     (fetch.s(url) | parse.s() | store.s()).apply_async()          # each step gets the previous result
     group(resize.s(p) for p in paths).apply_async().get()          # results in input order
@@ -14,15 +14,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from config.errors import ConfigError
-from tasks.flowbuild import FLOW_OPTIONS, POLICIES, Plan
-from tasks.groups import FlowResult, GroupResult
-from tasks.protocol import new_job_id
-from tasks.registry import lookup
+from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Plan
+from tasks.core.groups import FlowResult, GroupResult
+from tasks.core.protocol import new_job_id
+from tasks.core.registry import lookup
 
 if TYPE_CHECKING:
-    from tasks.client import Client
-    from tasks.result import AsyncResult
-    from tasks.task import Task
+    from tasks.core.client import Client
+    from tasks.core.result import AsyncResult
+    from tasks.core.task import Task
 
 __all__ = ["Signature", "chain", "chord", "group", "signature"]
 
@@ -50,7 +50,7 @@ class _Node:
             EnqueueError: arguments that are not JSON or too large; nothing is written.
         """
         if client is None:
-            from tasks.client import default_client
+            from tasks.core.client import default_client
 
             client = default_client()
         plan = Plan(client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
-from workers.render import Workload, header, to_yaml
+from deploy.render import Workload, header, to_yaml
 
 __all__ = ["compose_files"]
 

@@ -18,7 +18,7 @@ import redis
 from rq import Worker as RQWorker
 
 from config.scaling import Profile, QueuePlan
-from tasks import keys
+from tasks.core import keys
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 
 __all__ = ["Child", "WorkerSpec", "describe_exit", "forget_dead_worker", "pick_name", "scheduling_environ", "spawn"]

@@ -15,10 +15,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from workers.bench import workloads
-from workers.bench.harness import Harness, open_harness
-from workers.bench.peers import run_peers
-from workers.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions, System, find_systems
+from scripts.bench import workloads
+from scripts.bench.harness import Harness, open_harness
+from scripts.bench.peers import run_peers
+from scripts.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions, System, find_systems
 
 __all__ = ["METRICS", "Metric", "Results", "run_bench"]
 

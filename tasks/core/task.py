@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from config.errors import ConfigError
-from tasks.canvas import Signature
-from tasks.client import Client, default_client, is_plain
-from tasks.context import TaskContext
-from tasks.options import QUEUE_NAME, TaskOptions
-from tasks.protocol import JobSpec, encode_job, reencode
-from tasks.registry import register
-from tasks.result import AsyncResult
+from tasks.core.canvas import Signature
+from tasks.core.client import Client, default_client, is_plain
+from tasks.core.context import TaskContext
+from tasks.core.options import QUEUE_NAME, TaskOptions
+from tasks.core.protocol import JobSpec, encode_job, reencode
+from tasks.core.registry import register
+from tasks.core.result import AsyncResult
 
 __all__ = ["Task", "task"]
 
@@ -51,7 +51,7 @@ class Task(Generic[P, R]):
         return self.apply_async(args, kwargs)
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:
-        """A signature for the canvas (tasks/canvas.py); in a chain it gets the previous result first."""
+        """A signature for the canvas (tasks/core/canvas.py); in a chain it gets the previous result first."""
         return Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:

@@ -20,8 +20,8 @@ import redis
 
 from config.embedded import start_server
 from config.errors import ConfigError, TaskrailError
-from tasks import keys
-from workers.bench.systems import QUEUE, WORKERS, System
+from scripts.bench.systems import QUEUE, WORKERS, System
+from tasks.core import keys
 
 __all__ = ["BenchError", "Harness", "load_module", "open_harness"]
 

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workers.bench.harness import ROOT, BenchError, Harness
-from workers.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions
+from scripts.bench.harness import ROOT, BenchError, Harness
+from scripts.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions
 
 if TYPE_CHECKING:
-    from workers.bench.run import Results
+    from scripts.bench.run import Results
 
 __all__ = ["PEERS", "Peer", "run_peers"]
 

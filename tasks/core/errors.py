@@ -15,7 +15,7 @@ TaskrailError
 │   └── Retry                   raised by ``self.retry()`` to ask for another attempt
 ├── ResultTimeout               also a builtin ``TimeoutError``
 ├── SupervisorError             the supervisor gave up
-└── BenchError                  a benchmark run failed (defined in workers/bench/harness.py)
+└── BenchError                  a benchmark run failed (defined in scripts/bench/harness.py)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 
 from config.scaling import Profile, QueuePlan
-from workers.autoscale import Autoscaler, Decision, QueueLoad
+from workers.supervisor.autoscale import Autoscaler, Decision, QueueLoad
 
 __all__ = ["Targets"]
 

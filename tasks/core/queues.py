@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 import redis
 
 from config.errors import ConfigError, ConnectionFailed
-from tasks import keys
-from tasks.options import QUEUE_NAME
+from tasks.core import keys
+from tasks.core.options import QUEUE_NAME
 
-if TYPE_CHECKING:  # tasks/client.py imports this module for QUEUE_PUSH_LUA
-    from tasks.client import Client
+if TYPE_CHECKING:  # tasks/core/client.py imports this module for QUEUE_PUSH_LUA
+    from tasks.core.client import Client
 
 __all__ = ["DEFAULT_PRIORITY", "PRIORITY_INDEX", "QUEUE_PUSH_LUA", "is_paused", "pause", "paused_queues", "resume"]
 
@@ -133,7 +133,7 @@ def paused_queues(client: Client | None = None) -> set[str]:
 
 
 def _client(client: Client | None) -> Client:
-    from tasks.client import default_client
+    from tasks.core.client import default_client
 
     return client or default_client()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from tasks import keys
+from tasks.core import keys
 from workers.census import queue_stats
 
 __all__ = ["QueueStatus", "count_interrupted", "queue_status"]

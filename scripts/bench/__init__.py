@@ -1,9 +1,9 @@
 """``taskrail bench``: taskrail against plain RQ (and peers, when installed) on the same server and workloads."""
 
-from workers.bench.harness import BenchError
-from workers.bench.report import format_table, write_chart, write_json, write_markdown
-from workers.bench.run import METRICS, Results, run_bench
-from workers.bench.systems import SYSTEMS, BenchOptions, System
+from scripts.bench.harness import BenchError
+from scripts.bench.report import format_table, write_chart, write_json, write_markdown
+from scripts.bench.run import METRICS, Results, run_bench
+from scripts.bench.systems import SYSTEMS, BenchOptions, System
 
 __all__ = [
     "METRICS",

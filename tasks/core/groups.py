@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from tasks import keys
-from tasks.errors import ResultTimeout, TaskFailed, TaskRevoked
-from tasks.flowscripts import FLOW_REVOKE
-from tasks.protocol import utcnow_text
-from tasks.result import AsyncResult
+from tasks.core import keys
+from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.core.flowscripts import FLOW_REVOKE
+from tasks.core.protocol import utcnow_text
+from tasks.core.result import AsyncResult
 
 if TYPE_CHECKING:
-    from tasks.client import Client
+    from tasks.core.client import Client
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes", "revoke_jobs"]
 
-GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/flowbuild.py)
+GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/core/flowbuild.py)
 READ_CHUNK = 10_000  # members read per pipelined round trip
 FINAL = frozenset({"finished", "failed", "canceled", "stopped"})
 
@@ -149,7 +149,7 @@ class GroupResult:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from tasks.client import default_client
+            from tasks.core.client import default_client
 
             self._client = default_client()
         return self._client

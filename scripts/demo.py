@@ -14,8 +14,8 @@ from typing import Any
 
 from config.connection import redis_url
 from config.settings import Settings
-from tasks.client import Client
-from tasks.result import AsyncResult
+from tasks.core.client import Client
+from tasks.core.result import AsyncResult
 
 __all__ = ["DASHBOARD_PORT", "DemoJob", "run_demo"]
 

@@ -13,11 +13,11 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks import keys
-from tasks.protocol import decode_data, utcnow_text
+from tasks.core import keys
+from tasks.core.protocol import decode_data, utcnow_text
 
 if TYPE_CHECKING:
-    from tasks.client import Client
+    from tasks.core.client import Client
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
@@ -69,7 +69,7 @@ class DeadLetters:
 
     def __init__(self, client: Client | None = None) -> None:
         if client is None:
-            from tasks.client import default_client
+            from tasks.core.client import default_client
 
             client = default_client()
         self.client = client

@@ -28,16 +28,16 @@ from config.embedded import process_alive
 from config.errors import ConfigError
 from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import Settings
-from tasks import keys
-from tasks.errors import SupervisorError
-from workers import coordination
-from workers.autoscale import QueueLoad
+from tasks.core import keys
+from tasks.core.errors import SupervisorError
 from workers.census import oldest_wait_s
-from workers.children import Child, WorkerSpec, describe_exit, forget_dead_worker, pick_name, spawn
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
-from workers.restarts import RestartIntensity
-from workers.status import count_interrupted
-from workers.targets import Targets
+from workers.supervisor import coordination
+from workers.supervisor.autoscale import QueueLoad
+from workers.supervisor.children import Child, WorkerSpec, describe_exit, forget_dead_worker, pick_name, spawn
+from workers.supervisor.restarts import RestartIntensity
+from workers.supervisor.status import count_interrupted
+from workers.supervisor.targets import Targets
 
 __all__ = ["Supervisor"]
 
