@@ -8,6 +8,7 @@ import redis
 from rq import Queue
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
+from tasks import pause, resume
 from tests import tasks_speed
 from tests.conftest import Processes, wait_for
 
@@ -81,12 +82,14 @@ def test_script_cache_flushes_lose_no_claim(settings, procs: Processes, conn: re
 def test_a_claim_whose_reply_was_lost_goes_back_to_the_queue(settings, procs: Processes, conn: redis.Redis) -> None:
     procs.worker("speed", env=SPEED)
     name = wait_for(lambda: next(iter(conn.smembers("taskrail:workers")), None), 15, what="worker").decode()
+    pause("speed")  # so the live worker cannot take the job before the test plays the lost claim
     [job] = tasks_speed.count.map([(1,)])
     # What a claim does on the server, without the worker ever seeing the reply:
     assert conn.lrem("rq:queue:speed", 1, job.id) == 1
     conn.hset(f"rq:job:{job.id}", "status", "started")
     conn.hset(f"taskrail:claims:{name}", job.id, "speed")
     conn.zadd("rq:wip:speed", {f"{job.id}:{name}": 9e9})
+    resume("speed")
     wait_for(lambda: conn.hget("executions", "1") == b"1", 30, what="the orphaned claim to run")
     assert job.get(timeout=10) is None
     assert conn.hlen(f"taskrail:claims:{name}") == 0
