@@ -17,9 +17,9 @@ install: $(STAMP)
 run: install
 	$(BIN)/taskrail demo
 
-# The dashboard's browser test drives Debian's chromium with Playwright (never `playwright install`).
-browser:
-	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+# The dashboard's browser test drives Debian's chromium where apt-get (as root) has it, else Playwright's own download.
+browser: install
+	@.ci/browser $(BIN)
 
 test: install browser
 	$(BIN)/pytest

@@ -171,12 +171,18 @@ def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(settings, procs: P
     assert [i.decode() for i in conn.lrange("rq:queue:core", 0, -1)] == [urgent.id] + [r.id for r in plain]
 
 
-def test_ignore_result_and_result_ttl(worker, conn: redis.Redis) -> None:
+def test_ignore_result_and_result_ttl(settings, procs: Processes, conn: redis.Redis) -> None:
+    # Enqueued before the worker starts, so the queued state is seen without racing it.
     ignored = tasks_core.fire_and_forget.delay(21)
-    wait_for(lambda: ignored.state == "SUCCESS", 10, what="ignored-result job")
-    assert ignored.get(timeout=1) is None
     kept = tasks_core.short_lived.delay(7)
+    default = tasks_core.add.delay(1, 1)
+    assert conn.ttl(f"rq:job:{kept.id}") == -1  # queued: no expiry until the job finishes
+    assert conn.ttl(f"rq:job:{default.id}") == -1
+    procs.worker("core", env=CORE)
+    wait_for(lambda: ignored.state == "SUCCESS", 15, what="ignored-result job")
+    assert ignored.get(timeout=1) is None
     assert kept.get(timeout=10) == 7
     assert 0 < conn.ttl(f"rq:job:{kept.id}") <= 30
     assert 0 < conn.ttl(f"rq:results:{kept.id}") <= 30
-    assert conn.ttl(f"rq:job:{tasks_core.add.delay(1, 1).id}") == -1  # still queued: no expiry yet
+    assert default.get(timeout=10) == 2
+    assert 30 < conn.ttl(f"rq:job:{default.id}") <= settings.result_ttl_s  # no result_ttl: the default
