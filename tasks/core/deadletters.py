@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.core import keys
+from tasks.core import keys, validate
 from tasks.core.protocol import decode_data, utcnow_text
 
 if TYPE_CHECKING:
@@ -85,12 +85,12 @@ class DeadLetters:
         """How many live failed jobs ``queue`` (or every queue) holds."""
         if queue is None:
             return sum(self.count(q) for q in self.queues())
-        return int(self.redis.zcount(keys.FAILED.format(queue), f"({time.time()}", "+inf"))
+        return int(self.redis.zcount(keys.FAILED.format(validate.queue_name(queue)), f"({time.time()}", "+inf"))
 
     def jobs(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent failed jobs of ``queue`` (or of every queue), newest first."""
         found: list[DeadLetter] = []
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             self._drop_expired(name)
             ids = self.redis.zrevrange(keys.FAILED.format(name), 0, limit - 1, withscores=True)
             for raw_id, expires_at in ids:
@@ -123,7 +123,7 @@ class DeadLetters:
     def requeue_all(self, queue: str | None = None) -> int:
         """Requeue every failed job of ``queue`` (or of every queue); returns how many went back."""
         moved = 0
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             self._drop_expired(name)
             for raw_id in self.redis.zrange(keys.FAILED.format(name), 0, -1):
                 moved += self.requeue(raw_id.decode())
@@ -132,7 +132,7 @@ class DeadLetters:
     def purge(self, queue: str | None = None) -> int:
         """Delete every failed job of ``queue`` (or of every queue) with its results; returns how many."""
         purged = 0
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             registry = keys.FAILED.format(name)
             ids = [raw.decode() for raw in self.redis.zrange(registry, 0, -1)]
             if not ids:
@@ -144,6 +144,10 @@ class DeadLetters:
                 pipe.execute()
             purged += len(ids)
         return purged
+
+    def _names(self, queue: str | None) -> list[str]:
+        """``queue`` (checked: it goes into key names) or, when not given, every queue with failed jobs."""
+        return [validate.queue_name(queue)] if queue else self.queues()
 
     def _drop_expired(self, queue: str) -> None:
         self.redis.zremrangebyscore(keys.FAILED.format(queue), "-inf", time.time())
