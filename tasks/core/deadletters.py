@@ -7,21 +7,17 @@ is the moment it expires (``failure_ttl_s`` after the failure); the job hash exp
 
 from __future__ import annotations
 
-import base64
 import time
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tasks.core import keys, validate
-from tasks.core.protocol import decode_data, utcnow_text
+from tasks.core.protocol import DATA_ERRORS, RESULT_FAILED, decode_data, entry_traceback, utcnow_text
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
 
 __all__ = ["DeadLetter", "DeadLetters"]
-
-RESULT_FAILED = b"2"
 
 # Put one failed job back at the end of its queue, as fresh as a new job but with its history:
 # tr_attempts and the results stream stay, retries and stalls start again from zero.
@@ -162,7 +158,7 @@ class DeadLetters:
 
         try:
             task, args, kwargs = decode_data(fields.get(b"data", b"[]"))
-        except (ValueError, TypeError, zlib.error):
+        except DATA_ERRORS:
             task, args, kwargs = get("tr_task"), [], {}
         return DeadLetter(
             id=job_id,
@@ -183,11 +179,7 @@ class DeadLetters:
     def _traceback(self, job_id: str) -> str:
         for _entry_id, entry in self.redis.xrevrange(keys.RESULTS.format(job_id), count=10):
             if entry.get(b"type") == RESULT_FAILED and entry.get(b"exc_string"):
-                raw: bytes = entry[b"exc_string"]
-                try:
-                    return zlib.decompress(base64.b64decode(raw)).decode(errors="replace")
-                except (ValueError, zlib.error):
-                    return ""
+                return entry_traceback(entry)
         return ""
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import time
-import zlib
 from dataclasses import asdict
 from typing import Any
 
@@ -18,7 +17,7 @@ from tasks.core import validate
 from tasks.core.client import Client
 from tasks.core.deadletters import DeadLetters
 from tasks.core.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import all_tasks, lookup
 from tasks.core.result import AsyncResult
 from tasks.core.task import Task
@@ -140,7 +139,7 @@ def describe_job(result: AsyncResult, rereads: int = 3) -> dict[str, Any] | None
     progress = snap.get("tr_progress")
     try:
         _name, args, kwargs = decode_data(snap.fields.get(b"data", b""))
-    except (ValueError, TypeError, zlib.error):  # not a taskrail job (or not JSON): show no arguments
+    except DATA_ERRORS:  # not a taskrail job (or not JSON): show no arguments
         args, kwargs = [], {}
     info: dict[str, Any] = {
         "id": result.id,
