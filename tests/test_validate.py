@@ -160,7 +160,7 @@ def test_http_api_refuses_with_400(api: Any, conn: redis.Redis) -> None:
 @pytest.mark.parametrize(
     "argv",
     [["pause", "email", "a b"], ["resume", "email", "a b"], ["failed", "a b"], ["failed", "purge", "a b"],
-     ["failed", "requeue", "--all", "--queue", "a b"]],
+     ["failed", "requeue", "--all", "--queue", "a b"], ["events", "email", "a b"]],
 )  # fmt: skip
 def test_cli_refuses_before_changing_anything(
     settings: Settings, conn: redis.Redis, capsys: pytest.CaptureFixture[str], argv: list[str]
