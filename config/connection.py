@@ -8,6 +8,7 @@ from config.embedded import ensure_server
 from config.errors import ConfigError, ConnectionFailed
 from config.sentinel import is_sentinel_url, sentinel_client
 from config.settings import Settings
+from config.urls import redact_url
 
 __all__ = ["connect", "redis_url"]
 
@@ -33,25 +34,15 @@ def connect(settings: Settings, *, check: bool = True) -> redis.Redis:
         else:
             client = redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
     except ValueError as exc:
-        raise ConfigError(f"REDIS_URL {_redact(url)!r} is not a valid Redis URL: {exc}") from exc
+        raise ConfigError(f"REDIS_URL {redact_url(url)!r} is not a valid Redis URL: {exc}") from exc
     if check:
         try:
             client.ping()
         except redis.AuthenticationError as exc:
-            raise ConnectionFailed(f"Redis at {_redact(url)} refused the password: check REDIS_URL") from exc
+            raise ConnectionFailed(f"Redis at {redact_url(url)} refused the password: check REDIS_URL") from exc
         except redis.RedisError as exc:
             raise ConnectionFailed(
-                f"cannot reach Redis at {_redact(url)} ({exc}): check that the server runs and "
+                f"cannot reach Redis at {redact_url(url)} ({exc}): check that the server runs and "
                 "that REDIS_URL names the right host, port and password"
             ) from exc
     return client
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a URL before it goes into a message."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

@@ -14,6 +14,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from config.errors import ConfigError
+from config.urls import redact_url
 
 __all__ = ["SCHEMES", "SentinelURL", "is_sentinel_url", "parse_sentinel_url", "rq_sentinel_settings", "sentinel_client"]
 
@@ -131,11 +132,7 @@ def rq_sentinel_settings(parsed: SentinelURL) -> dict[str, Any]:
 
 
 def _bad(url: str, why: str) -> ConfigError:
-    shown = url
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        shown = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return ConfigError(f"REDIS_URL {shown!r} is not a valid Sentinel URL: {why}; expected e.g. {EXAMPLE}")
+    return ConfigError(f"REDIS_URL {redact_url(url)!r} is not a valid Sentinel URL: {why}; expected e.g. {EXAMPLE}")
 
 
 def _credentials(creds: str) -> tuple[str | None, str | None]:

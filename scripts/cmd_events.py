@@ -8,6 +8,7 @@ import sys
 import time
 
 from config.settings import load_settings
+from tasks.core import validate
 from tasks.core.client import Client
 from tasks.core.events import Event, follow_events, read_events
 from workers.exitcodes import RET_OK
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    for queue in args.queues:
+        validate.queue_name(queue, "taskrail events")
     client = Client(load_settings())
     queues = args.queues or None
     if args.follow:

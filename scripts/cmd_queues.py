@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from config.settings import load_settings
-from tasks.core import keys
+from tasks.core import keys, validate
 from tasks.core.client import Client
 from tasks.core.queues import pause, paused_queues, resume
 from workers.exitcodes import RET_OK
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_pause(args: argparse.Namespace) -> int:
+    _check(args.queues, "taskrail pause")
     client = Client(load_settings())
     for queue in args.queues:
         changed = pause(queue, client)
@@ -34,6 +35,7 @@ def run_pause(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
+    _check(args.queues, "taskrail resume")
     client = Client(load_settings())
     for queue in args.queues:
         changed = resume(queue, client)
@@ -42,3 +44,9 @@ def run_resume(args: argparse.Namespace) -> int:
     if still:
         print(f"still paused: {', '.join(still)}")
     return RET_OK
+
+
+def _check(queues: list[str], where: str) -> None:
+    """Refuse every queue before changing any, so a typo in the third name leaves the first two alone."""
+    for queue in queues:
+        validate.queue_name(queue, where)

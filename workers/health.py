@@ -18,6 +18,7 @@ from config.embedded import running_server
 from config.errors import ConfigError
 from config.sentinel import is_sentinel_url, sentinel_client
 from config.settings import Settings
+from config.urls import redact_url
 from tasks.core import keys
 
 __all__ = ["Health", "Status", "check_health", "host_prefix"]
@@ -60,7 +61,7 @@ def check_health(settings: Settings, worker: str | None = None, timeout_s: float
     url = _url(settings)
     if url is None:
         return Health(Status.REDIS_DOWN, "no REDIS_URL is set and no embedded server runs: set REDIS_URL")
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         client = _client(url, timeout_s)
         client.ping()
@@ -111,11 +112,4 @@ def _client(url: str, timeout_s: float) -> redis.Redis:
     try:
         return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     except ValueError as exc:
-        raise ConfigError(f"REDIS_URL {_redact(url)!r} is not a valid Redis URL: {exc}") from exc
-
-
-def _redact(url: str) -> str:
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        raise ConfigError(f"REDIS_URL {redact_url(url)!r} is not a valid Redis URL: {exc}") from exc

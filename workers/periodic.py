@@ -27,8 +27,8 @@ from croniter import croniter
 
 from config.errors import ConfigError, TaskrailError
 from config.settings import Settings
+from tasks.core import validate
 from tasks.core.client import Client
-from tasks.core.options import QUEUE_NAME
 from tasks.core.protocol import JobSpec, encode_job
 from tasks.core.registry import lookup
 
@@ -118,8 +118,8 @@ def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: args and kwargs must be plain JSON values: {exc}") from exc
     queue = raw.get("queue")
-    if queue is not None and (not isinstance(queue, str) or not QUEUE_NAME.match(queue)):
-        raise ConfigError(f"{where}: queue {queue!r} must be letters, digits, '_', '.' or '-'")
+    if queue is not None:
+        validate.queue_name(queue, where)
     timezone = raw.get("timezone", "UTC")
     try:
         ZoneInfo(str(timezone))

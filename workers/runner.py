@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
-import json
 import random
 import time
 import traceback
-import zlib
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.core.context import Request, TaskContext
+from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
 
 __all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "classify_error", "run_job"]
@@ -105,7 +102,6 @@ class Outcome:
         ]
 
 
-ProgressWriter = Callable[[str, float, str | None], None]
 ArgumentResolver = Callable[[ClaimedJob, list[Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]
 
 
@@ -118,7 +114,7 @@ def run_job(
     """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
     try:
         name, args, kwargs = decode_data(job.data)
-    except (ValueError, TypeError, zlib.error) as exc:
+    except DATA_ERRORS as exc:
         return _failed(job, "", exc, 0.0, "job data is not taskrail's JSON format")
     task = lookup(name)
     if task is None:
@@ -148,7 +144,7 @@ def run_job(
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
     try:
-        payload = base64.b64encode(json.dumps(value, allow_nan=False).encode()).decode() if value is not None else ""
+        payload = encode_return_value(value)
     except (TypeError, ValueError) as exc:
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
@@ -181,6 +177,5 @@ def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, con
 
 
 def _exc_string(exc: BaseException) -> str:
-    """RQ's result encoding of a traceback: base64 of zlib of the text."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return base64.b64encode(zlib.compress(text.encode())).decode()
+    """RQ's result encoding of an exception's traceback."""
+    return encode_exc_string("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))

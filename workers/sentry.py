@@ -9,16 +9,14 @@ from every event unless ``sentry_send_args`` (``TASKRAIL_SENTRY_SEND_ARGS=1``) i
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
-import zlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from config.settings import Settings
 from tasks.core import keys
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data, decode_exc_string
 
 if TYPE_CHECKING:
     import redis
@@ -70,13 +68,13 @@ def capture_failure(job: ClaimedJob, outcome: Outcome) -> None:
         return
     try:
         _name, args, kwargs = decode_data(job.data)
-    except (ValueError, TypeError, zlib.error):
+    except DATA_ERRORS:
         args, kwargs = [], {}
     exception = {
         "type": outcome.exc_type or "Exception",
         "value": outcome.exc_message,
         "mechanism": {"type": "taskrail", "handled": False},
-        "stacktrace": {"frames": _frames(_traceback_text(outcome.payload))},
+        "stacktrace": {"frames": _frames(decode_exc_string(outcome.payload))},
     }
     event: Event = {
         "level": "error",
@@ -104,7 +102,7 @@ def capture_stalled(conn: redis.Redis, job_ids: Iterable[str], max_stalled: int)
         failed = stalls > max_stalled
         try:
             _name, args, kwargs = decode_data(fields.get("data", "[]"))
-        except (ValueError, TypeError, zlib.error):
+        except DATA_ERRORS:
             args, kwargs = [], {}
         event: Event = {
             "level": "error" if failed else "warning",
@@ -159,13 +157,6 @@ def _tag(scope: Any, task: str, queue: str, attempt: int, job_id: str) -> None:
     scope.set_tag("queue", queue)
     scope.set_tag("attempt", str(attempt))
     scope.set_tag("job_id", job_id)
-
-
-def _traceback_text(payload: str) -> str:
-    try:
-        return zlib.decompress(base64.b64decode(payload)).decode(errors="replace") if payload else ""
-    except (ValueError, zlib.error):
-        return ""
 
 
 def _frames(traceback_text: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from config.errors import ConfigError
+from tasks.core import validate
 from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Plan
 from tasks.core.groups import FlowResult, GroupResult
 from tasks.core.protocol import new_job_id
@@ -82,6 +83,10 @@ class Signature(_Node):
         unknown = sorted(set(options) - set(FLOW_OPTIONS))
         if unknown:
             raise ConfigError(f"{self.task.name}: unknown option {unknown[0]!r}; known: {', '.join(FLOW_OPTIONS)}")
+        if options.get("queue"):  # an empty queue means the task's own, as in apply_async
+            validate.queue_name(options["queue"], self.task.name)
+        validate.priority(options.get("priority"), self.task.name)
+        validate.countdown(options.get("countdown"), self.task.name)
         return replace(self, options={**self.options, **options})
 
     def apply_async(

@@ -11,7 +11,7 @@ from tasks.core.errors import Retry
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["Request", "TaskContext"]
+__all__ = ["ProgressWriter", "Request", "TaskContext"]
 
 ProgressWriter = Callable[[str, float, str | None], None]
 

@@ -7,21 +7,17 @@ is the moment it expires (``failure_ttl_s`` after the failure); the job hash exp
 
 from __future__ import annotations
 
-import base64
 import time
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.core import keys
-from tasks.core.protocol import decode_data, utcnow_text
+from tasks.core import keys, validate
+from tasks.core.protocol import DATA_ERRORS, RESULT_FAILED, decode_data, entry_traceback, utcnow_text
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
 
 __all__ = ["DeadLetter", "DeadLetters"]
-
-RESULT_FAILED = b"2"
 
 # Put one failed job back at the end of its queue, as fresh as a new job but with its history:
 # tr_attempts and the results stream stay, retries and stalls start again from zero.
@@ -85,12 +81,12 @@ class DeadLetters:
         """How many live failed jobs ``queue`` (or every queue) holds."""
         if queue is None:
             return sum(self.count(q) for q in self.queues())
-        return int(self.redis.zcount(keys.FAILED.format(queue), f"({time.time()}", "+inf"))
+        return int(self.redis.zcount(keys.FAILED.format(validate.queue_name(queue)), f"({time.time()}", "+inf"))
 
     def jobs(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """The most recent failed jobs of ``queue`` (or of every queue), newest first."""
         found: list[DeadLetter] = []
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             self._drop_expired(name)
             ids = self.redis.zrevrange(keys.FAILED.format(name), 0, limit - 1, withscores=True)
             for raw_id, expires_at in ids:
@@ -123,7 +119,7 @@ class DeadLetters:
     def requeue_all(self, queue: str | None = None) -> int:
         """Requeue every failed job of ``queue`` (or of every queue); returns how many went back."""
         moved = 0
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             self._drop_expired(name)
             for raw_id in self.redis.zrange(keys.FAILED.format(name), 0, -1):
                 moved += self.requeue(raw_id.decode())
@@ -132,7 +128,7 @@ class DeadLetters:
     def purge(self, queue: str | None = None) -> int:
         """Delete every failed job of ``queue`` (or of every queue) with its results; returns how many."""
         purged = 0
-        for name in [queue] if queue else self.queues():
+        for name in self._names(queue):
             registry = keys.FAILED.format(name)
             ids = [raw.decode() for raw in self.redis.zrange(registry, 0, -1)]
             if not ids:
@@ -144,6 +140,10 @@ class DeadLetters:
                 pipe.execute()
             purged += len(ids)
         return purged
+
+    def _names(self, queue: str | None) -> list[str]:
+        """``queue`` (checked: it goes into key names) or, when not given, every queue with failed jobs."""
+        return [validate.queue_name(queue)] if queue else self.queues()
 
     def _drop_expired(self, queue: str) -> None:
         self.redis.zremrangebyscore(keys.FAILED.format(queue), "-inf", time.time())
@@ -158,7 +158,7 @@ class DeadLetters:
 
         try:
             task, args, kwargs = decode_data(fields.get(b"data", b"[]"))
-        except (ValueError, TypeError, zlib.error):
+        except DATA_ERRORS:
             task, args, kwargs = get("tr_task"), [], {}
         return DeadLetter(
             id=job_id,
@@ -179,11 +179,7 @@ class DeadLetters:
     def _traceback(self, job_id: str) -> str:
         for _entry_id, entry in self.redis.xrevrange(keys.RESULTS.format(job_id), count=10):
             if entry.get(b"type") == RESULT_FAILED and entry.get(b"exc_string"):
-                raw: bytes = entry[b"exc_string"]
-                try:
-                    return zlib.decompress(base64.b64decode(raw)).decode(errors="replace")
-                except (ValueError, zlib.error):
-                    return ""
+                return entry_traceback(entry)
         return ""
 
 

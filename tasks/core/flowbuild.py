@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.errors import ConfigError
+from tasks.core import validate
 from tasks.core.flowscripts import FLOW_ENQUEUE
 from tasks.core.groups import GROUP_KEY
 from tasks.core.protocol import JobSpec, encode_job, reencode
@@ -136,15 +137,9 @@ class Plan:
         countdown starts when it is released, so it is not scheduled now."""
         task, opts, settings = sig.task, sig.options, self.client.settings
         task.check_arguments((None,) * received + tuple(sig.args), dict(sig.kwargs))
-        queue = opts.get("queue") or task.options.queue
-        priority = opts.get("priority", task.options.priority)
-        if priority is not None and (
-            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
-        ):
-            raise ConfigError(f"{task.name}: priority must be an integer 0 to 9, got {priority!r}")
-        countdown = opts.get("countdown") or 0
-        if isinstance(countdown, bool) or not isinstance(countdown, int | float) or countdown < 0:
-            raise ConfigError(f"{task.name}: countdown must be seconds >= 0, got {countdown!r}")
+        queue = validate.queue_name(opts.get("queue") or task.options.queue, task.name)
+        priority = validate.priority(opts.get("priority", task.options.priority), task.name)
+        countdown = validate.countdown(opts.get("countdown"), task.name)
         run_at = time.time() + countdown if countdown and not waits else 0.0
         # Calls of one task with the same options share every field but their data: encode the first
         # in full and copy it for the others (as Task.map does).

@@ -4,10 +4,7 @@ pipelined reader both they and the worker use to read many members' outcomes in 
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,14 +13,14 @@ import redis
 
 from tasks.core import keys
 from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
-from tasks.core.flowscripts import FLOW_REVOKE
-from tasks.core.protocol import utcnow_text
+from tasks.core.handles import ClientBound, revoke_jobs
+from tasks.core.protocol import entry_return_value, entry_traceback
 from tasks.core.result import AsyncResult
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
 
-__all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes", "revoke_jobs"]
+__all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes"]
 
 GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/core/flowbuild.py)
 READ_CHUNK = 10_000  # members read per pipelined round trip
@@ -68,12 +65,9 @@ def read_outcomes(conn: redis.Redis, ids: Sequence[str], tracebacks: bool = True
 def _outcome(job_id: str, fields: list[bytes | None], entry: dict[bytes, bytes] | None, tb: bool) -> MemberOutcome:
     status, task, exc_type, exc_message = (f.decode(errors="replace") if f is not None else "" for f in fields)
     if status == "finished":
-        raw = entry.get(b"return_value") if entry and entry.get(b"type") == b"1" else None
-        return MemberOutcome(job_id, status, task, json.loads(base64.b64decode(raw)) if raw else None)
+        return MemberOutcome(job_id, status, task, entry_return_value(entry))
     if status == "failed":
-        traceback = ""
-        if tb and entry is not None and entry.get(b"exc_string"):
-            traceback = zlib.decompress(base64.b64decode(entry[b"exc_string"])).decode(errors="replace")
+        traceback = entry_traceback(entry) if tb else ""
         error = TaskFailed(job_id, exc_type or "Exception", exc_message, traceback)
         return MemberOutcome(job_id, status, task, error=error)
     if status in ("canceled", "stopped"):
@@ -81,31 +75,15 @@ def _outcome(job_id: str, fields: list[bytes | None], entry: dict[bytes, bytes] 
     return MemberOutcome(job_id, status, task)
 
 
-def revoke_jobs(client: Client, ids: Sequence[str], chunk: int = 1000) -> list[str]:
-    """Revoke jobs and cascade to what waited on them; one outcome per id (canceled, stopping, ...)."""
-    conn = client.redis
-    sha = conn.script_load(FLOW_REVOKE)
-    out: list[str] = []
-    with conn.pipeline(transaction=False) as pipe:
-        for start in range(0, len(ids), chunk):
-            pipe.evalsha(sha, 0, time.time(), utcnow_text(), client.settings.events_maxlen, *ids[start : start + chunk])
-        for reply in pipe.execute():
-            out += [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
-    return out
-
-
 class FlowResult(AsyncResult):
-    """An ``AsyncResult`` of a flow step: ``.parent`` walks back, ``revoke()`` also stops what waits on it."""
+    """An ``AsyncResult`` of a flow step: ``.parent`` walks back; ``revoke()`` also stops what waits on it."""
 
     def __init__(self, job_id: str, client: Client | None = None, parent: FlowResult | GroupResult | None = None):
         super().__init__(job_id, client)
         self.parent = parent
 
-    def revoke(self) -> str:
-        return revoke_jobs(self.client, [self.id])[0]
 
-
-class GroupResult:
+class GroupResult(ClientBound):
     """The results of a group, in input order: ``get()``, counts, ``ready()``, ``revoke()``."""
 
     def __init__(
@@ -145,14 +123,6 @@ class GroupResult:
             raise KeyError(f"no group {group_id!r}: it was never applied or has expired")
         result.results = [FlowResult(i, result.client) for i in ids]
         return result
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            from tasks.core.client import default_client
-
-            self._client = default_client()
-        return self._client
 
     @property
     def ids(self) -> list[str]:

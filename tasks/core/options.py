@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.errors import ConfigError
+from tasks.core import validate
 
 __all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*$")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,8 @@ class TaskOptions:
         """Raise a ConfigError for the first bad value, saying what would be right."""
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"{where}: name must be a non-empty string")
-        if not isinstance(self.queue, str) or not QUEUE_NAME.match(self.queue):
-            raise ConfigError(f"{where}: queue {self.queue!r} must be letters, digits, '_', '.' or '-'")
-        if self.priority is not None and (not _is_int(self.priority) or not 0 <= self.priority <= 9):
-            raise ConfigError(f"{where}: priority must be an integer 0 to 9 (lower runs sooner), got {self.priority!r}")
+        validate.queue_name(self.queue, where)
+        validate.priority(self.priority, where)
         if not _is_int(self.max_retries) or self.max_retries < 0:
             raise ConfigError(f"{where}: max_retries must be an integer >= 0, got {self.max_retries!r}")
         for opt in ("retry_backoff", "retry_backoff_max"):

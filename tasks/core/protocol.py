@@ -3,23 +3,52 @@
 RQ reads ``data`` as ``[func_name, instance, args, kwargs]`` (zlib-compressed or not) through its
 serializer, so `rq info`, `rq requeue` and rq-dashboard (with its JSON option) read taskrail jobs.
 The ``tr_*`` fields are taskrail's own: task name, attempts, retries, priority, stalls, progress.
+
+Outcomes go where RQ keeps them, the stream ``rq:results:<id>``: one entry per outcome, its ``type``
+one of RQ's ``Result.Type`` numbers, a success with ``return_value`` (base64 of JSON), a failure or
+retry with ``exc_string`` (base64 of zlib of the traceback text). This module encodes and decodes both.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tasks.core.errors import NotSerializable, PayloadTooLarge
 
-__all__ = ["JobSpec", "decode_data", "describe", "encode_job", "new_job_id", "utcnow_text"]
+__all__ = [
+    "DATA_ERRORS",
+    "RESULT_FAILED",
+    "RESULT_RETRIED",
+    "RESULT_STOPPED",
+    "RESULT_SUCCESS",
+    "JobSpec",
+    "decode_data",
+    "decode_exc_string",
+    "decode_return_value",
+    "describe",
+    "encode_exc_string",
+    "encode_job",
+    "encode_return_value",
+    "entry_return_value",
+    "entry_traceback",
+    "new_job_id",
+    "utcnow_text",
+]
 
 RQ_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 DESCRIPTION_MAX = 200
+# RQ's rq.results.Result.Type, as the stream holds them. The worker's settle scripts (workers/lua.py)
+# and the flow scripts write the same numbers.
+RESULT_SUCCESS, RESULT_FAILED, RESULT_STOPPED, RESULT_RETRIED = b"1", b"2", b"3", b"4"
+# What decode_data raises on data that is not taskrail's JSON (another client's job, or damage).
+DATA_ERRORS = (ValueError, TypeError, zlib.error)
 
 
 def utcnow_text(now: datetime | None = None) -> str:
@@ -128,3 +157,44 @@ def decode_data(raw: bytes | str) -> tuple[str, list[Any], dict[str, Any]]:
         raise ValueError("job data is not [func_name, instance, args, kwargs]")
     name, _instance, args, kwargs = value
     return str(name), list(args or []), dict(kwargs or {})
+
+
+def encode_return_value(value: Any) -> str:
+    """A return value as RQ's result entry holds it (``""`` for None).
+
+    Raises:
+        TypeError, ValueError: the value is not JSON.
+    """
+    return base64.b64encode(json.dumps(value, allow_nan=False).encode()).decode() if value is not None else ""
+
+
+def decode_return_value(raw: bytes | str | None) -> Any:
+    """The value of an encoded return value (None when empty)."""
+    return json.loads(base64.b64decode(raw)) if raw else None
+
+
+def encode_exc_string(text: str) -> str:
+    """A traceback's text as RQ's result entry holds it: base64 of zlib."""
+    return base64.b64encode(zlib.compress(text.encode())).decode()
+
+
+def decode_exc_string(raw: bytes | str | None) -> str:
+    """A traceback's text from its encoded form; ``""`` when empty or damaged (it is only ever shown)."""
+    if not raw:
+        return ""
+    try:
+        return zlib.decompress(base64.b64decode(raw)).decode(errors="replace")
+    except (ValueError, zlib.error):
+        return ""
+
+
+def entry_return_value(entry: Mapping[bytes, bytes] | None) -> Any:
+    """The return value a result entry holds, or None unless it is a success."""
+    if entry is None or entry.get(b"type") != RESULT_SUCCESS:
+        return None
+    return decode_return_value(entry.get(b"return_value"))
+
+
+def entry_traceback(entry: Mapping[bytes, bytes] | None) -> str:
+    """The traceback text a result entry holds (a failure's or a retry's), or ``""``."""
+    return decode_exc_string(entry.get(b"exc_string")) if entry is not None else ""

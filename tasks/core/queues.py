@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from config.errors import ConfigError, ConnectionFailed
-from tasks.core import keys
-from tasks.core.options import QUEUE_NAME
+from config.errors import ConnectionFailed
+from tasks.core import keys, validate
 
 if TYPE_CHECKING:  # tasks/core/client.py imports this module for QUEUE_PUSH_LUA
     from tasks.core.client import Client
@@ -139,8 +138,7 @@ def _client(client: Client | None) -> Client:
 
 
 def _conn(queue: str, client: Client | None) -> redis.Redis:
-    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
-        raise ConfigError(f"queue {queue!r} is not a queue name: use letters, digits, '_', '.' or '-'")
+    validate.queue_name(queue)
     return _client(client).redis
 
 

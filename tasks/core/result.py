@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tasks.core import keys
 from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.core.handles import ClientBound, revoke_jobs
+from tasks.core.protocol import entry_return_value, entry_traceback
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
@@ -30,7 +29,6 @@ _RQ_TO_STATE = {
     "canceled": "REVOKED",
     "stopped": "REVOKED",
 }
-RESULT_SUCCESS, RESULT_FAILED = b"1", b"2"
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class JobSnapshot:
         return value.decode() if value is not None else default
 
 
-class AsyncResult:
+class AsyncResult(ClientBound):
     """A handle on one job: ``state``, ``progress``, ``get(timeout=)``, ``revoke()``."""
 
     def __init__(self, job_id: str, client: Client | None = None) -> None:
@@ -60,14 +58,6 @@ class AsyncResult:
 
     def __hash__(self) -> int:
         return hash(self.id)
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            from tasks.core.client import default_client
-
-            self._client = default_client()
-        return self._client
 
     def snapshot(self) -> JobSnapshot:
         """Read the job hash and latest result in one round trip."""
@@ -125,7 +115,7 @@ class AsyncResult:
         snap = self.snapshot()
         state = self.state_of(snap)
         if state == "SUCCESS":
-            return _return_value(snap)
+            return entry_return_value(snap.result)
         if state == "FAILURE":
             return self._failure(snap)
         return None
@@ -167,8 +157,6 @@ class AsyncResult:
 
         Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
         """
-        from tasks.core.groups import revoke_jobs  # groups builds on this module
-
         # One script for every job: it also cancels the flow steps that waited on this one.
         return revoke_jobs(self.client, [self.id])[0]
 
@@ -178,21 +166,12 @@ class AsyncResult:
 
     def _outcome(self, snap: JobSnapshot, state: str, propagate: bool) -> Any:
         if state == "SUCCESS":
-            return _return_value(snap)
+            return entry_return_value(snap.result)
         error: Exception = self._failure(snap) if state == "FAILURE" else TaskRevoked(f"task {self.id} was revoked")
         if propagate:
             raise error
         return error
 
     def _failure(self, snap: JobSnapshot) -> TaskFailed:
-        traceback = ""
-        if snap.result is not None and snap.result.get(b"exc_string"):
-            traceback = zlib.decompress(base64.b64decode(snap.result[b"exc_string"])).decode(errors="replace")
+        traceback = entry_traceback(snap.result)
         return TaskFailed(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
-
-
-def _return_value(snap: JobSnapshot) -> Any:
-    if snap.result is None or snap.result.get(b"type") != RESULT_SUCCESS:
-        return None
-    raw = snap.result.get(b"return_value")
-    return json.loads(base64.b64decode(raw)) if raw else None

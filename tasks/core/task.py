@@ -6,14 +6,14 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from config.errors import ConfigError
+from tasks.core import validate
 from tasks.core.canvas import Signature
 from tasks.core.client import Client, default_client, is_plain
 from tasks.core.context import TaskContext
-from tasks.core.options import QUEUE_NAME, TaskOptions
+from tasks.core.options import TaskOptions
 from tasks.core.protocol import JobSpec, encode_job, reencode
 from tasks.core.registry import register
 from tasks.core.result import AsyncResult
@@ -104,14 +104,9 @@ class Task(Generic[P, R]):
             raise ConfigError(f"{self.name}: unknown option {unknown[0]!r}; known: {', '.join(APPLY_OPTIONS)}")
         self.check_arguments(args, kwargs)
         opts = self.options
-        queue = options.get("queue") or opts.queue
-        if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
-            raise ConfigError(f"{self.name}: queue {queue!r} must be letters, digits, '_', '.' or '-'")
-        priority = options.get("priority", opts.priority)
-        if priority is not None and (
-            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
-        ):
-            raise ConfigError(f"{self.name}: priority must be an integer 0 to 9, got {priority!r}")
+        queue = validate.queue_name(options.get("queue") or opts.queue, self.name)
+        priority = validate.priority(options.get("priority", opts.priority), self.name)
+        run_at = validate.run_at(options.get("countdown"), options.get("eta"), client.now(), self.name)
         settings = client.settings
         spec = encode_job(
             self.name,
@@ -120,7 +115,7 @@ class Task(Generic[P, R]):
             queue=queue,
             max_payload_bytes=settings.max_payload_bytes,
             job_id=options.get("job_id"),
-            run_at=self._run_at(client, options.get("countdown"), options.get("eta")),
+            run_at=run_at,
             time_limit=opts.time_limit,
             result_ttl=opts.result_ttl if opts.result_ttl is not None else settings.result_ttl_s,
             failure_ttl=settings.failure_ttl_s,
@@ -138,21 +133,6 @@ class Task(Generic[P, R]):
             self.signature.replace(parameters=params).bind(*args, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"{self.name}{self.signature.replace(parameters=params)}: {exc}") from exc
-
-    def _run_at(self, client: Client, countdown: Any, eta: Any) -> float:
-        if countdown is not None and eta is not None:
-            raise ConfigError(f"{self.name}: give countdown or eta, not both")
-        if countdown is not None:
-            if isinstance(countdown, bool) or not isinstance(countdown, int | float) or countdown < 0:
-                raise ConfigError(f"{self.name}: countdown must be seconds >= 0, got {countdown!r}")
-            return client.now() + countdown if countdown > 0 else 0.0
-        if eta is not None:
-            if not isinstance(eta, datetime):
-                raise ConfigError(f"{self.name}: eta must be a datetime, got {eta!r}")
-            moment = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
-            at = moment.timestamp()
-            return at if at > client.now() else 0.0
-        return 0.0
 
     def _with_unique(
         self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import inspect
 import time
-import zlib
 from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from tasks.core import validate
 from tasks.core.client import Client
 from tasks.core.deadletters import DeadLetters
 from tasks.core.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
-from tasks.core.options import QUEUE_NAME
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import all_tasks, lookup
 from tasks.core.result import AsyncResult
 from tasks.core.task import Task
@@ -62,10 +61,11 @@ def _job_id(job_id: str) -> str:
     return job_id
 
 
-def _queue(name: str) -> str:
-    if not QUEUE_NAME.match(name):
-        raise ApiError(400, f"queue name {name!r} must be 1-100 letters, digits, '_', '.' or '-'")
-    return name
+def _queue(name: Any) -> str:
+    try:
+        return validate.queue_name(name)
+    except ConfigError as exc:
+        raise ApiError(400, str(exc)) from exc
 
 
 def _parse_body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
@@ -85,8 +85,6 @@ def _parse_body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     unknown = sorted(set(options) - set(ENQUEUE_OPTIONS))
     if unknown:
         raise ApiError(400, f"unknown option {unknown[0]!r}; known: {', '.join(ENQUEUE_OPTIONS)}")
-    if "queue" in options and not isinstance(options["queue"], str):
-        raise ApiError(400, f"option 'queue' must be a string, got {options['queue']!r}")
     if "queue" in options:
         _queue(options["queue"])
     if "unique_key" in options and not isinstance(options["unique_key"], str):
@@ -141,7 +139,7 @@ def describe_job(result: AsyncResult, rereads: int = 3) -> dict[str, Any] | None
     progress = snap.get("tr_progress")
     try:
         _name, args, kwargs = decode_data(snap.fields.get(b"data", b""))
-    except (ValueError, TypeError, zlib.error):  # not a taskrail job (or not JSON): show no arguments
+    except DATA_ERRORS:  # not a taskrail job (or not JSON): show no arguments
         args, kwargs = [], {}
     info: dict[str, Any] = {
         "id": result.id,

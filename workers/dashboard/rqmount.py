@@ -30,7 +30,7 @@ from flask import Flask, Response, abort, current_app, g, jsonify, request, url_
 from markupsafe import escape
 from rq.serializers import JSONSerializer
 
-from tasks.core.options import QUEUE_NAME
+from tasks.core.validate import is_queue_name
 from workers.dashboard.actions import requeue_failed, requeue_job
 from workers.dashboard.auth import csrf_token
 
@@ -51,7 +51,7 @@ _ESCAPED_BY_PAGE = {
     f"{BLUEPRINT}.list_workers": frozenset({"description"}),
 }
 _VALID = {
-    "queue_name": lambda v: bool(QUEUE_NAME.match(v)),
+    "queue_name": is_queue_name,
     "registry_name": lambda v: v in REGISTRY_NAMES,
     "order": lambda v: v in ("asc", "dsc"),
     "job_id": lambda v: bool(JOB_ID.match(v)),
