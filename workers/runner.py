@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from config.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import Request, TaskContext
-from tasks.core.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.protocol import decode_data
 from tasks.core.registry import lookup
 

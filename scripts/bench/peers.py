@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scripts.bench.harness import ROOT, BenchError, Harness
+from config.errors import BenchError
+from scripts.bench.harness import ROOT, Harness
 from scripts.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
-from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core.flowscripts import FLOW_REVOKE
 from tasks.core.protocol import utcnow_text
 from tasks.core.result import AsyncResult

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.core.errors import NotSerializable, PayloadTooLarge
+from config.errors import NotSerializable, PayloadTooLarge
 
 __all__ = ["JobSpec", "decode_data", "describe", "encode_job", "new_job_id", "utcnow_text"]
 

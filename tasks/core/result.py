@@ -9,8 +9,8 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
-from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
 
 if TYPE_CHECKING:
     from tasks.core.client import Client

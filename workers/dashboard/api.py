@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from config.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.core.client import Client
 from tasks.core.deadletters import DeadLetters
-from tasks.core.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.core.options import QUEUE_NAME
 from tasks.core.protocol import decode_data
 from tasks.core.registry import all_tasks, lookup
