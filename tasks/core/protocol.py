@@ -12,14 +12,16 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from config.errors import NotSerializable, PayloadTooLarge
 
-__all__ = ["JobSpec", "decode_data", "describe", "encode_job", "new_job_id", "utcnow_text"]
+__all__ = ["JobSpec", "UniqueMode", "decode_data", "describe", "encode_job", "new_job_id", "utcnow_text"]
 
 RQ_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 DESCRIPTION_MAX = 200
+# Stored as ``tr_unique_mode``; the enqueue and finish scripts branch on it.
+UniqueMode = Literal["until_complete", "throttle", "debounce"]
 
 
 def utcnow_text(now: datetime | None = None) -> str:
@@ -42,7 +44,7 @@ class JobSpec:
     priority: int | None = None
     unique_key: str | None = None
     unique_ttl_s: int = 0
-    unique_mode: str = ""
+    unique_mode: UniqueMode | Literal[""] = ""  # "": not unique
 
 
 def describe(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:
