@@ -14,13 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from config.errors import ConfigError
+from tasks.core.client import Client, default_client
 from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Mode, Plan, Policy
 from tasks.core.groups import FlowResult, GroupResult
 from tasks.core.protocol import new_job_id
 from tasks.core.registry import lookup
 
 if TYPE_CHECKING:
-    from tasks.core.client import Client
     from tasks.core.result import AsyncResult
     from tasks.core.task import Task
 
@@ -50,8 +50,6 @@ class _Node:
             EnqueueError: arguments that are not JSON or too large; nothing is written.
         """
         if client is None:
-            from tasks.core.client import default_client
-
             client = default_client()
         plan = Plan(client)
         _, handle, _ = self._build(plan, [], "", "fail", None)

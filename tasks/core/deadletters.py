@@ -11,13 +11,11 @@ import base64
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasks.core import keys
+from tasks.core.client import Client, default_client
 from tasks.core.protocol import decode_data, utcnow_text
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
@@ -69,8 +67,6 @@ class DeadLetters:
 
     def __init__(self, client: Client | None = None) -> None:
         if client is None:
-            from tasks.core.client import default_client
-
             client = default_client()
         self.client = client
         self.redis = client.redis

@@ -10,18 +10,16 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
+from tasks.core.client import Client, default_client
 from tasks.core.flowscripts import FLOW_REVOKE
 from tasks.core.protocol import utcnow_text
 from tasks.core.result import AsyncResult
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes", "revoke_jobs"]
 
@@ -149,8 +147,6 @@ class GroupResult:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from tasks.core.client import default_client
-
             self._client = default_client()
         return self._client
 

@@ -7,13 +7,11 @@ import json
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
+from tasks.core.client import Client, default_client
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
@@ -64,8 +62,6 @@ class AsyncResult:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from tasks.core.client import default_client
-
             self._client = default_client()
         return self._client
 
