@@ -2,7 +2,8 @@
 
 from config.errors import BenchError
 from scripts.bench.report import format_table, write_chart, write_json, write_markdown
-from scripts.bench.run import METRICS, Results, run_bench
+from scripts.bench.results import METRICS, Results
+from scripts.bench.run import run_bench
 from scripts.bench.systems import SYSTEMS, BenchOptions, System
 
 __all__ = [
