@@ -1,4 +1,4 @@
-"""The one error tree of taskrail; in config/ so that every layer (config, tasks, workers, scripts) can import it.
+"""The one error tree of taskrail, in config/ so that every layer can import it.
 
 TaskrailError
 ├── ConfigError                 bad settings, profile or environment

@@ -1,4 +1,4 @@
-"""Deployment files from a scaling profile: ``taskrail deploy render --target compose|kubernetes``.
+"""The deploy dispatcher: ``taskrail deploy render --target compose|kubernetes`` renders a profile for a target.
 
 The profile stays the one source of truth: each queue with workers becomes one worker service
 (Compose) or Deployment (Kubernetes) whose replicas, environment and shutdown timing come from the
