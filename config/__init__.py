@@ -1,4 +1,4 @@
-"""Typed settings, the embedded server and the connection; imports nothing else of taskrail."""
+"""Typed settings, the embedded server, the connection and the error tree; imports nothing else of taskrail."""
 
 from config.connection import connect, redis_url
 from config.embedded import EmbeddedServer, ensure_server, start_server, stop_server

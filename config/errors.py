@@ -1,8 +1,45 @@
-"""The root of taskrail's error tree and the errors config/ raises; re-exported by tasks.core.errors."""
+"""The one error tree of taskrail, in config/ so that every layer can import it.
+
+TaskrailError
+├── ConfigError                 bad settings, profile or environment
+├── ConnectionFailed            the Redis server cannot be reached
+├── EnqueueError                a job was refused before anything was written
+│   ├── NotSerializable
+│   └── PayloadTooLarge
+├── TaskError                   a task could not run or finished badly
+│   ├── TaskNotRegistered
+│   ├── TaskTimeout
+│   ├── TaskRevoked
+│   ├── TaskFailed              carries the remote exception type and traceback
+│   ├── RetriesExhausted
+│   └── Retry                   raised by ``self.retry()`` to ask for another attempt
+├── ResultTimeout               also a builtin ``TimeoutError``
+├── SupervisorError             the supervisor gave up
+└── BenchError                  a benchmark run failed
+
+``tasks`` re-exports the public names (``from tasks import TaskFailed``); inside taskrail, import from here.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConnectionFailed", "TaskrailError"]
+__all__ = [
+    "BenchError",
+    "ConfigError",
+    "ConnectionFailed",
+    "EnqueueError",
+    "NotSerializable",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "RetriesExhausted",
+    "Retry",
+    "SupervisorError",
+    "TaskError",
+    "TaskFailed",
+    "TaskNotRegistered",
+    "TaskRevoked",
+    "TaskTimeout",
+    "TaskrailError",
+]
 
 
 class TaskrailError(Exception):
@@ -15,3 +52,67 @@ class ConfigError(TaskrailError):
 
 class ConnectionFailed(TaskrailError):
     """Raised when the Redis server at the configured URL cannot be reached."""
+
+
+class EnqueueError(TaskrailError):
+    """Raised when a job is refused at enqueue time; nothing was written."""
+
+
+class NotSerializable(EnqueueError):
+    """Raised when task arguments cannot be encoded as JSON."""
+
+
+class PayloadTooLarge(EnqueueError):
+    """Raised when a job's encoded arguments pass the configured size limit."""
+
+
+class TaskError(TaskrailError):
+    """Raised when a task could not run or finished badly."""
+
+
+class TaskNotRegistered(TaskError):
+    """Raised when a job names a callable that is not a registered task."""
+
+
+class TaskTimeout(TaskError):
+    """Raised when a task runs past its hard ``time_limit``."""
+
+
+class TaskRevoked(TaskError):
+    """Raised when a task was revoked while it ran or waited."""
+
+
+class RetriesExhausted(TaskError):
+    """Raised when a task failed after its last allowed retry."""
+
+
+class Retry(TaskError):
+    """Raised by ``self.retry()`` inside a bound task to ask for another attempt."""
+
+    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+        super().__init__(f"retry requested{f' after {countdown}s' if countdown is not None else ''}")
+        self.countdown = countdown
+        self.exc = exc
+
+
+class TaskFailed(TaskError):
+    """Raised by ``AsyncResult.get()`` when the task failed; carries the remote error."""
+
+    def __init__(self, job_id: str, exc_type: str, message: str, traceback: str) -> None:
+        super().__init__(f"task {job_id} failed: {exc_type}: {message}")
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.message = message
+        self.traceback = traceback
+
+
+class ResultTimeout(TaskrailError, TimeoutError):
+    """Raised when ``AsyncResult.get(timeout=...)`` waited longer than its timeout."""
+
+
+class SupervisorError(TaskrailError):
+    """Raised when the supervisor gives up (restart intensity passed, bad plan)."""
+
+
+class BenchError(TaskrailError):
+    """Raised when a benchmark run cannot finish: a worker died, jobs failed or stopped moving."""

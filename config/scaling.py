@@ -12,17 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 import yaml
 
 from config.errors import ConfigError
+from config.settings import Isolation
 
 __all__ = ["Autoscale", "Profile", "QueuePlan", "ScalingFile", "load_profile", "load_scaling"]
 
 MODES = ("strict", "weighted")
-ISOLATIONS = ("inline", "fork")
+ISOLATIONS: tuple[Isolation, ...] = get_args(Isolation)
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no dots: worker names are node.queue.index
+Choice = TypeVar("Choice", bound=str)
 RATE = re.compile(r"^\s*\d+(\.\d+)?\s*/\s*\d*\s*[smh]\s*$")
 TOP_KEYS = ("queues", "profiles")
 PROFILE_KEYS = ("mode", "defaults", "queues")
@@ -55,7 +57,7 @@ class QueuePlan:
     workers: int
     also: tuple[str, ...] = ()
     concurrency: int = 1
-    isolation: str = "inline"
+    isolation: Isolation = "inline"
     weight: int = 1
     rate_limit: str | None = None
     autoscale: Autoscale | None = None
@@ -283,11 +285,11 @@ class _Checker:
             return max(low, 0.0)
         return float(value)
 
-    def choice(self, where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    def choice(self, where: str, key: str, value: Any, allowed: tuple[Choice, ...]) -> Choice:
         if value not in allowed:
             self.fail(where, f"{key} must be one of {', '.join(allowed)}, got {value!r}")
             return allowed[0]
-        return str(value)
+        return allowed[allowed.index(value)]
 
     def rate(self, where: str, value: Any) -> str | None:
         if value is None:

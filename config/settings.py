@@ -10,13 +10,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
 from config.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Isolation", "Settings", "load_settings"]
+
+Isolation = Literal["inline", "fork"]  # where a worker runs a job: in its own process, or in a forked child
 
 ENV_PREFIX = "TASKRAIL_"
 # The ecosystem's own names, read without the prefix.
@@ -46,7 +48,7 @@ class Settings:
     heartbeat_ttl_s: float = 6.0
     max_stalled: int = 1
     concurrency: int = 1
-    isolation: str = "inline"
+    isolation: Isolation = "inline"
     max_batch: int = 32
     max_jobs: int = 0
     max_memory_mb: int = 0
@@ -74,7 +76,7 @@ class Settings:
             )
         if self.mode not in ("strict", "weighted"):
             raise ConfigError(f"setting 'mode' must be 'strict' or 'weighted', got {self.mode!r}")
-        if self.isolation not in ("inline", "fork"):
+        if self.isolation not in get_args(Isolation):
             raise ConfigError(f"setting 'isolation' must be 'inline' or 'fork', got {self.isolation!r}")
         if self.isolation == "fork" and self.concurrency > 1:
             raise ConfigError("isolation 'fork' runs one job at a time: set concurrency to 1 for that queue")

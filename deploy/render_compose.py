@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
-from deploy.render import Workload, header, to_yaml
+from deploy.output import header, to_yaml
+from deploy.workload import Workload
 
 __all__ = ["compose_files"]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
-from deploy.render import PRESTOP_S, Workload, header, to_yaml
+from deploy.output import header, to_yaml
+from deploy.workload import PRESTOP_S, Workload
 
 __all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "SECRET", "kubernetes_files"]
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from config.errors import TaskrailError
+from config.errors import ConfigError, TaskrailError
 from workers.exitcodes import RET_CONFIG, RET_ERROR
 
 __all__ = ["main"]
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except TaskrailError as exc:
         print(f"taskrail: {exc}", file=sys.stderr)
-        return RET_CONFIG if exc.__class__.__name__ == "ConfigError" else RET_ERROR
+        return RET_CONFIG if isinstance(exc, ConfigError) else RET_ERROR
     except KeyboardInterrupt:
         return RET_ERROR
 

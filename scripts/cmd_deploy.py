@@ -9,13 +9,11 @@ from pathlib import Path
 from config.scaling import load_profile
 from config.settings import load_settings
 from deploy.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
-from workers.exitcodes import RET_OK
+from workers.exitcodes import RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
 from workers.health import Status, check_health, host_prefix
 
-__all__ = ["RET_NO_HEARTBEAT", "RET_REDIS_DOWN", "register"]
+__all__ = ["register"]
 
-RET_REDIS_DOWN = 3  # health: Redis does not answer
-RET_NO_HEARTBEAT = 4  # health: Redis answers, but the worker's heartbeat has expired
 EXIT_CODES = {Status.HEALTHY: RET_OK, Status.REDIS_DOWN: RET_REDIS_DOWN, Status.NO_HEARTBEAT: RET_NO_HEARTBEAT}
 
 

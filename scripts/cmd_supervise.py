@@ -13,11 +13,10 @@ from typing import Any
 import redis
 
 from config.connection import connect
-from config.errors import ConfigError
+from config.errors import ConfigError, SupervisorError
 from config.scaling import Profile, QueuePlan, load_profile, load_scaling
 from config.settings import load_settings
 from tasks.core import keys
-from tasks.core.errors import SupervisorError
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK
 from workers.supervisor import coordination
 from workers.supervisor.status import QueueStatus, queue_status

@@ -1,10 +1,6 @@
 """The producer side: ``@task``, ``AsyncResult``, the error tree. Importing it does no work."""
 
-from tasks.core.canvas import Signature, chain, chord, group, signature
-from tasks.core.client import Client, default_client
-from tasks.core.context import Request, TaskContext
-from tasks.core.deadletters import DeadLetter, DeadLetters
-from tasks.core.errors import (
+from config.errors import (
     ConfigError,
     ConnectionFailed,
     EnqueueError,
@@ -21,6 +17,10 @@ from tasks.core.errors import (
     TaskRevoked,
     TaskTimeout,
 )
+from tasks.core.canvas import Signature, chain, chord, group, signature
+from tasks.core.client import Client, default_client
+from tasks.core.context import Request, TaskContext
+from tasks.core.deadletters import DeadLetter, DeadLetters
 from tasks.core.events import Event, follow_events, read_events
 from tasks.core.groups import FlowResult, GroupResult
 from tasks.core.options import RateLimit, TaskOptions, parse_rate_limit

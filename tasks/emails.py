@@ -17,9 +17,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from config.errors import TaskError
 from config.settings import load_settings
 from tasks import task
-from tasks.core.errors import TaskError
 from tasks.mail import SmtpConfig, deliver_smtp, write_outbox
 
 __all__ = [

@@ -17,10 +17,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from config.errors import TaskError
 from config.settings import load_settings
 from tasks import task
 from tasks.core.context import TaskContext
-from tasks.core.errors import TaskError
 from tasks.files import write_atomic
 
 __all__ = ["REPORT_TYPES", "InvalidReportRequest", "ReportKind", "UnknownReportType", "generate_report"]

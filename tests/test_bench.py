@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from scripts.bench.report import format_table
-from scripts.bench.run import Results
+from scripts.bench.results import Results
 from tests.conftest import BIN, ROOT
 from workers.exitcodes import RET_CONFIG
 

@@ -23,11 +23,11 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from config.errors import ConfigError
 from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import load_settings
-from deploy.render import PRESTOP_S, render, write_rendered
+from deploy.render import render, write_rendered
 from deploy.render_kubernetes import SECRET
-from scripts.cmd_deploy import RET_NO_HEARTBEAT, RET_REDIS_DOWN
+from deploy.workload import PRESTOP_S
 from tests.conftest import BIN, ROOT, Processes, wait_for
-from workers.exitcodes import RET_CONFIG, RET_OK
+from workers.exitcodes import RET_CONFIG, RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
 from workers.health import Status, check_health
 
 SCALING = ROOT / "config" / "scaling.yaml"

@@ -12,8 +12,8 @@ from typing import Any
 
 import redis
 
+from config.errors import TaskError, TaskFailed
 from tasks.core import keys
-from tasks.core.errors import TaskError, TaskFailed
 from tasks.core.flowscripts import RELEASE_LUA
 from tasks.core.groups import MemberOutcome, read_outcomes
 from tasks.core.protocol import decode_data

@@ -11,7 +11,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
-from tasks.core.errors import TaskRevoked, TaskTimeout
+from config.errors import TaskRevoked, TaskTimeout
 from workers.runner import Interrupted
 
 __all__ = ["Interrupter", "Slot"]

@@ -14,14 +14,13 @@ import signal
 import time
 from collections.abc import Callable
 
-from tasks.core.errors import TaskRevoked, TaskTimeout
+from config.errors import TaskRevoked, TaskTimeout
 from tasks.core.protocol import decode_data
 from tasks.core.registry import lookup
+from workers.exitcodes import RET_CHILD_ERROR
 from workers.runner import ClaimedJob, Interrupted, Outcome, classify_error
 
 __all__ = ["run_forked"]
-
-RET_CHILD_ERROR = 70
 
 
 def run_forked(job: ClaimedJob, run: Callable[[], Outcome], max_stalled: int) -> Outcome:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from config.errors import TaskTimeout
 from tasks.core import keys
-from tasks.core.errors import TaskTimeout
 from tasks.core.protocol import utcnow_text
 from workers.lua import PROMOTE, REAP
 from workers.periodic import PeriodicScheduler

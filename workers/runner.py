@@ -10,14 +10,23 @@ import traceback
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from config.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import ProgressWriter, Request, TaskContext
-from tasks.core.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
 
-__all__ = ["BUCKETS_S", "BUCKET_LABELS", "ClaimedJob", "Interrupted", "Outcome", "classify_error", "run_job"]
+__all__ = [
+    "BUCKETS_S",
+    "BUCKET_LABELS",
+    "ClaimedJob",
+    "Interrupted",
+    "Outcome",
+    "OutcomeKind",
+    "classify_error",
+    "run_job",
+]
 
 # Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -70,12 +79,16 @@ class ClaimedJob:
         )
 
 
+# The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
+OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked"]
+
+
 @dataclass
 class Outcome:
     """How a job ended; becomes one FINISH record."""
 
     job: ClaimedJob
-    kind: str  # ok | fail | retry | requeue | revoked
+    kind: OutcomeKind
     task: str = ""
     payload: str = ""
     ttl: int = 0

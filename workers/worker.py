@@ -25,10 +25,9 @@ from redis.client import Pipeline
 from rq import Worker as RQWorker
 from rq.serializers import JSONSerializer
 
-from config.errors import ConfigError
+from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
 from tasks.core import keys
-from tasks.core.errors import TaskRevoked
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import LuaScript, run_pipeline
 from workers.claim import CLAIM, claim_call, claim_reply

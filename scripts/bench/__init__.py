@@ -1,8 +1,9 @@
 """``taskrail bench``: taskrail against plain RQ (and peers, when installed) on the same server and workloads."""
 
-from scripts.bench.harness import BenchError
+from config.errors import BenchError
 from scripts.bench.report import format_table, write_chart, write_json, write_markdown
-from scripts.bench.run import METRICS, Results, run_bench
+from scripts.bench.results import METRICS, Results
+from scripts.bench.run import run_bench
 from scripts.bench.systems import SYSTEMS, BenchOptions, System
 
 __all__ = [

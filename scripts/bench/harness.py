@@ -19,19 +19,15 @@ from types import ModuleType
 import redis
 
 from config.embedded import start_server
-from config.errors import ConfigError, TaskrailError
+from config.errors import BenchError, ConfigError
 from scripts.bench.systems import QUEUE, WORKERS, System
 from tasks.core import keys
 
-__all__ = ["BenchError", "Harness", "load_module", "open_harness"]
+__all__ = ["Harness", "load_module", "open_harness"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/bench_*.py live there
 POLL_S = 0.01  # the drains last seconds; polling faster would only load the 2 cores
 STALL_S = 60.0  # no job finished for this long: the run is stuck
-
-
-class BenchError(TaskrailError):
-    """Raised when a benchmark run cannot finish: a worker died, jobs failed or stopped moving."""
 
 
 def load_module(name: str) -> ModuleType:

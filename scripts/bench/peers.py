@@ -17,13 +17,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from scripts.bench.harness import ROOT, BenchError, Harness
+from config.errors import BenchError
+from scripts.bench.harness import ROOT, Harness
+from scripts.bench.results import Results
 from scripts.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions
-
-if TYPE_CHECKING:
-    from scripts.bench.run import Results
 
 __all__ = ["PEERS", "Peer", "run_peers"]
 

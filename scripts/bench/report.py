@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.errors import ConfigError
-from scripts.bench.run import METRICS, Results
+from scripts.bench.results import METRICS, Results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

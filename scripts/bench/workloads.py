@@ -14,8 +14,9 @@ from typing import Any, Protocol
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from config.errors import BenchError
 from config.settings import load_settings
-from scripts.bench.harness import BenchError, Harness, load_module
+from scripts.bench.harness import Harness, load_module
 from scripts.bench.systems import QUEUE, System
 from tasks.core.client import Client
 

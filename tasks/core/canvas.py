@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Union
 
 from config.errors import ConfigError
 from tasks.core import validate
-from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Plan
+from tasks.core.client import Client, default_client
+from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Mode, Plan, Policy
 from tasks.core.groups import FlowResult, GroupResult
 from tasks.core.protocol import new_job_id
 from tasks.core.registry import lookup
 
 if TYPE_CHECKING:
-    from tasks.core.client import Client
     from tasks.core.result import AsyncResult
     from tasks.core.task import Task
 
@@ -35,7 +35,7 @@ Built = tuple[list[str], Handle, bool]
 class _Node:
     """What every canvas element shares: ``|``, ``delay()`` and ``apply_async()`` of the whole flow."""
 
-    def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         raise NotImplementedError
 
     def __or__(self, other: _Node) -> _Node:
@@ -51,8 +51,6 @@ class _Node:
             EnqueueError: arguments that are not JSON or too large; nothing is written.
         """
         if client is None:
-            from tasks.core.client import default_client
-
             client = default_client()
         plan = Plan(client)
         _, handle, _ = self._build(plan, [], "", "fail", None)
@@ -101,7 +99,7 @@ class Signature(_Node):
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         return self.apply_async(args, kwargs)
 
-    def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         job_id = plan.add(self, parents, mode, policy)
         return [job_id], FlowResult(job_id, plan.client, parent=before), False
 
@@ -149,7 +147,7 @@ class chain(_Node):
         """Returns the last step's result (``.parent`` walks back), or a GroupResult if it ends in a group."""
         return super().apply_async(client=client)  # type: ignore[no-any-return]
 
-    def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         built: Built = (parents, before, False)  # type: ignore[assignment]
         for index, step in enumerate(self.steps):
             terminals, handle, many = built
@@ -175,7 +173,7 @@ class group(_Node):
     def apply_async(self, *, client: Client | None = None) -> GroupResult:
         return super().apply_async(client=client)  # type: ignore[no-any-return]
 
-    def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         terminals: list[str] = []
         handles: list[Any] = []
         for member in self.members:
@@ -200,7 +198,7 @@ class chord(_Node):
     """
 
     def __init__(self, header: group | Iterable[_Node], body: _Node | None = None, *,
-                 on_child_failure: str = "fail") -> None:  # fmt: skip
+                 on_child_failure: Policy = "fail") -> None:  # fmt: skip
         if on_child_failure not in POLICIES:
             raise ConfigError(f"on_child_failure must be one of {', '.join(POLICIES)}, got {on_child_failure!r}")
         self.header = header if isinstance(header, group) else group(header)
@@ -218,7 +216,7 @@ class chord(_Node):
         """Returns the callback's result; its ``.parent`` is the header's GroupResult."""
         return super().apply_async(client=client)  # type: ignore[no-any-return]
 
-    def _build(self, plan: Plan, parents: list[str], mode: str, policy: str, before: Handle | None) -> Built:
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         if self.body is None:
             raise ConfigError("chord has no callback: chord(header, callback.s()) or chord(header)(callback.s())")
         terminals, header, _ = self.header._build(plan, parents, mode, policy, before)

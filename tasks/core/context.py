@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from tasks.core.errors import Retry
+from config.errors import Retry
 
 if TYPE_CHECKING:
     from tasks.core.task import Task

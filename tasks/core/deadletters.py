@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasks.core import keys, validate
+from tasks.core.client import Client, default_client
 from tasks.core.protocol import DATA_ERRORS, RESULT_FAILED, decode_data, entry_traceback, utcnow_text
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
@@ -65,8 +63,6 @@ class DeadLetters:
 
     def __init__(self, client: Client | None = None) -> None:
         if client is None:
-            from tasks.core.client import default_client
-
             client = default_client()
         self.client = client
         self.redis = client.redis

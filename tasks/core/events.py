@@ -9,12 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasks.core import keys
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
+from tasks.core.client import Client, default_client
 
 __all__ = ["EVENT_KINDS", "Event", "follow_events", "read_events"]
 
@@ -130,8 +128,6 @@ def _follow(conn: Any, cursors: dict[str, str], *, discover: bool, idle_timeout_
 def _client(client: Client | None) -> Client:
     if client is not None:
         return client
-    from tasks.core.client import default_client
-
     return default_client()
 
 

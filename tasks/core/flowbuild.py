@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from config.errors import ConfigError
 from tasks.core import validate
@@ -24,9 +24,12 @@ if TYPE_CHECKING:
     from tasks.core.client import Client
     from tasks.core.task import Task
 
-__all__ = ["FLOW_OPTIONS", "POLICIES", "Plan", "PlannedJob"]
+__all__ = ["FLOW_OPTIONS", "POLICIES", "Mode", "Plan", "PlannedJob", "Policy"]
 
-POLICIES = ("fail", "ignore", "continue")
+# Both go into a job's ``tr_flow`` field, which the flow scripts read.
+Mode = Literal["", "one", "many"]  # how a call takes its parents' results: not at all, one value, a list
+Policy = Literal["fail", "ignore", "continue"]  # what a chord's callback does when a member failed
+POLICIES: tuple[Policy, ...] = get_args(Policy)
 FLOW_OPTIONS = ("queue", "priority", "countdown", "job_id")
 ARGS_PER_CALL = 20_000  # script arguments per EVALSHA (about 2,000 ordinary jobs)
 OWN_FIELDS = ("data", "description", "dependency_ids", "dependency_id")  # the rest is often shared
@@ -102,7 +105,7 @@ class Plan:
         self._by_id: dict[str, PlannedJob] = {}
         self._templates: dict[tuple[str, str, int | None], JobSpec] = {}
 
-    def add(self, sig: Call, parents: Sequence[str], mode: str, policy: str) -> str:
+    def add(self, sig: Call, parents: Sequence[str], mode: Mode, policy: Policy) -> str:
         """Encode one call; ``mode`` is how it takes its parents' results: "" (not), "one" or "many".
 
         Raises:

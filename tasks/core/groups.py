@@ -7,18 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
+from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
-from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import entry_return_value, entry_traceback
 from tasks.core.result import AsyncResult
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes"]
 

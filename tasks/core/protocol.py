@@ -18,9 +18,9 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from tasks.core.errors import NotSerializable, PayloadTooLarge
+from config.errors import NotSerializable, PayloadTooLarge
 
 __all__ = [
     "DATA_ERRORS",
@@ -29,6 +29,7 @@ __all__ = [
     "RESULT_STOPPED",
     "RESULT_SUCCESS",
     "JobSpec",
+    "UniqueMode",
     "decode_data",
     "decode_exc_string",
     "decode_return_value",
@@ -49,6 +50,8 @@ DESCRIPTION_MAX = 200
 RESULT_SUCCESS, RESULT_FAILED, RESULT_STOPPED, RESULT_RETRIED = b"1", b"2", b"3", b"4"
 # What decode_data raises on data that is not taskrail's JSON (another client's job, or damage).
 DATA_ERRORS = (ValueError, TypeError, zlib.error)
+# Stored as ``tr_unique_mode``; the enqueue and finish scripts branch on it.
+UniqueMode = Literal["until_complete", "throttle", "debounce"]
 
 
 def utcnow_text(now: datetime | None = None) -> str:
@@ -71,7 +74,7 @@ class JobSpec:
     priority: int | None = None
     unique_key: str | None = None
     unique_ttl_s: int = 0
-    unique_mode: str = ""
+    unique_mode: UniqueMode | Literal[""] = ""  # "": not unique
 
 
 def describe(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:

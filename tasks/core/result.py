@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
-from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
+from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import entry_return_value, entry_traceback
-
-if TYPE_CHECKING:
-    from tasks.core.client import Client
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 

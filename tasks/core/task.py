@@ -6,7 +6,7 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
 from config.errors import ConfigError
 from tasks.core import validate
@@ -14,7 +14,7 @@ from tasks.core.canvas import Signature
 from tasks.core.client import Client, default_client, is_plain
 from tasks.core.context import TaskContext
 from tasks.core.options import TaskOptions
-from tasks.core.protocol import JobSpec, encode_job, reencode
+from tasks.core.protocol import JobSpec, UniqueMode, encode_job, reencode
 from tasks.core.registry import register
 from tasks.core.result import AsyncResult
 
@@ -24,7 +24,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 APPLY_OPTIONS = ("queue", "priority", "countdown", "eta", "job_id", "unique_key", "unique_ttl_s", "unique_mode")
-UNIQUE_MODES = ("until_complete", "throttle", "debounce")
+UNIQUE_MODES: tuple[UniqueMode, ...] = get_args(UniqueMode)
 
 
 class Task(Generic[P, R]):

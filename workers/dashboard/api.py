@@ -13,10 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from config.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.core import validate
 from tasks.core.client import Client
 from tasks.core.deadletters import DeadLetters
-from tasks.core.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import all_tasks, lookup
 from tasks.core.result import AsyncResult

@@ -18,6 +18,7 @@ import redis
 from rq import Worker as RQWorker
 
 from config.scaling import Profile, QueuePlan
+from config.settings import Isolation
 from tasks.core import keys
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 
@@ -40,7 +41,7 @@ class WorkerSpec:
 
     listens: tuple[str, ...]
     concurrency: int
-    isolation: str
+    isolation: Isolation
     max_jobs: int
     max_memory_mb: int
     shutdown_timeout_s: float

@@ -25,11 +25,10 @@ import redis
 
 from config.connection import redis_url
 from config.embedded import process_alive
-from config.errors import ConfigError
+from config.errors import ConfigError, SupervisorError
 from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import Settings
 from tasks.core import keys
-from tasks.core.errors import SupervisorError
 from workers.census import oldest_wait_s
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 from workers.supervisor import coordination
