@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.client import Pipeline
 
 from tasks.core import keys
 from tasks.core.errors import ResultTimeout, TaskFailed, TaskRevoked
-from tasks.core.flowscripts import FLOW_REVOKE
 from tasks.core.protocol import utcnow_text
 from tasks.core.result import AsyncResult
+from tasks.core.scripting import load_command, run_pipeline
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes", "revoke_jobs"]
 
-GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/core/flowbuild.py)
 READ_CHUNK = 10_000  # members read per pipelined round trip
 FINAL = frozenset({"finished", "failed", "canceled", "stopped"})
 
@@ -83,14 +83,16 @@ def _outcome(job_id: str, fields: list[bytes | None], entry: dict[bytes, bytes] 
 
 def revoke_jobs(client: Client, ids: Sequence[str], chunk: int = 1000) -> list[str]:
     """Revoke jobs and cascade to what waited on them; one outcome per id (canceled, stopping, ...)."""
-    conn = client.redis
-    sha = conn.script_load(FLOW_REVOKE)
-    out: list[str] = []
-    with conn.pipeline(transaction=False) as pipe:
+    script = load_command("flow_revoke")  # tasks/core/lua/flow_revoke.lua
+    head = [time.time(), utcnow_text(), client.settings.events_maxlen]
+
+    def build(pipe: Pipeline) -> None:
         for start in range(0, len(ids), chunk):
-            pipe.evalsha(sha, 0, time.time(), utcnow_text(), client.settings.events_maxlen, *ids[start : start + chunk])
-        for reply in pipe.execute():
-            out += [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
+            script.queue(pipe, [], [*head, *ids[start : start + chunk]])
+
+    out: list[str] = []
+    for reply in run_pipeline(client.redis, build):
+        out += [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
     return out
 
 
@@ -140,7 +142,7 @@ class GroupResult:
             KeyError: no group with that id is known (never applied, or expired).
         """
         result = cls(group_id, [], client)
-        ids = [i.decode() for i in result.client.redis.lrange(GROUP_KEY.format(group_id), 0, -1)]
+        ids = [i.decode() for i in result.client.redis.lrange(keys.GROUP.format(group_id), 0, -1)]
         if not ids:
             raise KeyError(f"no group {group_id!r}: it was never applied or has expired")
         result.results = [FlowResult(i, result.client) for i in ids]

@@ -5,18 +5,32 @@ second round trip on the hot path. Here the SHA is computed locally and calls ar
 ``EVALSHA``. When the server answers NOSCRIPT (after a restart or ``SCRIPT FLUSH``), only the calls
 that failed are loaded and run again: the rest of the pipeline has already taken effect and must
 not run twice (a claim sent twice would take jobs nobody runs).
+
+Every script is a file: one command per ``lua/<name>.lua``, shared pieces in ``lua/includes/``.
+A line ``--- @include "includes/settle"`` is replaced by that file (itself expanded), the first time
+it is named in a command; later lines naming it again are dropped, so a command is one chunk, in
+order, defining each piece once. ``--- @include "keys"`` is generated from tasks/core/keys.py.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
-__all__ = ["LuaScript", "run_pipeline"]
+from tasks.core.keys import lua_keys
+
+__all__ = ["LUA_DIR", "LuaScript", "expand", "load_command", "run_pipeline"]
+
+LUA_DIR = Path(__file__).with_name("lua")
+INCLUDE = re.compile(r'^--- @include "([\w./-]+)"\s*$')
+GENERATED = {"keys": lua_keys}  # includes built from Python, not read from a file
 
 _CALLS = "taskrail_script_calls"  # pipeline attribute: command index -> (script, keys, args)
 
@@ -63,3 +77,41 @@ def run_pipeline(conn: redis.Redis, build: Callable[[Pipeline], None]) -> list[A
         elif isinstance(result, Exception):
             raise result
     return results
+
+
+@functools.cache
+def load_command(name: str) -> LuaScript:
+    """The command ``lua/<name>.lua`` with its includes expanded, ready to call (built once per process).
+
+    Raises:
+        FileNotFoundError: no such command, or an include it names does not exist.
+    """
+    path = LUA_DIR / f"{name}.lua"
+    return LuaScript(expand(path.read_text(), path.name))
+
+
+def expand(source: str, origin: str = "<source>", seen: set[str] | None = None) -> str:
+    """``source`` with every include line replaced by the included text, each include once, in order.
+
+    Raises:
+        FileNotFoundError: an include names no file; the message gives the including file and line.
+    """
+    seen = set() if seen is None else seen
+    out: list[str] = []
+    for number, line in enumerate(source.splitlines(), 1):
+        match = INCLUDE.match(line)
+        if match is None:
+            out.append(line)
+            continue
+        name = match.group(1)
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in GENERATED:
+            out.append(GENERATED[name]().rstrip("\n"))
+            continue
+        path = LUA_DIR / f"{name}.lua"
+        if not path.is_file():
+            raise FileNotFoundError(f"{origin}:{number}: include {name!r} not found: no file {path}")
+        out.append(expand(path.read_text(), path.relative_to(LUA_DIR).as_posix(), seen).rstrip("\n"))
+    return "\n".join(out) + "\n"
