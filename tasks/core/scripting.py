@@ -90,17 +90,20 @@ def load_command(name: str) -> LuaScript:
     return LuaScript(expand(path.read_text(), path.name))
 
 
-def expand(source: str, origin: str = "<source>", seen: set[str] | None = None) -> str:
+def expand(source: str, origin: str = "<source>", seen: set[str] | None = None, root: Path = LUA_DIR) -> str:
     """``source`` with every include line replaced by the included text, each include once, in order.
 
     Raises:
         FileNotFoundError: an include names no file; the message gives the including file and line.
+        ValueError: a malformed include line (file and line in the message).
     """
     seen = set() if seen is None else seen
     out: list[str] = []
     for number, line in enumerate(source.splitlines(), 1):
         match = INCLUDE.match(line)
         if match is None:
+            if line.startswith("--- @include"):
+                raise ValueError(f'{origin}:{number}: malformed include, write --- @include "includes/<name>"')
             out.append(line)
             continue
         name = match.group(1)
@@ -110,8 +113,8 @@ def expand(source: str, origin: str = "<source>", seen: set[str] | None = None) 
         if name in GENERATED:
             out.append(GENERATED[name]().rstrip("\n"))
             continue
-        path = LUA_DIR / f"{name}.lua"
+        path = root / f"{name}.lua"
         if not path.is_file():
             raise FileNotFoundError(f"{origin}:{number}: include {name!r} not found: no file {path}")
-        out.append(expand(path.read_text(), path.relative_to(LUA_DIR).as_posix(), seen).rstrip("\n"))
+        out.append(expand(path.read_text(), path.relative_to(root).as_posix(), seen, root).rstrip("\n"))
     return "\n".join(out) + "\n"
