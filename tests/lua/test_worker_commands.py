@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from tests.lua.helpers import NOW, NOW_TEXT, events, job, run, text
@@ -97,6 +98,17 @@ def test_finish_ok_of_a_parent_releases_its_dependent(conn: redis.Redis) -> None
     _finish(conn, _record("parent", "ok"))
     assert text(conn.lrange("rq:queue:q", 0, -1)) == ["child"] and conn.hget("rq:job:child", "status") == b"queued"
     assert conn.zcard("rq:deferred:q") == 0
+
+
+def test_finish_refuses_a_bad_record_before_writing_anything(conn: redis.Redis) -> None:
+    job(conn, "j1")
+    conn.rpush("rq:queue:q", "j1")
+    _claim(conn)
+    with pytest.raises(redis.ResponseError, match="job j2: ttl, retry_at and ms must be numbers"):
+        _finish(conn, _record("j1", "ok"), [*_record("j2", "ok")[:4], "soon", *_record("j2", "ok")[5:]])
+    with pytest.raises(redis.ResponseError, match="records of 11 values"):
+        _finish(conn, _record("j1", "ok")[:-1])
+    assert conn.hget("rq:job:j1", "status") == b"started" and conn.hlen("taskrail:claims:w1") == 1
 
 
 def test_heartbeat_extends_held_jobs_and_returns_those_flagged_for_revoke(conn: redis.Redis) -> None:

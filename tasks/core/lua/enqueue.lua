@@ -9,13 +9,17 @@
 -- KEYS[8]  priority index (K.prio .. queue)
 -- ARGV     job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, then
 --          field, value, ... of the job hash
--- Reply    the job id, or the id of the live job holding the unique key
+-- Reply    the job id, or the id of the live job holding the unique key; an error (before any
+--          write) when run_at or the unique ttl is not a number
 -- Events   enqueued (none when a holder is returned)
 -- Keys     K.job (the holder's hash)
 --- @include "keys"
 --- @include "includes/queue_push"
 
 local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if not run_at or (KEYS[7] ~= '' and not tonumber(ARGV[4])) then  -- before the first write
+  return redis.error_reply('enqueue: run_at and unique ttl must be numbers')
+end
 if KEYS[7] ~= '' then
   local holder = redis.call('GET', KEYS[7])
   if holder then

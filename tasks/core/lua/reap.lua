@@ -3,7 +3,7 @@
 -- taskrail's set and in RQ's worker keys. Run by the leader only.
 -- KEYS[1]  the workers set (keys.WORKERS)
 -- ARGV     now, now_text, maxlen, minute, max_stalled, failure ttl
--- Reply    ids of the jobs recovered (requeued or failed)
+-- Reply    ids of the jobs recovered (requeued or failed), or an error (before any write) for a bad number
 -- Events   stalled (with the stall count) per job, then settle's requeue ('recovered') or failed
 -- Keys     K.heartbeat, K.claims, K.job, K.taskstats, K.events, K.rq_worker, K.rq_workers,
 --          K.rq_queue_workers, and those of includes/settle
@@ -12,6 +12,9 @@ local max_stalled, failure_ttl = tonumber(ARGV[5]), ARGV[6]
 local worker = ''  -- settle writes it into results and events: set to each dead worker in turn
 --- @include "includes/settle"
 
+if not (now and max_stalled and tonumber(failure_ttl)) then
+  return redis.error_reply('reap: now, max_stalled and failure ttl must be numbers')
+end
 local recovered = {}
 for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', K.heartbeat .. w) == 0 then
