@@ -58,7 +58,9 @@ class DeadLetters:
 
     def queues(self) -> list[str]:
         """Names of the queues that hold failed jobs."""
-        found = {key.decode().split(":", 2)[2] for key in self.redis.scan_iter(keys.FAILED.format("*"), count=500)}
+        found = {
+            keys.key_part(keys.FAILED, key.decode()) for key in self.redis.scan_iter(keys.FAILED.format("*"), count=500)
+        }
         return sorted(q for q in found if self.count(q))
 
     def count(self, queue: str | None = None) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "WAITERS",
     "WAKE",
     "WORKERS",
+    "key_part",
     "lua_keys",
     "queue_name",
 ]
@@ -118,7 +119,14 @@ _LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PR
 
 def queue_name(queue_key: str) -> str:
     """``rq:queue:email`` -> ``email``."""
-    return queue_key.removeprefix(QUEUE.format(""))
+    return key_part(QUEUE, queue_key)
+
+
+def key_part(template: str, key: str) -> str:
+    """What the placeholder of a one-part template stands for in ``key``: ``key_part(FAILED, "rq:failed:email")``
+    is ``email``."""
+    prefix, _, suffix = template.partition("{}")
+    return key.removeprefix(prefix).removesuffix(suffix)
 
 
 def lua_keys() -> str:

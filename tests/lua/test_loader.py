@@ -85,3 +85,9 @@ def test_no_key_literal_outside_keys_py() -> None:
                 if literal.search(code) and "taskrail:latest" not in code:  # an image name, not a key
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "key names belong in tasks/core/keys.py:\n" + "\n".join(offenders)
+
+
+def test_key_part_recovers_the_name_inside_a_key() -> None:
+    assert keys.key_part(keys.FAILED, "rq:failed:email") == "email"
+    assert keys.key_part(keys.DEPENDENTS, "rq:job:abc:dependents") == "abc"
+    assert keys.queue_name("rq:queue:a.b-c") == "a.b-c"

@@ -165,3 +165,10 @@ def test_promote_moves_due_scheduled_jobs_in_priority_order(conn: redis.Redis) -
     assert text(conn.zrange("rq:scheduled:q", 0, -1)) == ["late"]
     assert conn.hget("rq:job:due", "status") == b"queued" and conn.smembers("rq:queues") == {b"rq:queue:q"}
     assert conn.llen("taskrail:wake:q") >= 1
+
+
+def test_a_finish_record_has_the_length_the_script_steps_by() -> None:
+    from tasks.core.keys import RECORD_FIELDS
+    from workers.runner import ClaimedJob, Outcome
+
+    assert len(Outcome(ClaimedJob.orphan("j1", "q"), "requeue", exc_type="requeued").record()) == RECORD_FIELDS
