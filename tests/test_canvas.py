@@ -212,9 +212,8 @@ def test_a_second_settle_of_one_job_does_not_release_its_dependent_twice(setting
     first = callback.parent.ids[0]
     conn.hset(f"rq:job:{first}", "status", "finished")
     settle = expand(
-        "local worker, maxlen = 'w', 100\n"
         '--- @include "includes/release_dependents"\n'
-        "release_dependents(ARGV[1], 'ok', tonumber(ARGV[2]), ARGV[3])"
+        "release_dependents({worker = 'w', maxlen = 100, now = tonumber(ARGV[2]), now_text = ARGV[3]}, ARGV[1], 'ok')"
     )
     for _ in range(2):  # e.g. a worker presumed dead settles a job its replacement already settled
         conn.eval(settle, 0, first, time.time(), "2026-01-01T00:00:00.000000Z")

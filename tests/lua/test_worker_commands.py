@@ -51,6 +51,17 @@ def test_claim_skips_paused_queues_and_drops_canceled_jobs(conn: redis.Redis) ->
     assert conn.llen("rq:queue:q") == 0 and text(conn.lrange("rq:queue:p", 0, -1)) == ["p1"]
 
 
+def test_claim_sets_a_rate_limited_job_aside_in_its_place_and_says_how_long_to_wait(conn: redis.Redis) -> None:
+    for job_id in ("r1", "r2"):
+        job(conn, job_id, tr_rate="1/60")
+    conn.rpush("rq:queue:q", "r1", "r2")
+    first = _claim(conn)
+    assert [row[0] for row in first[:-1]] == [b"r1"] and conn.zcard("taskrail:rl:t:t") == 1
+    second = _claim(conn)
+    assert second[:-1] == [] and 59_000 < second[-1] <= 60_000
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["r2"] and conn.hget("rq:job:r2", "status") == b"queued"
+
+
 def test_finish_ok_writes_the_result_registry_stats_and_event(conn: redis.Redis) -> None:
     job(conn, "j1")
     conn.rpush("rq:queue:q", "j1")

@@ -17,11 +17,11 @@
 --          K.rate_task, K.concurrency
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
-local t = redis.call('TIME')
-local snow = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local room, waits = {}, {}
 --- @include "keys"
 --- @include "includes/limits"
+
+local t = redis.call('TIME')
+local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits = {}}
 
 local MAX_SET_ASIDE = 100  -- limited jobs looked past per queue and claim; beyond, wait for the next claim
 local out, wait, stop = {}, 0, false
@@ -31,8 +31,8 @@ local function note_wait(w) if w and w > 0 and (wait == 0 or w < wait) then wait
 -- per-worker limit: claim no more than its window has room for
 local wkey, wlimit, wperiod = K.rate_worker .. worker, tonumber(ARGV[8]), tonumber(ARGV[9])
 if wlimit > 0 then
-  count = math.min(count, window_room(wkey, wlimit, wperiod))
-  if count <= 0 then return {math.ceil(waits[wkey] * 1000)} end
+  count = math.min(count, window_room(lim, wkey, wlimit, wperiod))
+  if count <= 0 then return {math.ceil(lim.waits[wkey] * 1000)} end
 end
 
 local queues = {}
@@ -54,15 +54,15 @@ local function try_limits(entry, id, jkey, task, rate, lkey, conc, member)
     local n, p = string.match(rate, '^(%d+)/([%d.e+-]+)$')
     if n then tkey, tn, tp = K.rate_task .. suffix, tonumber(n), tonumber(p) end
   end
-  if tkey and window_room(tkey, tn, tp) <= 0 then return waits[tkey] end
+  if tkey and window_room(lim, tkey, tn, tp) <= 0 then return lim.waits[tkey] end
   local ckey
   if conc and conc ~= '' then
     ckey = K.concurrency .. suffix
-    if slot_room(ckey, tonumber(conc)) <= 0 then return -1 end
+    if slot_room(lim, ckey, tonumber(conc)) <= 0 then return -1 end
   end
-  if entry.limit > 0 then window_take(K.rate_queue .. entry.name, entry.period, member) end
-  if tkey then window_take(tkey, tp, member) end
-  if ckey then slot_take(ckey, id, jkey) end
+  if entry.limit > 0 then window_take(lim, K.rate_queue .. entry.name, entry.period, member) end
+  if tkey then window_take(lim, tkey, tp, member) end
+  if ckey then slot_take(lim, ckey, id, jkey) end
   return 0
 end
 
@@ -72,7 +72,7 @@ local function claim(entry, id, jkey, f, attempts)
     'last_heartbeat', now_text, 'tr_attempts', attempts)
   redis.call('ZADD', K.wip .. q, score, id .. ':' .. worker)
   redis.call('HSET', KEYS[1], id, q)
-  if wlimit > 0 then window_take(wkey, wperiod, id .. ':' .. attempts) end
+  if wlimit > 0 then window_take(lim, wkey, wperiod, id .. ':' .. attempts) end
   local task = f[8] or ''
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
     'task', task, 'worker', worker)
@@ -84,8 +84,8 @@ local function take_one(entry)
   local q = entry.name
   local qkey, pkey = K.queue .. q, K.prio .. q
   if indexed[q] == nil then indexed[q] = redis.call('EXISTS', pkey) == 1 end
-  if entry.limit > 0 and window_room(K.rate_queue .. q, entry.limit, entry.period) <= 0 then
-    if redis.call('LLEN', qkey) > 0 then limited[q] = true; note_wait(waits[K.rate_queue .. q]) end
+  if entry.limit > 0 and window_room(lim, K.rate_queue .. q, entry.limit, entry.period) <= 0 then
+    if redis.call('LLEN', qkey) > 0 then limited[q] = true; note_wait(lim.waits[K.rate_queue .. q]) end
     return false
   end
   local aside = set_aside[q]
@@ -121,7 +121,7 @@ local function take_one(entry)
       aside[#aside + 1] = id
       limited[q] = true
       note_wait(w)
-      if entry.limit > 0 and room[K.rate_queue .. q] == 0 then return false end
+      if entry.limit > 0 and lim.room[K.rate_queue .. q] == 0 then return false end
     elseif indexed[q] then
       redis.call('ZREM', pkey, id)
     end

@@ -6,11 +6,12 @@
 -- Events   one per job from settle (completed, failed, retried, requeued, revoked, ...), and from
 --          release_dependents for dependents released or stopped.
 -- Keys     those of includes/settle.
-local worker, now, now_text, maxlen, minute = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+--- @include "keys"
 --- @include "includes/settle"
 
+local ctx = {worker = ARGV[1], now = tonumber(ARGV[2]), now_text = ARGV[3], maxlen = ARGV[4], minute = ARGV[5]}
 -- Check every record before the first write: an error after one would leave the batch half settled.
-if not now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
+if not ctx.now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
   return redis.error_reply('finish: expected worker, now, now_text, maxlen, minute and records of ' .. RECORD_FIELDS .. ' values')
 end
 for i = 6, #ARGV, RECORD_FIELDS do
@@ -20,7 +21,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
 end
 
 for i = 6, #ARGV, RECORD_FIELDS do
-  settle(ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10])
+  settle(ctx, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10])
   redis.call('HDEL', KEYS[1], ARGV[i])
 end
 return 1

@@ -6,11 +6,12 @@
 -- Events   revoked, per canceled job, and release_dependents' for what waited on it
 -- Keys     K.job, K.scheduled, K.deferred, K.queue, K.canceled, K.revoke, and those of
 --          includes/release_dependents
-local now, now_text, maxlen = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local worker = ''  -- no worker settles here: results and events name none
 --- @include "keys"
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
+
+local now, now_text = tonumber(ARGV[1]), ARGV[2]
+local ctx = {worker = '', now = now, now_text = now_text, maxlen = ARGV[3]}  -- no worker: results and events name none
 
 local out = {}
 for i = 4, #ARGV do
@@ -27,8 +28,8 @@ for i = 4, #ARGV do
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
     notify_waiters(id)
-    flow_event(q, 'revoked', id, f[4] or '', '')
-    release_dependents(id, 'revoked', now, now_text)
+    flow_event(ctx, q, 'revoked', id, f[4] or '', '')
+    release_dependents(ctx, id, 'revoked')
     out[#out + 1] = 'canceled'
   elseif f[1] == 'started' then
     redis.call('SET', K.revoke .. id, '1', 'EX', 3600)

@@ -7,30 +7,30 @@
 -- Events   stalled (with the stall count) per job, then settle's requeue ('recovered') or failed
 -- Keys     K.heartbeat, K.claims, K.job, K.taskstats, K.events, K.rq_worker, K.rq_workers,
 --          K.rq_queue_workers, and those of includes/settle
-local now, now_text, maxlen, minute = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-local max_stalled, failure_ttl = tonumber(ARGV[5]), ARGV[6]
-local worker = ''  -- settle writes it into results and events: set to each dead worker in turn
+--- @include "keys"
 --- @include "includes/settle"
 
-if not (now and max_stalled and tonumber(failure_ttl)) then
+local ctx = {worker = '', now = tonumber(ARGV[1]), now_text = ARGV[2], maxlen = ARGV[3], minute = ARGV[4]}
+local max_stalled, failure_ttl = tonumber(ARGV[5]), ARGV[6]
+if not (ctx.now and max_stalled and tonumber(failure_ttl)) then
   return redis.error_reply('reap: now, max_stalled and failure ttl must be numbers')
 end
 local recovered = {}
 for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', K.heartbeat .. w) == 0 then
-    worker = w
+    ctx.worker = w  -- settle writes it into results and events
     local held = redis.call('HGETALL', K.claims .. w)
     for i = 1, #held, 2 do
       local id, q = held[i], held[i + 1]
       local task = redis.call('HGET', K.job .. id, 'tr_task') or ''
       local stalls = redis.call('HINCRBY', K.job .. id, 'tr_stalls', 1)
       redis.call('HINCRBY', K.taskstats .. task, 'stalled', 1)
-      redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'stalled', 'job', id, 'task', task, 'worker', w, 'stalls', stalls)
+      redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', 'stalled', 'job', id, 'task', task, 'worker', w, 'stalls', stalls)
       if stalls > max_stalled then
         local msg = 'job stalled ' .. stalls .. ' times (its worker died while running it); max_stalled is ' .. max_stalled
-        settle(id, q, 'fail', '', failure_ttl, 0, 'JobStalled', msg, 0, task, '')
+        settle(ctx, id, q, 'fail', '', failure_ttl, 0, 'JobStalled', msg, 0, task, '')
       else
-        settle(id, q, 'requeue', '', 0, 0, 'recovered', '', 0, task, '')
+        settle(ctx, id, q, 'requeue', '', 0, 0, 'recovered', '', 0, task, '')
       end
       recovered[#recovered + 1] = id
     end

@@ -1,13 +1,13 @@
--- release_dependents(id, kind, now, now_text): called once job id ended for good (kind ok | fail |
+-- release_dependents(ctx, id, kind): called once job id ended for good (kind ok | fail |
 -- revoked). Each dependent counts its unfinished parents in tr_pending; this decrements it and
 -- queues (or schedules) the dependent once it reaches 0. A dependent that can no longer run (a
 -- parent failed under policy 'fail', or was revoked) fails or is canceled with the parent's error,
 -- and the cascade goes on through a worklist, without recursion, inside the caller's atomic script.
 -- The last member of a flow to end gives every member its own result TTL back (flow_unkeep).
--- Also defines flow_event(q, ev, id, task, err), an event in the queue's stream.
+-- Also defines flow_event(ctx, q, ev, id, task, err), an event in the queue's stream.
 --
--- Locals the including command declares before the include line: worker (name written into
--- results and events; '' for a producer) and maxlen (events stream bound).
+-- ctx is the caller's table of {worker = name written into results and events ('' for a producer),
+-- now = unix time (number), now_text = RQ's timestamp text, maxlen = events stream bound}.
 -- Keys: K.job, K.dependents, K.dependencies, K.results, K.finished, K.failed, K.canceled,
 -- K.scheduled, K.deferred, K.queues, K.queue, K.events, K.flow, K.flow_members (and through
 -- includes K.prio, K.wake, K.waiters, K.done).
@@ -16,9 +16,9 @@
 --- @include "includes/queue_push"
 --- @include "includes/notify_waiters"
 
-local function flow_event(q, ev, id, task, err)
-  redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', ev, 'job', id, 'task', task,
-    'worker', worker, 'ms', 0, 'error', err)
+local function flow_event(ctx, q, ev, id, task, err)
+  redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
+    'worker', ctx.worker, 'ms', 0, 'error', err)
 end
 
 -- Nobody will read this finished job's result any more: give it back its own result TTL.
@@ -54,7 +54,8 @@ local function flow_member_done(id, now)
 end
 
 -- All parents are done: move the dependent from the deferred registry to its queue (or schedule).
-local function flow_release(d, q, now, now_text)
+local function flow_release(ctx, d, q)
+  local now, now_text = ctx.now, ctx.now_text
   local djkey = K.job .. d
   redis.call('ZREM', K.deferred .. q, d)
   redis.call('SADD', K.queues, K.queue .. q)
@@ -65,12 +66,13 @@ local function flow_release(d, q, now, now_text)
   else
     make_ready(q, d, now_text)
   end
-  flow_event(q, 'enqueued', d, redis.call('HGET', djkey, 'tr_task') or '', '')
+  flow_event(ctx, q, 'enqueued', d, redis.call('HGET', djkey, 'tr_task') or '', '')
 end
 
 -- A parent failed (policy 'fail') or was revoked: the dependent will never run. It fails with the
 -- parent's error and traceback, or is canceled with it.
-local function flow_stop(d, cause, ckind, now, now_text)
+local function flow_stop(ctx, d, cause, ckind)
+  local now, now_text = ctx.now, ctx.now_text
   local djkey = K.job .. d
   local f = redis.call('HMGET', djkey, 'origin', 'failure_ttl', 'tr_task')
   local q, ttl, task = f[1] or 'default', tonumber(f[2]) or 604800, f[3] or ''
@@ -91,23 +93,23 @@ local function flow_stop(d, cause, ckind, now, now_text)
       local kv = last[1][2]
       for j = 1, #kv, 2 do if kv[j] == 'exc_string' then exc = kv[j + 1] end end
     end
-    redis.call('XADD', K.results .. d, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', worker, 'exc_string', exc)
+    redis.call('XADD', K.results .. d, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', ctx.worker, 'exc_string', exc)
     redis.call('EXPIRE', K.results .. d, ttl)
     redis.call('ZADD', K.failed .. q, now + ttl, d)
     ev = 'failed'
   end
   redis.call('EXPIRE', djkey, ttl)
   notify_waiters(d)
-  flow_event(q, ev, d, task, etype)
+  flow_event(ctx, q, ev, d, task, etype)
 end
 
-local function release_dependents(id, kind, now, now_text)
+local function release_dependents(ctx, id, kind)
   local work, kinds, i = {id}, {kind}, 1
   while i <= #work do
     local cur, ckind = work[i], kinds[i]
     i = i + 1
     local jkey = K.job .. cur
-    flow_member_done(cur, now)
+    flow_member_done(cur, ctx.now)
     redis.call('DEL', K.dependencies(cur))
     local dkey = K.dependents(cur)
     local deps = redis.call('SMEMBERS', dkey)
@@ -122,12 +124,12 @@ local function release_dependents(id, kind, now, now_text)
           kinds[#kinds + 1] = 'revoked'
         elseif f[1] == 'deferred' then
           if ckind ~= 'ok' and (f[2] or 'fail') == 'fail' then
-            flow_stop(d, cur, ckind, now, now_text)
+            flow_stop(ctx, d, cur, ckind)
             work[#work + 1] = d
             kinds[#kinds + 1] = ckind == 'revoked' and 'revoked' or 'fail'
           else
             if redis.call('HINCRBY', K.job .. d, 'tr_pending', -1) <= 0 then
-              flow_release(d, f[3] or 'default', now, now_text)
+              flow_release(ctx, d, f[3] or 'default')
             end
           end
         end

@@ -1,4 +1,4 @@
--- settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket): record
+-- settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket): record
 -- how one claimed job ended, as RQ records it (job hash status and times, the results stream, the
 -- finished/failed/scheduled/canceled registries), plus taskrail's statistics and event. Drops the
 -- job from the started registry and gives back its concurrency slot first; a job whose hash is gone
@@ -14,8 +14,8 @@
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
 -- dependents (release_dependents).
 --
--- Locals the including command declares before the include line: worker, now (number), now_text,
--- maxlen, minute (the statistics minute, now // 60).
+-- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
+-- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
 -- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | retried | requeued (or exc_type) | revoked, with job, task, worker,
@@ -26,14 +26,15 @@
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
 
-local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
+local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
+  local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
   local jkey = K.job .. id
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
   release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
   local ev = kind
   ttl = tonumber(ttl)
-  local stats = K.stats(q, minute)
+  local stats = K.stats(q, ctx.minute)
   local tstats = K.taskstats .. task
   if kind == 'ok' then
     redis.call('HSET', jkey, 'status', 'finished', 'ended_at', now_text)
@@ -105,8 +106,8 @@ local function settle(id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, du
       redis.call('DEL', ukey)
     end
     notify_waiters(id)
-    release_dependents(id, kind, now, now_text)
+    release_dependents(ctx, id, kind)
   end
-  redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', ev, 'job', id, 'task', task,
+  redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
 end
