@@ -7,6 +7,8 @@ include ``keys`` (``lua_keys()``): a table ``K`` of prefixes, so a script builds
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 __all__ = [
     "CANCELED",
     "CLAIMS",
@@ -129,15 +131,23 @@ def key_part(template: str, key: str) -> str:
     return key.removeprefix(prefix).removesuffix(suffix)
 
 
-def lua_keys() -> str:
-    """The generated include ``keys``: ``K`` and the shared constants, as Lua.
+def lua_keys(used: Collection[str] | None = None) -> str:
+    """The generated include ``keys``: ``K`` (only the ``used`` names, or all) and the shared constants, as Lua.
 
     A key named ``prefix{}`` becomes its prefix (``K.job .. id``); a constant key its whole name
     (``K.queues``); a key with its part inside (``rq:job:{}:dependents``) a function of its parts
     (``K.dependents(id)``).
+
+    Raises:
+        KeyError: ``used`` names a key scripts do not know.
     """
+    unknown = set(used or ()) - set(_LUA_KEYS)
+    if unknown:
+        raise KeyError(f"scripts name unknown keys {sorted(unknown)}: add them to _LUA_KEYS in tasks/core/keys.py")
     lines = ["-- Generated from tasks/core/keys.py by the loader: key names and shared constants.", "local K = {"]
     for name, template in _LUA_KEYS.items():
+        if used is not None and name not in used:
+            continue
         parts = template.split("{}")
         if len(parts) == 1 or (len(parts) == 2 and parts[1] == ""):
             lines.append(f"  {name} = {_lua_string(parts[0])},")

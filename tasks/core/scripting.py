@@ -9,7 +9,8 @@ not run twice (a claim sent twice would take jobs nobody runs).
 Every script is a file: one command per ``lua/<name>.lua``, shared pieces in ``lua/includes/``.
 A line ``--- @include "includes/settle"`` is replaced by that file (itself expanded), the first time
 it is named in a command; later lines naming it again are dropped, so a command is one chunk, in
-order, defining each piece once. ``--- @include "keys"`` is generated from tasks/core/keys.py.
+order, defining each piece once. ``--- @include "keys"`` is generated from tasks/core/keys.py, with only the names the command uses
+(the table is built on every call, so a command does not pay for the keys it never names).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ __all__ = ["LUA_DIR", "LuaScript", "expand", "load_command", "run_pipeline"]
 
 LUA_DIR = Path(__file__).with_name("lua")
 INCLUDE = re.compile(r'^--- @include "([\w./-]+)"\s*$')
-GENERATED = {"keys": lua_keys}  # includes built from Python, not read from a file
+GENERATED: dict[str, Callable[[set[str]], str]] = {"keys": lua_keys}  # built from Python, not read from a file
+_USED = re.compile(r"\bK\.(\w+)")
+_SLOT = "\0generated:{}\0"
 
 _CALLS = "taskrail_script_calls"  # pipeline attribute: command index -> (script, keys, args)
 
@@ -90,14 +93,21 @@ def load_command(name: str) -> LuaScript:
     return LuaScript(expand(path.read_text(), path.name))
 
 
-def expand(source: str, origin: str = "<source>", seen: set[str] | None = None, root: Path = LUA_DIR) -> str:
+def expand(source: str, origin: str = "<source>", root: Path = LUA_DIR) -> str:
     """``source`` with every include line replaced by the included text, each include once, in order.
 
     Raises:
         FileNotFoundError: an include names no file; the message gives the including file and line.
         ValueError: a malformed include line (file and line in the message).
     """
-    seen = set() if seen is None else seen
+    text = _expand(source, origin, set(), root)
+    used = {name for line in text.splitlines() for name in _USED.findall(line.split("--", 1)[0])}  # code, not comments
+    for name, render in GENERATED.items():
+        text = text.replace(_SLOT.format(name), render(used).rstrip("\n"))
+    return text
+
+
+def _expand(source: str, origin: str, seen: set[str], root: Path) -> str:
     out: list[str] = []
     for number, line in enumerate(source.splitlines(), 1):
         match = INCLUDE.match(line)
@@ -111,10 +121,10 @@ def expand(source: str, origin: str = "<source>", seen: set[str] | None = None, 
             continue
         seen.add(name)
         if name in GENERATED:
-            out.append(GENERATED[name]().rstrip("\n"))
+            out.append(_SLOT.format(name))  # rendered once the whole command is known
             continue
         path = root / f"{name}.lua"
         if not path.is_file():
             raise FileNotFoundError(f"{origin}:{number}: include {name!r} not found: no file {path}")
-        out.append(expand(path.read_text(), path.relative_to(root).as_posix(), seen, root).rstrip("\n"))
+        out.append(_expand(path.read_text(), path.relative_to(root).as_posix(), seen, root).rstrip("\n"))
     return "\n".join(out) + "\n"

@@ -91,3 +91,13 @@ def test_key_part_recovers_the_name_inside_a_key() -> None:
     assert keys.key_part(keys.FAILED, "rq:failed:email") == "email"
     assert keys.key_part(keys.DEPENDENTS, "rq:job:abc:dependents") == "abc"
     assert keys.queue_name("rq:queue:a.b-c") == "a.b-c"
+
+
+def test_the_keys_include_holds_only_the_names_the_command_uses() -> None:
+    text = expand('--- @include "keys"\n-- K.queues in a comment does not count\nreturn K.job\n')
+    assert "  job = 'rq:job:'," in text and "queues =" not in text
+
+
+def test_a_key_name_keys_py_does_not_know_is_an_error() -> None:
+    with pytest.raises(KeyError, match="unknown keys \\['nope'\\]"):
+        expand('--- @include "keys"\nreturn K.nope\n')
