@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,13 @@ class LuaScript:
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        self._loaded = False
+        self._loaded_on: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
 
     def ensure_loaded(self, conn: redis.Redis) -> None:
-        """Load it on the server once per process, for pipelines whose sender cannot retry them."""
-        if not self._loaded:
+        """Load it once per connection, for pipelines whose sender cannot retry them (a transaction)."""
+        if conn not in self._loaded_on:
             conn.script_load(self.source)
-            self._loaded = True
+            self._loaded_on.add(conn)
 
     def queue(self, pipe: Pipeline, keys: Sequence[Any], args: Sequence[Any]) -> None:
         """Add a call to ``pipe``; ``run_pipeline`` can run it again alone if the server lacked it."""
