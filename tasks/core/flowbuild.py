@@ -1,8 +1,9 @@
 """Turn a canvas into RQ jobs and write them in a few pipelined round trips.
 
 A ``Plan`` collects every job of a flow (encoded, nothing written) with its parents; ``write`` sends
-them with the flow_enqueue command (tasks/core/lua/flow_enqueue.lua), whole chunks of jobs per call: waiting jobs first, then the jobs
-that can run at once, so no parent can finish before its dependents are there to count it.
+them with the flow_enqueue command (tasks/core/lua/flow_enqueue.lua), whole chunks of jobs per call:
+waiting jobs first, then the jobs that can run at once, so no parent can finish before its
+dependents are there to count it.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class Plan:
         return spec, countdown
 
     def _keep(self, fields: dict[str, str | int]) -> None:
-        """Keep this member's result until the whole flow ended, then its own TTL (see includes/release_dependents.lua)."""
+        """Keep this member's result until the whole flow ended, then its own TTL (see release_dependents.lua)."""
         fields["tr_keep_s"] = fields["result_ttl"]
         fields["result_ttl"] = -1
         fields["tr_flow_id"] = self.flow_id

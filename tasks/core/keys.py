@@ -153,10 +153,10 @@ def lua_keys(used: Collection[str] | None = None) -> str:
             lines.append(f"  {name} = {_lua_string(parts[0])},")
         else:
             params = [f"p{i}" for i in range(1, len(parts))]
-            body = " .. ".join(
-                piece for i, part in enumerate(parts) for piece in (_lua_string(part), params[i] if i < len(params) else "")
-                if piece and piece != "''"
-            )  # fmt: skip
+            pieces = [_lua_string(parts[0])]
+            for param, part in zip(params, parts[1:], strict=True):
+                pieces += [param, _lua_string(part)]
+            body = " .. ".join(piece for piece in pieces if piece != "''")
             lines.append(f"  {name} = function({', '.join(params)}) return {body} end,")
     lines.append("}")
     lines += [f"local {name} = {value}" for name, value in _LUA_CONSTANTS.items()]

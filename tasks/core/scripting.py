@@ -9,8 +9,9 @@ not run twice (a claim sent twice would take jobs nobody runs).
 Every script is a file: one command per ``lua/<name>.lua``, shared pieces in ``lua/includes/``.
 A line ``--- @include "includes/settle"`` is replaced by that file (itself expanded), the first time
 it is named in a command; later lines naming it again are dropped, so a command is one chunk, in
-order, defining each piece once. ``--- @include "keys"`` is generated from tasks/core/keys.py, with only the names the command uses
-(the table is built on every call, so a command does not pay for the keys it never names).
+order, defining each piece once. ``--- @include "keys"`` is generated from tasks/core/keys.py, with
+only the names the command uses (the table is built on every call: a command does not pay for keys
+it never names).
 """
 
 from __future__ import annotations

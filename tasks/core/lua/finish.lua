@@ -12,7 +12,8 @@
 local ctx = {worker = ARGV[1], now = tonumber(ARGV[2]), now_text = ARGV[3], maxlen = ARGV[4], minute = ARGV[5]}
 -- Check every record before the first write: an error after one would leave the batch half settled.
 if not ctx.now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
-  return redis.error_reply('finish: expected worker, now, now_text, maxlen, minute and records of ' .. RECORD_FIELDS .. ' values')
+  return redis.error_reply('finish: expected worker, now, now_text, maxlen, minute and records of '
+    .. RECORD_FIELDS .. ' values')
 end
 for i = 6, #ARGV, RECORD_FIELDS do
   if not (tonumber(ARGV[i+4]) and tonumber(ARGV[i+5]) and tonumber(ARGV[i+8])) then
