@@ -12,6 +12,7 @@ from typing import Any
 from config.scaling import Profile
 from deploy.output import header, to_yaml
 from deploy.workload import PRESTOP_S, Workload
+from tasks.core import keys
 
 __all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "SECRET", "kubernetes_files"]
 
@@ -188,7 +189,7 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
             "triggers": [
                 {
                     "type": "redis",
-                    "metadata": {"listName": f"rq:queue:{spec.queue}", "listLength": str(backlog)},
+                    "metadata": {"listName": keys.QUEUE.format(spec.queue), "listLength": str(backlog)},
                     "authenticationRef": {"name": NAME},
                 }
             ],

@@ -206,15 +206,14 @@ def test_countdown_on_a_later_step_applies_when_it_is_released(worker) -> None:
 
 
 def test_a_second_settle_of_one_job_does_not_release_its_dependent_twice(settings, conn: redis.Redis) -> None:
-    from workers.flows import FLOW_LUA
+    from tasks.core.scripting import expand
 
     callback = chord([t.ident.s(1), t.ident.s(2)], t.total.s()).apply_async()
     first = callback.parent.ids[0]
     conn.hset(f"rq:job:{first}", "status", "finished")
-    settle = (
-        "local worker, maxlen = 'w', 100\n"
-        + FLOW_LUA
-        + "\nrelease_dependents(ARGV[1], 'ok', tonumber(ARGV[2]), ARGV[3])"
+    settle = expand(
+        '--- @include "includes/release_dependents"\n'
+        "release_dependents({worker = 'w', maxlen = 100, now = tonumber(ARGV[2]), now_text = ARGV[3]}, ARGV[1], 'ok')"
     )
     for _ in range(2):  # e.g. a worker presumed dead settles a job its replacement already settled
         conn.eval(settle, 0, first, time.time(), "2026-01-01T00:00:00.000000Z")

@@ -37,7 +37,7 @@ REGISTRIES = {
     "started": keys.STARTED,
     "failed": keys.FAILED,
     "finished": keys.FINISHED,
-    "deferred": "rq:deferred:{}",
+    "deferred": keys.DEFERRED,
     "canceled": keys.CANCELED,
 }
 # Registries whose score is an expiry time: entries past it belong to jobs that are gone.
@@ -82,7 +82,7 @@ def live_workers(conn: redis.Redis) -> list[WorkerInfo]:
     with conn.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.exists(keys.HEARTBEAT.format(name))
-            pipe.hget(f"rq:worker:{name}", "queues")
+            pipe.hget(keys.RQ_WORKER.format(name), "queues")
             pipe.hlen(keys.CLAIMS.format(name))
         replies = pipe.execute()
     found = []

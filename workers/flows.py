@@ -1,8 +1,8 @@
-"""Canvas support on the worker side: releasing dependent jobs and feeding them their parents' results.
+"""Canvas support on the worker side: feeding flow members their parents' results.
 
-``FLOW_LUA`` defines ``release_dependents(id, kind, now, now_text)``, called by the settle step of
-every finished, failed or revoked job (the script lives in tasks/core/flowscripts.py, which producers
-also use to revoke flows); ``resolve_arguments`` runs before a flow member's task is called.
+Dependents are released by ``release_dependents`` (tasks/core/lua/includes/release_dependents.lua),
+run by the settle step of every finished, failed or revoked job; ``resolve_arguments`` runs before a
+flow member's task is called.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ import redis
 
 from config.errors import TaskError, TaskFailed
 from tasks.core import keys
-from tasks.core.flowscripts import RELEASE_LUA
 from tasks.core.groups import MemberOutcome, read_outcomes
 from tasks.core.protocol import decode_data
 
-__all__ = ["FLOW_LUA", "resolve_arguments"]
-
-FLOW_LUA = RELEASE_LUA
+__all__ = ["resolve_arguments"]
 
 
 def resolve_arguments(

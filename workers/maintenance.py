@@ -9,41 +9,69 @@ import os
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import redis
 
 from config.errors import TaskTimeout
+from config.settings import Settings
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
-from workers.lua import PROMOTE, REAP
+from tasks.core.scripting import load_command
+from workers.interrupts import Interrupter, Slot
 from workers.periodic import PeriodicScheduler
 from workers.sentry import capture_stalled
 
-if TYPE_CHECKING:
-    from workers.worker import Worker
-
-__all__ = ["LEADER_KEY", "Maintenance"]
+__all__ = ["LEADER_KEY", "MaintainedWorker", "Maintenance"]
 
 log = logging.getLogger("taskrail.maintenance")
 
-LEADER_KEY = "taskrail:leader"
+LEADER_KEY = keys.LEADER
 TICK_S = 0.1
 RQ_HEARTBEAT_S = 15.0
 ORPHAN_SWEEP_S = 5.0
 
 
+class MaintainedWorker(Protocol):
+    """What maintenance needs of its worker (workers/worker.py's ``Worker``)."""
+
+    shutdown_deadline: float | None  # monotonic; maintenance clears it once it has acted on it
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def connection(self) -> redis.Redis: ...
+    @property
+    def slots(self) -> list[Slot]: ...
+    @property
+    def interrupter(self) -> Interrupter: ...
+    @property
+    def stopping(self) -> bool: ...
+
+    def heartbeat(self) -> None:
+        """RQ's own worker heartbeat."""
+
+    def interrupt_all(self) -> None: ...
+    def revoke_running(self, job_ids: set[str]) -> None: ...
+    def held_ids(self) -> set[str]: ...
+    def release_orphans(self, orphans: dict[str, str]) -> None: ...
+    def recycle(self, reason: str) -> None: ...
+
+
 class Maintenance(threading.Thread):
     """Runs beside the job loop; never touches a job's code except to stop it."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: MaintainedWorker) -> None:
         super().__init__(name="taskrail-maintenance", daemon=True)
         self.worker = worker
         self.settings = worker.settings
         self.conn = worker.connection
         self._done = threading.Event()
-        self._promote = self.conn.register_script(PROMOTE)
-        self._reap = self.conn.register_script(REAP)
+        self._heartbeat = load_command("heartbeat")  # tasks/core/lua/heartbeat.lua
+        self._promote = load_command("promote")
+        self._reap = load_command("reap")
         self.periodic = PeriodicScheduler(self.conn, self.settings)  # validates config/periodic.yaml now
         self.is_leader = False
         self._next_beat = 0.0
@@ -106,7 +134,7 @@ class Maintenance(threading.Thread):
         name = self.worker.name
         ttl_ms = int(s.heartbeat_ttl_s * 1000)
         score = time.time() + max(60, s.heartbeat_ttl_s * 10)
-        revoked = self.worker.heartbeat_script(
+        revoked = self._heartbeat(
             self.conn, [keys.HEARTBEAT.format(name), keys.CLAIMS.format(name), keys.WORKERS], [name, ttl_ms, score]
         )
         if revoked:
@@ -130,15 +158,15 @@ class Maintenance(threading.Thread):
         queues = [keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES)]
         if queues:
             now = time.time()
-            self._promote(keys=queues, args=[now, _now_text(now), 1000], client=self.conn)
+            self._promote(self.conn, queues, [now, _now_text(now), 1000])
 
     def _recover(self) -> None:
         now = time.time()
         s = self.settings
         recovered = self._reap(
-            keys=[keys.WORKERS],
-            args=[now, _now_text(now), s.events_maxlen, int(now // 60), s.max_stalled, s.failure_ttl_s],
-            client=self.conn,
+            self.conn,
+            [keys.WORKERS],
+            [now, _now_text(now), s.events_maxlen, int(now // 60), s.max_stalled, s.failure_ttl_s],
         )
         if recovered:
             ids = [r.decode() for r in recovered]

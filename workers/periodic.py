@@ -27,7 +27,7 @@ from croniter import croniter
 
 from config.errors import ConfigError, TaskrailError
 from config.settings import Settings
-from tasks.core import validate
+from tasks.core import keys, validate
 from tasks.core.client import Client
 from tasks.core.protocol import JobSpec, encode_job
 from tasks.core.registry import lookup
@@ -36,7 +36,7 @@ __all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "load_periodic"
 
 log = logging.getLogger("taskrail.periodic")
 
-PERIODIC_KEY = "taskrail:periodic"
+PERIODIC_KEY = keys.PERIODIC
 ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone")
 NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 MIN_EVERY_S = 0.5

@@ -1,12 +1,13 @@
-"""Global rate limits and concurrency caps, enforced inside the CLAIM script on the server's clock.
+"""Global rate limits and concurrency caps, enforced inside the claim command on the server's clock.
 
 Rate limits are exact sliding windows: a sorted set per limited thing (task, task and key, queue,
 worker) holds one member per start in the last period, scored by the server's time. A job may
 start when every window it belongs to has room. Concurrency caps are sorted sets of the job ids
-holding a slot; the settle step of the worker's FINISH (and the leader's REAP, for dead workers)
+holding a slot; the settle step of the worker's finish (and the leader's reap, for dead workers)
 releases the slot, so a crashed worker never holds one for longer than its heartbeat lives.
 
-Key names:
+The script side is tasks/core/lua/includes/limits.lua (used by claim.lua) and
+includes/release_slot.lua. Key names (tasks/core/keys.py):
 
 - ``taskrail:rl:t:<task>[:<key>]``   starts of a task (per limit key) in its window
 - ``taskrail:rl:q:<queue>``          starts from a queue (profile ``rate_limit``)
@@ -23,70 +24,7 @@ from config.errors import ConfigError
 from config.settings import Settings
 from tasks.core.options import RateLimit, parse_rate_limit
 
-__all__ = ["LIMITS_LUA", "RELEASE_LUA", "ClaimPolicy", "policy_for"]
-
-# Helpers for CLAIM. Locals the caller declares first: snow (server time, s), room and waits (tables).
-# window_room(key, limit, period): how many more starts fit now; when none, waits[key] is the
-#   number of seconds until the next one does.
-# slot_room(key, cap): free concurrency slots; members whose job is no longer running (deleted
-#   or settled without release) are pruned when the cap looks full.
-LIMITS_LUA = """
-local function window_room(key, limit, period)
-  local r = room[key]
-  if r ~= nil then return r end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', snow - period)
-  local n = redis.call('ZCARD', key)
-  r = limit - n
-  if r <= 0 then
-    r = 0
-    local e = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
-    waits[key] = math.max(tonumber(e[2]) + period - snow, 0.001)
-  end
-  room[key] = r
-  return r
-end
-
-local function window_take(key, period, member)
-  room[key] = room[key] - 1
-  redis.call('ZADD', key, snow, member)
-  redis.call('PEXPIRE', key, math.ceil(period * 1000) + 1000)
-end
-
-local function slot_room(key, cap)
-  local r = room[key]
-  if r ~= nil then return r end
-  local n = redis.call('ZCARD', key)
-  if n >= cap then
-    for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-      if redis.call('HGET', 'rq:job:' .. m, 'status') ~= 'started' then redis.call('ZREM', key, m) end
-    end
-    n = redis.call('ZCARD', key)
-  end
-  r = cap - n
-  room[key] = r
-  return r
-end
-
-local function slot_take(key, id, jkey)
-  room[key] = room[key] - 1
-  redis.call('ZADD', key, snow, id)
-  redis.call('HSET', jkey, 'tr_slot', key)
-end
-"""
-
-# For the settle step (workers/lua.py): give back the concurrency slot a job holds, if any, and
-# wake a worker of its queue, since a job waiting for that slot may start now.
-RELEASE_LUA = """
-local function release_slot(id, q)
-  local jkey = 'rq:job:' .. id
-  local slot = redis.call('HGET', jkey, 'tr_slot')
-  if slot then
-    redis.call('ZREM', slot, id)
-    redis.call('HDEL', jkey, 'tr_slot')
-    wake(q)  -- from QUEUE_PUSH_LUA, which the settle script includes first
-  end
-end
-"""
+__all__ = ["ClaimPolicy", "policy_for"]
 
 
 @dataclass(frozen=True)

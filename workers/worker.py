@@ -29,13 +29,12 @@ from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
-from tasks.core.scripting import LuaScript, run_pipeline
-from workers.claim import CLAIM, claim_call, claim_reply
+from tasks.core.scripting import load_command, run_pipeline
+from workers.claim import claim_call, claim_reply
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
-from workers.lua import FINISH, HEARTBEAT
 from workers.maintenance import Maintenance
 from workers.ratelimit import policy_for
 from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
@@ -68,9 +67,8 @@ class Worker(RQWorker):
         self._state = ""
         self._held: set[str] = set()  # ids this process has claimed and not yet settled
         self._held_lock = threading.Lock()
-        self._claim = LuaScript(CLAIM)
-        self._finish = LuaScript(FINISH)
-        self.heartbeat_script = LuaScript(HEARTBEAT)
+        self._claim = load_command("claim")  # tasks/core/lua/claim.lua
+        self._finish = load_command("finish")
 
     # ---- the RQ entry point -------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ class Harness:
         ]
 
         def ready() -> bool:
-            return int(self.conn.scard("rq:workers")) >= WORKERS
+            return int(self.conn.scard(keys.RQ_WORKERS)) >= WORKERS
 
         return self.start(commands, run, self.worker_env(env or {}), ready, f"{system.label} workers to start")
 

@@ -18,6 +18,7 @@ from config.errors import BenchError
 from config.settings import load_settings
 from scripts.bench.harness import Harness, load_module
 from scripts.bench.systems import QUEUE, System
+from tasks.core import keys
 from tasks.core.client import Client
 
 __all__ = ["Memory", "Producer", "drain", "enqueue_bulk", "enqueue_one", "latency", "make_producer", "memory"]
@@ -94,12 +95,12 @@ def drain(harness: Harness, system: System, kind: str, n: int, run: str, progres
     make_producer(system, harness).many(kind, [()] * n)
     conn, hold = harness.conn, harness.queue_key + ":bench-hold"
     conn.rename(harness.queue_key, hold)
-    conn.delete(f"taskrail:wake:{QUEUE}")
+    conn.delete(keys.WAKE.format(QUEUE))
     harness.start_workers(system, run, system.io_env if kind == "io" else None)
     start = time.monotonic()
     with conn.pipeline(transaction=False) as pipe:
         pipe.rename(hold, harness.queue_key)
-        pipe.lpush(f"taskrail:wake:{QUEUE}", *[1] * min(n, 1000))  # as a producer leaves them for idle workers
+        pipe.lpush(keys.WAKE.format(QUEUE), *[1] * min(n, 1000))  # as a producer leaves them for idle workers
         pipe.execute()
     end = harness.wait_done(n, progress)
     harness.stop_workers()
@@ -112,7 +113,7 @@ def check_exactly_once(harness: Harness, system: System, kind: str, n: int) -> N
     if system.producer != "taskrail":
         return
     task = {"noop": "bench.noop", "io": "bench.sleep_io", "latency": "bench.record_start"}[kind]
-    completed = int(harness.conn.hget(f"taskrail:taskstats:{task}", "completed") or 0)
+    completed = int(harness.conn.hget(keys.TASK_STATS.format(task), "completed") or 0)
     if completed != n:
         raise BenchError(
             f"{system.label}: {n} {kind} jobs enqueued, {completed} completions counted (exactly once broken)"

@@ -1,6 +1,6 @@
 """The canvas: ``signature``, ``chain``, ``group`` and ``chord``, Celery's names for composing tasks.
 
-Every step is an ordinary RQ job (see tasks/core/flowscripts.py for how waiting works)::
+Every step is an ordinary RQ job (see tasks/core/lua/includes/release_dependents.lua for how waiting works)::
 
     (fetch.s(url) | parse.s() | store.s()).apply_async()          # each step gets the previous result
     group(resize.s(p) for p in paths).apply_async().get()          # results in input order

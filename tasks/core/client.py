@@ -14,94 +14,25 @@ from config.connection import connect
 from config.settings import Settings, load_settings
 from tasks.core import keys
 from tasks.core.protocol import JobSpec
-from tasks.core.queues import QUEUE_PUSH_LUA
-from tasks.core.scripting import LuaScript, run_pipeline
+from tasks.core.scripting import load_command, run_pipeline
 
 __all__ = ["Client", "default_client"]
 
-# Writes one job atomically: its hash, then its queue (or the schedule), a wake-up token for
-# blocked workers, and an `enqueued` event. With a unique key it first returns the live holder
-# (debounce: a waiting holder takes the new arguments and schedule; a running one gets a successor).
-# KEYS: job, queue, queues-set, scheduled, wake, events, unique (or "")
-# ARGV: job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, field, value, ...
-ENQUEUE = (
-    QUEUE_PUSH_LUA
-    + """
-local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if KEYS[7] ~= '' then
-  local holder = redis.call('GET', KEYS[7])
-  if holder then
-    local status = redis.call('HGET', 'rq:job:' .. holder, 'status')
-    local waiting = status == 'queued' or status == 'scheduled'
-    if waiting or (status == 'started' and ARGV[5] ~= 'debounce') or ARGV[5] == 'throttle' then
-      if ARGV[5] == 'debounce' and waiting then
-        redis.call('HSET', 'rq:job:' .. holder, unpack(ARGV, 7))
-        redis.call('HSET', 'rq:job:' .. holder, 'status', status)
-        if status == 'scheduled' and run_at > 0 then redis.call('ZADD', KEYS[4], run_at, holder) end
-      end
-      if status then return holder end
-    end
-  end
-  if tonumber(ARGV[4]) > 0 then
-    redis.call('SET', KEYS[7], job_id, 'EX', ARGV[4])
-  else
-    redis.call('SET', KEYS[7], job_id)
-  end
-  redis.call('HSET', KEYS[1], 'tr_unique', KEYS[7], 'tr_unique_mode', ARGV[5])
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('SADD', KEYS[3], KEYS[2])  -- also for a delayed job: the scheduler promotes registered queues
-if run_at > 0 then
-  redis.call('ZADD', KEYS[4], run_at, job_id)
-else
-  push_waiting(KEYS[2], job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
-  redis.call('LPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], 0, 999)
-end
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', job_id, 'task', ARGV[6])
-return job_id
-"""
-)
-
-
-# Writes a batch of plain jobs (same queue, no delay, no unique key) in one call: the fields they
-# share are passed once, then id, data and description per job.
-# KEYS: queue, queues-set, wake, events. ARGV: maxlen, task name, n shared fields*2, shared..., then triples.
-ENQUEUE_MANY = (
-    QUEUE_PUSH_LUA
-    + """
-local ordered = redis.call('EXISTS', 'taskrail:prio:' .. string.sub(KEYS[1], 10)) == 1
-local maxlen, task, nshared = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local shared = {}
-for i = 4, 3 + nshared do shared[#shared + 1] = ARGV[i] end
-local first = 4 + nshared
-for i = first, #ARGV, 3 do
-  local id = ARGV[i]
-  redis.call('HSET', 'rq:job:' .. id, 'data', ARGV[i + 1], 'description', ARGV[i + 2], unpack(shared))
-  if ordered then push_waiting(KEYS[1], id, -1) else redis.call('RPUSH', KEYS[1], id) end
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
-end
-redis.call('SADD', KEYS[2], KEYS[1])
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, 999)
-return (#ARGV - first + 1) / 3
-"""
-)
 PER_JOB_FIELDS = ("data", "description")
 
 
 class Client:
-    """Settings plus a connection, with the enqueue script loaded."""
+    """Settings plus a connection, with the enqueue scripts at hand."""
 
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = connection if connection is not None else connect(settings)
-        self._enqueue = LuaScript(ENQUEUE)
-        self._enqueue_many = LuaScript(ENQUEUE_MANY)
+        self._enqueue = load_command("enqueue")  # tasks/core/lua/enqueue.lua
+        self._enqueue_many = load_command("enqueue_many")
 
     def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
         q = spec.queue
-        unique = f"taskrail:unique:{spec.unique_key}" if spec.unique_key else ""
+        unique = keys.UNIQUE.format(spec.unique_key) if spec.unique_key else ""
         keys_ = [
             keys.JOB.format(spec.job_id),
             keys.QUEUE.format(q),
@@ -110,6 +41,7 @@ class Client:
             keys.WAKE.format(q),
             keys.EVENTS.format(q),
             unique,
+            keys.PRIORITY_INDEX.format(q),
         ]
         flat: list[Any] = []
         for field, value in spec.fields.items():
@@ -178,7 +110,14 @@ class Client:
         for spec in group:
             argv += [spec.job_id, spec.fields["data"], spec.fields["description"]]
         q = first.queue
-        return [keys.QUEUE.format(q), keys.QUEUES, keys.WAKE.format(q), keys.EVENTS.format(q)], argv
+        keys_ = [
+            keys.QUEUE.format(q),
+            keys.QUEUES,
+            keys.WAKE.format(q),
+            keys.EVENTS.format(q),
+            keys.PRIORITY_INDEX.format(q),
+        ]
+        return keys_, argv
 
     def now(self) -> float:
         """Wall-clock seconds, the clock jobs are scheduled on."""

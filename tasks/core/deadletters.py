@@ -14,29 +14,9 @@ from typing import Any
 from tasks.core import keys, validate
 from tasks.core.client import Client, default_client
 from tasks.core.protocol import DATA_ERRORS, RESULT_FAILED, decode_data, entry_traceback, utcnow_text
+from tasks.core.scripting import load_command
 
 __all__ = ["DeadLetter", "DeadLetters"]
-
-# Put one failed job back at the end of its queue, as fresh as a new job but with its history:
-# tr_attempts and the results stream stay, retries and stalls start again from zero.
-# KEYS: failed registry, job, queue, queues set, wake, events, results, done. ARGV: id, now_text, maxlen
-REQUEUE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-local task = redis.call('HGET', KEYS[2], 'tr_task') or ''
-redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[2], 'ended_at', '', 'tr_retries', 0, 'tr_stalls', 0)
-redis.call('HDEL', KEYS[2], 'tr_exc_type', 'tr_exc_message')
-redis.call('PERSIST', KEYS[2])
-redis.call('PERSIST', KEYS[7])
-redis.call('DEL', KEYS[8])
-redis.call('RPUSH', KEYS[3], ARGV[1])
-redis.call('SADD', KEYS[4], KEYS[3])
-redis.call('LPUSH', KEYS[5], '1')
-redis.call('LTRIM', KEYS[5], 0, 999)
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[3], '*', 'event', 'requeued', 'job', ARGV[1], 'task', task,
-  'reason', 'dead-letter')
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -66,11 +46,13 @@ class DeadLetters:
             client = default_client()
         self.client = client
         self.redis = client.redis
-        self._requeue = self.redis.register_script(REQUEUE)
+        self._requeue = load_command("requeue_dead")  # tasks/core/lua/requeue_dead.lua
 
     def queues(self) -> list[str]:
         """Names of the queues that hold failed jobs."""
-        found = {key.decode().split(":", 2)[2] for key in self.redis.scan_iter(keys.FAILED.format("*"), count=500)}
+        found = {
+            keys.key_part(keys.FAILED, key.decode()) for key in self.redis.scan_iter(keys.FAILED.format("*"), count=500)
+        }
         return sorted(q for q in found if self.count(q))
 
     def count(self, queue: str | None = None) -> int:
@@ -110,7 +92,7 @@ class DeadLetters:
         keys_ = [keys.FAILED.format(q), keys.JOB.format(job_id), keys.QUEUE.format(q), keys.QUEUES,
                  keys.WAKE.format(q), keys.EVENTS.format(q), keys.RESULTS.format(job_id), keys.DONE.format(job_id)]  # fmt: skip
         args = [job_id, utcnow_text(), self.client.settings.events_maxlen]
-        return bool(self._requeue(keys=keys_, args=args))
+        return bool(self._requeue(self.redis, keys_, args))
 
     def requeue_all(self, queue: str | None = None) -> int:
         """Requeue every failed job of ``queue`` (or of every queue); returns how many went back."""

@@ -113,7 +113,7 @@ def _follow(conn: Any, cursors: dict[str, str], *, discover: bool, idle_timeout_
         if cursors:
             streams = {keys.EVENTS.format(q): cursor for q, cursor in cursors.items()}
             for stream, entries in conn.xread(streams, count=500, block=max(1, int(block * 1000))) or []:
-                queue = stream.decode().split(":", 2)[2]
+                queue = keys.key_part(keys.EVENTS, stream.decode())
                 batch += [Event.from_entry(queue, entry_id, raw) for entry_id, raw in entries]
                 cursors[queue] = batch[-1].id
         else:
@@ -133,7 +133,9 @@ def _client(client: Client | None) -> Client:
 
 def _queues(conn: Any) -> list[str]:
     """Every queue with an events stream."""
-    return sorted({key.decode().split(":", 2)[2] for key in conn.scan_iter(keys.EVENTS.format("*"), count=500)})
+    return sorted(
+        {keys.key_part(keys.EVENTS, key.decode()) for key in conn.scan_iter(keys.EVENTS.format("*"), count=500)}
+    )
 
 
 def _tail(conn: Any, queue: str) -> str:

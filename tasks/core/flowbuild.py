@@ -1,8 +1,9 @@
 """Turn a canvas into RQ jobs and write them in a few pipelined round trips.
 
 A ``Plan`` collects every job of a flow (encoded, nothing written) with its parents; ``write`` sends
-them with the FLOW_ENQUEUE script, whole chunks of jobs per call: waiting jobs first, then the jobs
-that can run at once, so no parent can finish before its dependents are there to count it.
+them with the flow_enqueue command (tasks/core/lua/flow_enqueue.lua), whole chunks of jobs per call:
+waiting jobs first, then the jobs that can run at once, so no parent can finish before its
+dependents are there to count it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
+from redis.client import Pipeline
+
 from config.errors import ConfigError
-from tasks.core import validate
-from tasks.core.flowscripts import FLOW_ENQUEUE
-from tasks.core.groups import GROUP_KEY
+from tasks.core import keys, validate
 from tasks.core.protocol import JobSpec, encode_job, reencode
+from tasks.core.scripting import load_command, run_pipeline
 
 if TYPE_CHECKING:
     from tasks.core.client import Client
@@ -31,11 +33,9 @@ Mode = Literal["", "one", "many"]  # how a call takes its parents' results: not 
 Policy = Literal["fail", "ignore", "continue"]  # what a chord's callback does when a member failed
 POLICIES: tuple[Policy, ...] = get_args(Policy)
 FLOW_OPTIONS = ("queue", "priority", "countdown", "job_id")
-ARGS_PER_CALL = 20_000  # script arguments per EVALSHA (about 2,000 ordinary jobs)
+ARGS_PER_CALL = 20_000  # script arguments per flow_enqueue call (about 2,000 ordinary jobs)
 OWN_FIELDS = ("data", "description", "dependency_ids", "dependency_id")  # the rest is often shared
-CALLS_PER_TRIP = 10  # EVALSHA calls per pipelined round trip
-FLOW_KEY = "taskrail:flow:{}"  # members of a flow that have not ended yet
-FLOW_MEMBERS_KEY = "taskrail:flow:{}:members"
+CALLS_PER_TRIP = 10  # flow_enqueue calls per pipelined round trip
 FLOW_KEY_TTL_S = 30 * 24 * 3600  # a flow that never ends (a member lost for good) does not stay forever
 
 
@@ -67,7 +67,7 @@ class PlannedJob:
     fields: dict[str, str | int] = field(default_factory=dict)
 
     def argv(self, previous_shared: dict[str, str | int] | None) -> tuple[list[Any], dict[str, str | int]]:
-        """This job's record for FLOW_ENQUEUE, and its shared fields (the next record may reuse them)."""
+        """This job's record for flow_enqueue, and its shared fields (the next record may reuse them)."""
         shared = {k: v for k, v in self.fields.items() if k not in OWN_FIELDS}
         own: list[Any] = []
         for name in OWN_FIELDS:
@@ -167,15 +167,15 @@ class Plan:
         return spec, countdown
 
     def _keep(self, fields: dict[str, str | int]) -> None:
-        """Keep this member's result until the whole flow ended, then its own TTL (see flowscripts)."""
+        """Keep this member's result until the whole flow ended, then its own TTL (see release_dependents.lua)."""
         fields["tr_keep_s"] = fields["result_ttl"]
         fields["result_ttl"] = -1
         fields["tr_flow_id"] = self.flow_id
 
     def write(self) -> int:
-        """Write every job; returns the number of round trips used (script load included)."""
+        """Write every job; returns the number of round trips used."""
         conn = self.client.redis
-        sha = conn.script_load(FLOW_ENQUEUE)
+        script = load_command("flow_enqueue")
         ordered = [j for j in self.jobs if j.state == "deferred"] + [j for j in self.jobs if j.state != "deferred"]
         calls: list[list[Any]] = []
         current: list[Any] = []
@@ -190,31 +190,33 @@ class Plan:
         if current:
             calls.append(current)
         head = [self.client.settings.events_maxlen, time.time()]
-        trips = 1
+        trips = 0
         for start in range(0, len(calls), CALLS_PER_TRIP):
-            with conn.pipeline(transaction=False) as pipe:
+
+            def build(pipe: Pipeline, start: int = start) -> None:
                 if start == 0:
                     self._save_flow(pipe)
                     self._save_groups(pipe)
                 for argv in calls[start : start + CALLS_PER_TRIP]:
-                    pipe.evalsha(sha, 0, *head, *argv)
-                pipe.execute()
+                    script.queue(pipe, [], [*head, *argv])
+
+            run_pipeline(conn, build)
             trips += 1
         return trips
 
     def _save_flow(self, pipe: Any) -> None:
         """How many members have yet to end, and who they are: the last to end releases every result."""
-        pipe.set(FLOW_KEY.format(self.flow_id), len(self.jobs), ex=FLOW_KEY_TTL_S)
+        pipe.set(keys.FLOW.format(self.flow_id), len(self.jobs), ex=FLOW_KEY_TTL_S)
         ids = [job.job_id for job in self.jobs]
         for start in range(0, len(ids), 5000):
-            pipe.sadd(FLOW_MEMBERS_KEY.format(self.flow_id), *ids[start : start + 5000])
-        pipe.expire(FLOW_MEMBERS_KEY.format(self.flow_id), FLOW_KEY_TTL_S)
+            pipe.sadd(keys.FLOW_MEMBERS.format(self.flow_id), *ids[start : start + 5000])
+        pipe.expire(keys.FLOW_MEMBERS.format(self.flow_id), FLOW_KEY_TTL_S)
 
     def _save_groups(self, pipe: Any) -> None:
         """Member ids of every group, for ``GroupResult.restore``; kept as long as a failure is."""
         ttl = max(self.client.settings.failure_ttl_s, self.client.settings.result_ttl_s)
         for group_id, ids in self.groups.items():
-            key = GROUP_KEY.format(group_id)
+            key = keys.GROUP.format(group_id)
             pipe.delete(key)
             for start in range(0, len(ids), 5000):
                 pipe.rpush(key, *ids[start : start + 5000])

@@ -20,7 +20,6 @@ from tasks.core.result import AsyncResult
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes"]
 
-GROUP_KEY = "taskrail:group:{}"  # list: a group's member result ids, in input order (tasks/core/flowbuild.py)
 READ_CHUNK = 10_000  # members read per pipelined round trip
 FINAL = frozenset({"finished", "failed", "canceled", "stopped"})
 
@@ -116,7 +115,7 @@ class GroupResult(ClientBound):
             KeyError: no group with that id is known (never applied, or expired).
         """
         result = cls(group_id, [], client)
-        ids = [i.decode() for i in result.client.redis.lrange(GROUP_KEY.format(group_id), 0, -1)]
+        ids = [i.decode() for i in result.client.redis.lrange(keys.GROUP.format(group_id), 0, -1)]
         if not ids:
             raise KeyError(f"no group {group_id!r}: it was never applied or has expired")
         result.results = [FlowResult(i, result.client) for i in ids]

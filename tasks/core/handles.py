@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from redis.client import Pipeline
+
 from tasks.core.client import Client, default_client
-from tasks.core.flowscripts import FLOW_REVOKE
 from tasks.core.protocol import utcnow_text
+from tasks.core.scripting import load_command, run_pipeline
 
 __all__ = ["ClientBound", "revoke_jobs"]
 
@@ -30,12 +32,14 @@ class ClientBound:
 
 def revoke_jobs(client: Client, ids: Sequence[str], chunk: int = 1000) -> list[str]:
     """Revoke jobs and cascade to what waited on them; one outcome per id (canceled, stopping, ...)."""
-    conn = client.redis
-    sha = conn.script_load(FLOW_REVOKE)
-    out: list[str] = []
-    with conn.pipeline(transaction=False) as pipe:
+    script = load_command("flow_revoke")  # tasks/core/lua/flow_revoke.lua
+    head = [time.time(), utcnow_text(), client.settings.events_maxlen]
+
+    def build(pipe: Pipeline) -> None:
         for start in range(0, len(ids), chunk):
-            pipe.evalsha(sha, 0, time.time(), utcnow_text(), client.settings.events_maxlen, *ids[start : start + chunk])
-        for reply in pipe.execute():
-            out += [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
+            script.queue(pipe, [], [*head, *ids[start : start + chunk]])
+
+    out: list[str] = []
+    for reply in run_pipeline(client.redis, build):
+        out += [r.decode() if isinstance(r, bytes) else str(r) for r in reply]
     return out

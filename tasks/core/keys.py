@@ -1,31 +1,57 @@
-"""Redis key names shared by producers, workers and tools.
+"""Redis key names shared by producers, workers, server-side scripts and tools: the one place that names keys.
 
 RQ's own keys are used as RQ writes them, so `rq info`, `rq requeue` and rq-dashboard see taskrail
-jobs; taskrail's additions live under ``taskrail:``.
+jobs; taskrail's additions live under ``taskrail:``. Scripts get the same names through the generated
+include ``keys`` (``lua_keys()``): a table ``K`` of prefixes, so a script builds ``K.job .. id``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 __all__ = [
     "CANCELED",
     "CLAIMS",
+    "DEFAULT_PRIORITY",
+    "DEFERRED",
+    "DEPENDENCIES",
+    "DEPENDENTS",
     "DONE",
     "EVENTS",
     "FAILED",
     "FINISHED",
+    "FLOW",
+    "FLOW_MEMBERS",
+    "GROUP",
     "HEARTBEAT",
     "JOB",
+    "LEADER",
     "PAUSED",
+    "PERIODIC",
+    "PRIORITY_INDEX",
     "QUEUE",
     "QUEUES",
+    "RECORD_FIELDS",
     "RESULTS",
+    "REVOKE",
+    "RQ_QUEUE_WORKERS",
+    "RQ_WORKER",
+    "RQ_WORKERS",
+    "SCALE",
+    "SCALE_NODE",
+    "SCALE_VERSION",
     "SCHEDULED",
     "STARTED",
     "STATS",
+    "SUPERVISOR",
+    "SUPERVISORS",
     "TASK_STATS",
+    "UNIQUE",
     "WAITERS",
     "WAKE",
     "WORKERS",
+    "key_part",
+    "lua_keys",
     "queue_name",
 ]
 
@@ -33,12 +59,18 @@ __all__ = [
 QUEUES = "rq:queues"
 QUEUE = "rq:queue:{}"
 JOB = "rq:job:{}"
+DEPENDENTS = "rq:job:{}:dependents"  # set: ids of jobs waiting on this one
+DEPENDENCIES = "rq:job::{}:dependencies"  # set: ids this job waits on (RQ's own spelling, double colon)
 RESULTS = "rq:results:{}"
 STARTED = "rq:wip:{}"
 FINISHED = "rq:finished:{}"
 FAILED = "rq:failed:{}"
 SCHEDULED = "rq:scheduled:{}"
 CANCELED = "rq:canceled:{}"
+DEFERRED = "rq:deferred:{}"
+RQ_WORKERS = "rq:workers"  # set of worker keys
+RQ_WORKER = "rq:worker:{}"  # hash per worker
+RQ_QUEUE_WORKERS = "rq:workers:{}"  # set of worker keys per queue
 
 # taskrail's keys.
 WORKERS = "taskrail:workers"  # set: names of live taskrail workers
@@ -47,12 +79,89 @@ CLAIMS = "taskrail:claims:{}"  # hash: job id -> queue, the jobs a worker holds
 WAKE = "taskrail:wake:{}"  # list of tokens: a worker blocks on it while its queues are empty
 EVENTS = "taskrail:events:{}"  # bounded stream of lifecycle events, per queue
 PAUSED = "taskrail:paused"  # set of paused queue names
+PRIORITY_INDEX = "taskrail:prio:{}"  # sorted set per queue: job id -> priority, while such jobs wait
 STATS = "taskrail:stats:{}:{}"  # hash per queue and minute: completed, failed
 TASK_STATS = "taskrail:taskstats:{}"  # hash per task: counters and duration buckets
 WAITERS = "taskrail:waiters:{}"  # someone blocks in AsyncResult.get() on this job
 DONE = "taskrail:done:{}"  # list a finished job pushes to when it has waiters
+REVOKE = "taskrail:revoke:{}"  # flag: stop this running job
+UNIQUE = "taskrail:unique:{}"  # string: id of the live job holding a unique key
+FLOW = "taskrail:flow:{}"  # counter: members of a flow that have not ended yet
+FLOW_MEMBERS = "taskrail:flow:{}:members"  # set: every member of a flow
+GROUP = "taskrail:group:{}"  # list: a group's member result ids, in input order
+RATE_TASK = "taskrail:rl:t:{}"  # sliding window of starts per task (and limit key)
+RATE_QUEUE = "taskrail:rl:q:{}"  # sliding window of starts per queue
+RATE_WORKER = "taskrail:rl:w:{}"  # sliding window of starts per worker
+CONCURRENCY = "taskrail:cc:{}"  # job ids holding a concurrency slot, per task (and limit key)
+WEIGHTS = "taskrail:wrr:{}"  # hash per worker: weighted round robin credit per queue
+LEADER = "taskrail:leader"  # the elected scheduler and recovery leader
+PERIODIC = "taskrail:periodic"  # hash: periodic entry -> last fire time
+SCALE = "taskrail:scale"  # hash: cluster-wide scale overrides
+SCALE_NODE = "taskrail:scale:node:{}"  # hash: one node's scale overrides
+SCALE_VERSION = "taskrail:scale:version"  # counter bumped on every scale change
+SUPERVISORS = "taskrail:supervisors"  # set of supervisor node names
+SUPERVISOR = "taskrail:supervisor:{}"  # one supervisor's published state
+
+# Numbers the scripts and Python must agree on (also in the generated include).
+RECORD_FIELDS = 11  # values per job in a FINISH record (workers/runner.py Outcome.record)
+DEFAULT_PRIORITY = 5  # what a job without a priority counts as
+
+# The names scripts see: K.<name>. Order is the generated text's order.
+_LUA_KEYS = {
+    "queues": QUEUES, "queue": QUEUE, "job": JOB, "dependents": DEPENDENTS, "dependencies": DEPENDENCIES,
+    "results": RESULTS, "wip": STARTED, "finished": FINISHED, "failed": FAILED, "scheduled": SCHEDULED,
+    "canceled": CANCELED, "deferred": DEFERRED, "rq_workers": RQ_WORKERS, "rq_worker": RQ_WORKER,
+    "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "wake": WAKE,
+    "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "waiters": WAITERS,
+    "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
+    "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
+}  # fmt: skip
+_LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PRIORITY}
 
 
 def queue_name(queue_key: str) -> str:
     """``rq:queue:email`` -> ``email``."""
-    return queue_key.rsplit(":", 1)[-1]
+    return key_part(QUEUE, queue_key)
+
+
+def key_part(template: str, key: str) -> str:
+    """What the placeholder of a one-part template stands for in ``key``: ``key_part(FAILED, "rq:failed:email")``
+    is ``email``."""
+    prefix, _, suffix = template.partition("{}")
+    return key.removeprefix(prefix).removesuffix(suffix)
+
+
+def lua_keys(used: Collection[str] | None = None) -> str:
+    """The generated include ``keys``: ``K`` (only the ``used`` names, or all) and the shared constants, as Lua.
+
+    A key named ``prefix{}`` becomes its prefix (``K.job .. id``); a constant key its whole name
+    (``K.queues``); a key with its part inside (``rq:job:{}:dependents``) a function of its parts
+    (``K.dependents(id)``).
+
+    Raises:
+        KeyError: ``used`` names a key scripts do not know.
+    """
+    unknown = set(used or ()) - set(_LUA_KEYS)
+    if unknown:
+        raise KeyError(f"scripts name unknown keys {sorted(unknown)}: add them to _LUA_KEYS in tasks/core/keys.py")
+    lines = ["-- Generated from tasks/core/keys.py by the loader: key names and shared constants.", "local K = {"]
+    for name, template in _LUA_KEYS.items():
+        if used is not None and name not in used:
+            continue
+        parts = template.split("{}")
+        if len(parts) == 1 or (len(parts) == 2 and parts[1] == ""):
+            lines.append(f"  {name} = {_lua_string(parts[0])},")
+        else:
+            params = [f"p{i}" for i in range(1, len(parts))]
+            pieces = [_lua_string(parts[0])]
+            for param, part in zip(params, parts[1:], strict=True):
+                pieces += [param, _lua_string(part)]
+            body = " .. ".join(piece for piece in pieces if piece != "''")
+            lines.append(f"  {name} = function({', '.join(params)}) return {body} end,")
+    lines.append("}")
+    lines += [f"local {name} = {value}" for name, value in _LUA_CONSTANTS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _lua_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

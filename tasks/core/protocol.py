@@ -45,7 +45,7 @@ __all__ = [
 
 RQ_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 DESCRIPTION_MAX = 200
-# RQ's rq.results.Result.Type, as the stream holds them. The worker's settle scripts (workers/lua.py)
+# RQ's rq.results.Result.Type, as the stream holds them. The settle script (tasks/core/lua/includes/settle.lua)
 # and the flow scripts write the same numbers.
 RESULT_SUCCESS, RESULT_FAILED, RESULT_STOPPED, RESULT_RETRIED = b"1", b"2", b"3", b"4"
 # What decode_data raises on data that is not taskrail's JSON (another client's job, or damage).

@@ -8,81 +8,23 @@ Priorities (0 to 9, lower runs sooner; a job without one counts as ``DEFAULT_PRI
 by inserting each job at its place in RQ's list ``rq:queue:<q>``, so the list still holds every
 waiting job, in the order they will run, and workers simply pop its head. The index
 ``taskrail:prio:<q>`` (job id -> priority) of jobs with a priority other than the default exists
-only while such jobs wait; it gives the place, and the insert costs O(jobs on the shorter side).
+only while such jobs wait; it gives the place, and the insert costs O(jobs on the shorter side)
+(the insert is ``push_waiting`` in tasks/core/lua/includes/queue_push.lua).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import redis
 
 from config.errors import ConnectionFailed
 from tasks.core import keys, validate
+from tasks.core.client import Client, default_client
+from tasks.core.keys import DEFAULT_PRIORITY, PRIORITY_INDEX
 
-if TYPE_CHECKING:  # tasks/core/client.py imports this module for QUEUE_PUSH_LUA
-    from tasks.core.client import Client
-
-__all__ = ["DEFAULT_PRIORITY", "PRIORITY_INDEX", "QUEUE_PUSH_LUA", "is_paused", "pause", "paused_queues", "resume"]
-
-DEFAULT_PRIORITY = 5
-PRIORITY_INDEX = "taskrail:prio:{}"
-
-# wake(q): a wake-up token. make_ready(q, id, now_text): status queued, into the queue, wake.
-# push_waiting(qkey, id, prio): put a waiting job into its queue list behind every job of the same
-# or a lower number and before every job of a higher one (prio -1 = no priority). Plain jobs while
-# no prioritized job waits are a single RPUSH; otherwise the shorter side of the insertion point is
-# lifted off and pushed back (O(jobs on that side), where LINSERT would scan from the head).
-QUEUE_PUSH_LUA = f"""
-local function wake(q)  -- one token for a worker blocked on this queue; the list stays short
-  redis.call('LPUSH', 'taskrail:wake:' .. q, '1')
-  redis.call('LTRIM', 'taskrail:wake:' .. q, 0, 999)
-end
-
-local function push_back(qkey, cmd, items)
-  local reversed = {{}}
-  for i = #items, 1, -1 do reversed[#reversed + 1] = items[i] end
-  for i = 1, #reversed, 1000 do
-    redis.call(cmd, qkey, unpack(reversed, i, math.min(i + 999, #reversed)))
-  end
-end
-
-local function push_waiting(qkey, id, prio)
-  local pkey = 'taskrail:prio:' .. string.sub(qkey, 10)
-  local p = tonumber(prio) or -1
-  if p < 0 then p = {DEFAULT_PRIORITY} end
-  if p == {DEFAULT_PRIORITY} and redis.call('EXISTS', pkey) == 0 then
-    redis.call('RPUSH', qkey, id)
-    return
-  end
-  local len = redis.call('LLEN', qkey)
-  local pos = redis.call('ZCOUNT', pkey, '-inf', p)
-  if p >= {DEFAULT_PRIORITY} then pos = pos + math.max(len - redis.call('ZCARD', pkey), 0) end
-  if p ~= {DEFAULT_PRIORITY} then redis.call('ZADD', pkey, p, id) end
-  if pos >= len then
-    redis.call('RPUSH', qkey, id)
-  elseif pos == 0 then
-    redis.call('LPUSH', qkey, id)
-  elseif len - pos <= pos then
-    local behind = redis.call('RPOP', qkey, len - pos)
-    redis.call('RPUSH', qkey, id)
-    push_back(qkey, 'RPUSH', behind)
-  else
-    local ahead = redis.call('LPOP', qkey, pos)
-    redis.call('LPUSH', qkey, id)
-    push_back(qkey, 'LPUSH', ahead)
-  end
-end
-
-local function make_ready(q, id, now_text)  -- a waiting job enters its queue in priority order
-  local jkey = 'rq:job:' .. id
-  redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', now_text)
-  push_waiting('rq:queue:' .. q, id, redis.call('HGET', jkey, 'tr_priority'))
-  wake(q)
-end
-"""
+__all__ = ["DEFAULT_PRIORITY", "PRIORITY_INDEX", "is_paused", "pause", "paused_queues", "resume"]
 
 
 def pause(queue: str, client: Client | None = None) -> bool:
@@ -132,8 +74,6 @@ def paused_queues(client: Client | None = None) -> set[str]:
 
 
 def _client(client: Client | None) -> Client:
-    from tasks.core.client import default_client
-
     return client or default_client()
 
 

@@ -139,8 +139,8 @@ def _taken(conn: redis.Redis, name: str) -> bool:
     with conn.pipeline(transaction=False) as pipe:
         pipe.sismember(keys.WORKERS, name)
         pipe.exists(keys.CLAIMS.format(name))
-        pipe.exists(f"rq:worker:{name}")
-        pipe.hexists(f"rq:worker:{name}", "death")
+        pipe.exists(keys.RQ_WORKER.format(name))
+        pipe.hexists(keys.RQ_WORKER.format(name), "death")
         member, claims, registered, dead = pipe.execute()
     return bool(member or claims or (registered and not dead))
 
@@ -172,7 +172,7 @@ def forget_dead_worker(conn: redis.Redis, name: str) -> None:
     Its claimed jobs stay: the elected leader hands them back once its heartbeat expires.
     """
     try:
-        worker = RQWorker.find_by_key(f"rq:worker:{name}", connection=conn)
+        worker = RQWorker.find_by_key(keys.RQ_WORKER.format(name), connection=conn)
         if worker is not None:
             worker.register_death()
     except (redis.RedisError, ValueError):

@@ -16,6 +16,8 @@ from typing import Any
 
 import redis
 
+from tasks.core import keys
+
 __all__ = [
     "SCALE",
     "SCALE_NODE",
@@ -32,11 +34,11 @@ __all__ = [
     "reset_scale",
 ]
 
-SCALE = "taskrail:scale"
-SCALE_NODE = "taskrail:scale:node:{}"
-SCALE_VERSION = "taskrail:scale:version"
-SUPERVISORS = "taskrail:supervisors"
-SUPERVISOR = "taskrail:supervisor:{}"
+SCALE = keys.SCALE
+SCALE_NODE = keys.SCALE_NODE
+SCALE_VERSION = keys.SCALE_VERSION
+SUPERVISORS = keys.SUPERVISORS
+SUPERVISOR = keys.SUPERVISOR
 STATE_TTL_S = 5
 
 

@@ -1,0 +1,28 @@
+-- enqueue_many: write a batch of plain jobs (one queue, no delay, no unique key, no priority) in
+-- one call: the fields they share are passed once, then id, data and description per job.
+-- KEYS[1]  queue list (K.queue .. queue)      KEYS[4]  events stream (K.events .. queue)
+-- KEYS[2]  queues set (K.queues)              KEYS[5]  priority index (K.prio .. queue)
+-- KEYS[3]  wake-up list (K.wake .. queue)
+-- ARGV     maxlen, task name, n (count of shared items), n shared items (field, value, ...), then
+--          id, data, description per job
+-- Reply    how many jobs were written
+-- Events   enqueued, per job
+-- Keys     K.job
+--- @include "keys"
+--- @include "includes/queue_push"
+
+local ordered = redis.call('EXISTS', KEYS[5]) == 1
+local maxlen, task, nshared = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local shared = {}
+for i = 4, 3 + nshared do shared[#shared + 1] = ARGV[i] end
+local first = 4 + nshared
+for i = first, #ARGV, 3 do
+  local id = ARGV[i]
+  redis.call('HSET', K.job .. id, 'data', ARGV[i + 1], 'description', ARGV[i + 2], unpack(shared))
+  if ordered then push_waiting(KEYS[1], KEYS[5], id, -1) else redis.call('RPUSH', KEYS[1], id) end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)
+end
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 999)
+return (#ARGV - first + 1) / 3
