@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import yaml
 
 from config.errors import ConfigError
+from config.urls import redact_url
 
 __all__ = ["Isolation", "Settings", "load_settings"]
 
@@ -85,7 +86,9 @@ class Settings:
         for url_name in ("redis_url", "smtp_url"):
             url = getattr(self, url_name)
             if url is not None and "://" not in url:
-                raise ConfigError(f"setting {url_name!r} must be a URL like redis://host:6379/0, got {url!r}")
+                raise ConfigError(
+                    f"setting {url_name!r} must be a URL like redis://host:6379/0, got {redact_url(url)!r}"
+                )
 
     @property
     def outbox_dir(self) -> Path:

@@ -8,10 +8,11 @@ import subprocess
 import pytest
 import redis
 import requests
+from markupsafe import escape
 
 from config.settings import Settings
 from tests.conftest import BIN, Processes, wait_for
-from tests.tasks_web import PASSWORD, TOKEN, Dashboard, start_dashboard
+from tests.tasks_web import PASSWORD, TOKEN, WEB, Dashboard, start_dashboard
 from workers.dashboard import AuthConfig, create_app
 from workers.exitcodes import RET_CONFIG
 
@@ -163,6 +164,27 @@ def test_markup_in_job_arguments_is_escaped(dash: Dashboard) -> None:
     listing = dash.get("/rq/0/data/jobs/web/queued/8/asc/1.json").json()  # its list escapes by itself
     assert SCRIPT in listing["jobs"][0]["description"]
     assert dash.get("/api/jobs/" + job_id).json()["args"] == [SCRIPT]  # the API gives data, not HTML
+
+
+def test_markup_in_result_keys_is_escaped_for_rq_dashboard(dash: Dashboard, procs: Processes) -> None:
+    procs.worker("web", env=WEB)
+    job_id = dash.post("/api/tasks/tests.tasks_web.keyed", json={"args": [SCRIPT]}).json()["id"]
+    wait_for(lambda: dash.job(job_id)["state"] == "SUCCESS", 30, what="the job to finish")
+    data = dash.get(f"/rq/0/data/job/{job_id}.json").json()  # its job page puts JSON.stringify(result) in raw
+    assert list(data["result"]) == [str(escape(SCRIPT))] and data["result"][str(escape(SCRIPT))] == "value"
+    assert dash.get("/api/jobs/" + job_id).json()["result"] == {SCRIPT: "value"}
+
+
+def test_rq_dashboard_navbar_shows_no_redis_password(redis_url: str, conn: redis.Redis, procs: Processes) -> None:
+    secret = "Sup3rS3cretPW"
+    conn.acl_setuser("app", enabled=True, passwords=[f"+{secret}"], keys=["*"], channels=["*"], commands=["+@all"])
+    try:
+        dash = start_dashboard(procs, env={"REDIS_URL": f"{redis_url}?username=app&password={secret}"})
+        page = dash.get("/rq/")
+        assert page.status_code == 200 and 'id="rq-instances"' in page.text
+        assert secret not in page.text and "password=***" in page.text
+    finally:
+        conn.acl_deluser("app")
 
 
 def test_rq_dashboard_paths_are_checked(dash: Dashboard) -> None:
