@@ -25,7 +25,12 @@ ENV_PREFIX = "TASKRAIL_"
 # The ecosystem's own names, read without the prefix.
 ECOSYSTEM_ENV = {"REDIS_URL": "redis_url", "SMTP_URL": "smtp_url", "SENTRY_DSN": "sentry_dsn"}
 # TASKRAIL_* variables that are not settings fields (read by other tools).
-NON_SETTINGS_ENV = {"TASKRAIL_CONFIG", "TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN"}
+NON_SETTINGS_ENV = {
+    "TASKRAIL_CONFIG",
+    "TASKRAIL_DASHBOARD_PASSWORD",
+    "TASKRAIL_DASHBOARD_TOKEN",
+    "TASKRAIL_DASHBOARD_ALLOWED_HOSTS",
+}
 DEFAULT_IMPORTS = ("tasks.emails", "tasks.reports", "tasks.fanout")
 
 

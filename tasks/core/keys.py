@@ -9,6 +9,8 @@ from __future__ import annotations
 __all__ = [
     "CANCELED",
     "CLAIMS",
+    "DASHBOARD_FAILURES",
+    "DASHBOARD_SESSION",
     "DONE",
     "EVENTS",
     "FAILED",
@@ -51,6 +53,8 @@ STATS = "taskrail:stats:{}:{}"  # hash per queue and minute: completed, failed
 TASK_STATS = "taskrail:taskstats:{}"  # hash per task: counters and duration buckets
 WAITERS = "taskrail:waiters:{}"  # someone blocks in AsyncResult.get() on this job
 DONE = "taskrail:done:{}"  # list a finished job pushes to when it has waiters
+DASHBOARD_SESSION = "taskrail:dashboard:session:{}"  # string with the session's TTL, per SHA-256 of a session id
+DASHBOARD_FAILURES = "taskrail:dashboard:failures:{}:{}"  # counter per client address and minute, short TTL
 
 
 def queue_name(queue_key: str) -> str:
