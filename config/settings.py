@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import yaml
 
 from config.errors import ConfigError
+from config.urls import redact_url
 
 __all__ = ["Isolation", "Settings", "load_settings"]
 
@@ -24,7 +25,12 @@ ENV_PREFIX = "TASKRAIL_"
 # The ecosystem's own names, read without the prefix.
 ECOSYSTEM_ENV = {"REDIS_URL": "redis_url", "SMTP_URL": "smtp_url", "SENTRY_DSN": "sentry_dsn"}
 # TASKRAIL_* variables that are not settings fields (read by other tools).
-NON_SETTINGS_ENV = {"TASKRAIL_CONFIG", "TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN"}
+NON_SETTINGS_ENV = {
+    "TASKRAIL_CONFIG",
+    "TASKRAIL_DASHBOARD_PASSWORD",
+    "TASKRAIL_DASHBOARD_TOKEN",
+    "TASKRAIL_DASHBOARD_ALLOWED_HOSTS",
+}
 DEFAULT_IMPORTS = ("tasks.emails", "tasks.reports", "tasks.fanout")
 
 
@@ -85,7 +91,9 @@ class Settings:
         for url_name in ("redis_url", "smtp_url"):
             url = getattr(self, url_name)
             if url is not None and "://" not in url:
-                raise ConfigError(f"setting {url_name!r} must be a URL like redis://host:6379/0, got {url!r}")
+                raise ConfigError(
+                    f"setting {url_name!r} must be a URL like redis://host:6379/0, got {redact_url(url)!r}"
+                )
 
     @property
     def outbox_dir(self) -> Path:

@@ -16,6 +16,7 @@ __all__ = ["compose_files"]
 
 REDIS_IMAGE = "valkey/valkey:8.1-alpine"
 DASHBOARD_PORT = 9181
+DASHBOARD_ARGS = ("taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT))
 # Compose interpolation: taken from the operator's environment or .env, never from this file.
 REDIS_URL = "${REDIS_URL:-redis://redis:6379/0}"
 # Append-only persistence and noeviction: a job is never silently dropped. Size maxmemory per docs/deploy.md.
@@ -72,9 +73,11 @@ def _dashboard(profile: Profile, image: str) -> dict[str, Any]:
     env["TASKRAIL_DASHBOARD_PASSWORD"] = (
         "${TASKRAIL_DASHBOARD_PASSWORD:?set TASKRAIL_DASHBOARD_PASSWORD in the environment or .env}"
     )
+    env["TASKRAIL_DASHBOARD_ALLOWED_HOSTS"] = None  # the names it is reached by beyond localhost and addresses
     return {
         "image": image,
-        "command": ["taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT)],
+        # Other services reach it by its service name; a browser by localhost, an address, or the listed names.
+        "command": [*DASHBOARD_ARGS, "--allowed-host", "dashboard"],
         "environment": env,
         "ports": [f"{DASHBOARD_PORT}:{DASHBOARD_PORT}"],
         "depends_on": _depends_on_redis(),

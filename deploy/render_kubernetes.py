@@ -21,6 +21,7 @@ CONFIG_MAP = "taskrail"  # optional: any other setting, e.g. TASKRAIL_IMPORTS
 KEDA_SECRET = "taskrail-keda"  # keys: redis-address (host:port), redis-password
 OPTIONAL_SECRETS = ("SENTRY_DSN", "SMTP_URL")
 DASHBOARD_PORT = 9181
+DASHBOARD_ARGS = ("taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT))
 DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue scales on wait time only
 POLLING_INTERVAL_S = 15
 NAME = "taskrail"
@@ -217,7 +218,9 @@ def _dashboard_deployment(profile: Profile, image: str) -> dict[str, Any]:
     container = {
         "name": "dashboard",
         "image": image,
-        "command": ["taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT)],
+        # In the cluster it is reached by its Service's name (more names, for an Ingress: the ConfigMap's
+        # TASKRAIL_DASHBOARD_ALLOWED_HOSTS); kubectl port-forward by localhost, probes and scrapers by address.
+        "command": [*DASHBOARD_ARGS, "--allowed-host", f"{NAME}-dashboard"],
         "ports": [{"name": "http", "containerPort": DASHBOARD_PORT}],
         "envFrom": _env_from(),
         "env": env,

@@ -6,6 +6,7 @@ import argparse
 
 from config.embedded import ensure_server, running_server, stop_server
 from config.settings import load_settings
+from config.urls import redact_url
 from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]
@@ -20,22 +21,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.redis_url and args.action != "status":
-        print(f"REDIS_URL is set ({settings.redis_url}); the embedded server is not used")
+        print(f"REDIS_URL is set ({redact_url(settings.redis_url)}); the embedded server is not used")
         return RET_OK
     if args.action == "start":
         server = ensure_server(settings.data_dir)
-        print(f"embedded server running at {server.url} (pid {server.pid}, data in {server.data_dir})")
+        print(f"embedded server running at {redact_url(server.url)} (pid {server.pid}, data in {server.data_dir})")
         return RET_OK
     if args.action == "stop":
         stopped = stop_server(settings.data_dir)
         print("embedded server stopped" if stopped else "no embedded server was running")
         return RET_OK
     if settings.redis_url:
-        print(f"using REDIS_URL {settings.redis_url}")
+        print(f"using REDIS_URL {redact_url(settings.redis_url)}")
         return RET_OK
     state = running_server(settings.data_dir)
     if state:
-        print(f"embedded server running at {state.url} (pid {state.pid})")
+        print(f"embedded server running at {redact_url(state.url)} (pid {state.pid})")
         return RET_OK
     print(f"no embedded server running (data dir {settings.data_dir})")
     return RET_ERROR

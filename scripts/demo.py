@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 from config.connection import redis_url
 from config.settings import Settings
+from config.urls import redact_url
 from tasks.core.client import Client
 from tasks.core.result import AsyncResult
 
@@ -22,6 +24,8 @@ __all__ = ["DASHBOARD_PORT", "DemoJob", "run_demo"]
 BIN = Path(sys.executable).parent
 BAD_ADDRESS = "not-an-address"
 DASHBOARD_PORT = 9181
+DASHBOARD_SECRETS = ("TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN")
+LOG_MODE = 0o600  # logs may hold secrets (a URL in a traceback): for the user only, whatever the umask
 
 
 @dataclass
@@ -75,10 +79,13 @@ class Processes:
         self.log_dir = log_dir
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        fd = os.open(self.log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_MODE)
+        os.fchmod(fd, LOG_MODE)  # a log left by an older run may have been made with the umask's mode
+        with os.fdopen(fd, "ab") as log:
+            env = {**self.env, **(extra_env or {})}
+            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.children.append((name, proc))
 
     def stop(self, timeout_s: float) -> None:
@@ -113,12 +120,16 @@ def start_processes(
             )
         out(f"workers: email, reports, default (logs in {procs.log_dir})")
     if "dashboard" in commands:
-        procs.start("dashboard", [taskrail, "dashboard", "--port", str(port)])
+        # Made here and shown once on the terminal: the dashboard would print its own into its log file.
+        password = None if any(env.get(name) for name in DASHBOARD_SECRETS) else secrets.token_urlsafe(18)
+        extra = {DASHBOARD_SECRETS[0]: password} if password else {}
+        procs.start("dashboard", [taskrail, "dashboard", "--port", str(port)], extra)
+        out(f"dashboard: http://127.0.0.1:{port}/" + (f" (password for this run: {password})" if password else ""))
     else:
         procs.start(
             "dashboard", [str(BIN / "rq-dashboard"), "-b", "127.0.0.1", "-p", str(DASHBOARD_PORT), "-j", "-u", url]
         )
-    out(f"dashboard: http://127.0.0.1:{port}/")
+        out(f"dashboard: http://127.0.0.1:{port}/")
     return procs
 
 
@@ -202,7 +213,10 @@ def run_demo(
     ``commands`` are the taskrail subcommands available (supervise, dashboard), used when present.
     """
     url = redis_url(settings)
-    out(f"server: {url}" + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})"))
+    out(
+        f"server: {redact_url(url)}"
+        + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})")
+    )
     procs = start_processes(settings, url, commands, port, out)
     interrupted = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))

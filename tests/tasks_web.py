@@ -34,6 +34,12 @@ def echo(text: str, *, times: int = 1) -> str:
 
 
 @task(queue="web")
+def keyed(key: str) -> dict[str, str]:
+    """A result whose key is the caller's text (rq-dashboard's job page shows results as JSON)."""
+    return {key: "value"}
+
+
+@task(queue="web")
 def fail(message: str) -> None:
     raise RuntimeError(message)
 

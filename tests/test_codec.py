@@ -48,6 +48,13 @@ def test_a_return_value_must_be_json() -> None:
         ("redis://hunter2@db", "redis://***@db"),
         ("rediss://:p@ss@db", "rediss://***@db"),
         ("app:hunter2@db", "***@db"),
+        ("redis://db:6379/0?password=hunter2", "redis://db:6379/0?password=***"),
+        ("redis://db/0?ssl_cert_reqs=none&Password=hunter2&db=1", "redis://db/0?ssl_cert_reqs=none&Password=***&db=1"),
+        ("redis+sentinel://:hunter2@h1:26379,h2:26379/main", "redis+sentinel://***@h1:26379,h2:26379/main"),
+        ("hunter2", "***"),  # not a URL (a password pasted alone): never echoed
+        ("redis//:hunter2@db", "***@db"),
+        ("redis://:hunter2-db:6379", "redis://***"),  # the "@" forgotten: no host list, not shown
+        ("redis://[::1]:6379/0", "redis://[::1]:6379/0"),
     ],
 )
 def test_urls_lose_their_credentials(url: str, shown: str) -> None:

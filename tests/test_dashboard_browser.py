@@ -74,6 +74,7 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     for i in range(12):
         enqueue(dash, "add", i, i)
     tricky = enqueue(dash, "echo", SCRIPT)
+    keyed = enqueue(dash, "keyed", SCRIPT)  # markup as a key of the result
     failed = enqueue(dash, "fail", SCRIPT)
     for _ in range(6):
         enqueue(dash, "nap", 0.3)
@@ -131,5 +132,11 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     page.goto(f"{dash.url}/rq/0/view/job/{tricky}")
     page.wait_for_selector(".description-scroll")
     assert SCRIPT in page.inner_text(".description-scroll")
+    # Its job page inserts JSON.stringify(result) raw: a key with markup must show as text too.
+    wait_for(lambda: dash.job(keyed)["state"] == "SUCCESS", 30, what="the keyed job")
+    page.goto(f"{dash.url}/rq/0/view/job/{keyed}")
+    page.wait_for_selector(".description-scroll")
+    assert f'"{SCRIPT}": "value"' in page.inner_text("#job-data")
+    assert page.locator("#job-data img").count() == 0
     assert seen["dialogs"] == [], "script from job data ran"
     assert seen["errors"] == []

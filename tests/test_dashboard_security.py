@@ -8,10 +8,11 @@ import subprocess
 import pytest
 import redis
 import requests
+from markupsafe import escape
 
 from config.settings import Settings
 from tests.conftest import BIN, Processes, wait_for
-from tests.tasks_web import PASSWORD, TOKEN, Dashboard, start_dashboard
+from tests.tasks_web import PASSWORD, TOKEN, WEB, Dashboard, start_dashboard
 from workers.dashboard import AuthConfig, create_app
 from workers.exitcodes import RET_CONFIG
 
@@ -50,6 +51,7 @@ def test_without_credentials_every_route_refuses(dash: Dashboard, settings: Sett
     routes = every_route(settings)
     assert len(routes) > 30 and any(e.startswith("rq_dashboard.") for e, _, _ in routes)
     anonymous = requests.Session()
+    throttled = 0
     for endpoint, method, path in routes:
         if endpoint in PUBLIC:
             continue
@@ -57,10 +59,13 @@ def test_without_credentials_every_route_refuses(dash: Dashboard, settings: Sett
         assert plain.status_code == 401, (endpoint, method, path, plain.status_code)
         assert plain.headers["WWW-Authenticate"].startswith("Bearer")
         wrong = anonymous.request(method, dash.url + path, headers={"Authorization": "Bearer nope"}, timeout=30)
-        assert wrong.status_code == 401, (endpoint, method, path, wrong.status_code)
+        # Wrong tokens are throttled: after FAILED_LIMIT of them this client waits (tested on its own below).
+        assert wrong.status_code in (401, 429), (endpoint, method, path, wrong.status_code)
+        throttled += wrong.status_code == 429 and int(wrong.headers["Retry-After"]) > 0
         if method == "GET":  # a browser is sent to the login form, and back afterwards
             page = anonymous.get(dash.url + path, headers={"Accept": "text/html"}, timeout=30, allow_redirects=False)
             assert page.status_code == 302 and page.headers["Location"].startswith("/login?next="), (path, page)
+    assert throttled
     assert not conn.keys("rq:job:*") and not conn.smembers("taskrail:paused")
     assert anonymous.get(dash.url + "/login", timeout=30).status_code == 200
     assert anonymous.get(dash.url + "/public/style.css", timeout=30).status_code == 200
@@ -163,6 +168,27 @@ def test_markup_in_job_arguments_is_escaped(dash: Dashboard) -> None:
     listing = dash.get("/rq/0/data/jobs/web/queued/8/asc/1.json").json()  # its list escapes by itself
     assert SCRIPT in listing["jobs"][0]["description"]
     assert dash.get("/api/jobs/" + job_id).json()["args"] == [SCRIPT]  # the API gives data, not HTML
+
+
+def test_markup_in_result_keys_is_escaped_for_rq_dashboard(dash: Dashboard, procs: Processes) -> None:
+    procs.worker("web", env=WEB)
+    job_id = dash.post("/api/tasks/tests.tasks_web.keyed", json={"args": [SCRIPT]}).json()["id"]
+    wait_for(lambda: dash.job(job_id)["state"] == "SUCCESS", 30, what="the job to finish")
+    data = dash.get(f"/rq/0/data/job/{job_id}.json").json()  # its job page puts JSON.stringify(result) in raw
+    assert list(data["result"]) == [str(escape(SCRIPT))] and data["result"][str(escape(SCRIPT))] == "value"
+    assert dash.get("/api/jobs/" + job_id).json()["result"] == {SCRIPT: "value"}
+
+
+def test_rq_dashboard_navbar_shows_no_redis_password(redis_url: str, conn: redis.Redis, procs: Processes) -> None:
+    secret = "Sup3rS3cretPW"
+    conn.acl_setuser("app", enabled=True, passwords=[f"+{secret}"], keys=["*"], channels=["*"], commands=["+@all"])
+    try:
+        dash = start_dashboard(procs, env={"REDIS_URL": f"{redis_url}?username=app&password={secret}"})
+        page = dash.get("/rq/")
+        assert page.status_code == 200 and 'id="rq-instances"' in page.text
+        assert secret not in page.text and "password=***" in page.text
+    finally:
+        conn.acl_deluser("app")
 
 
 def test_rq_dashboard_paths_are_checked(dash: Dashboard) -> None:

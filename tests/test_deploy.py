@@ -181,6 +181,17 @@ def test_shutdown_chain_grace_period_outlasts_the_shutdown_timeout() -> None:
         assert worker["deploy"]["replicas"] == plan.workers
 
 
+def test_the_dashboard_answers_to_the_name_it_is_reached_by() -> None:
+    """Its Host allow-list holds the Service (Compose: service) name other pods and containers use."""
+    files = _render("kubernetes")
+    service = next(iter(_by_kind(files, "Service")))
+    command = _by_kind(files, "Deployment")[service]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--allowed-host") + 1] == service
+    compose = yaml.safe_load(_render("compose")["compose.yaml"])["services"]["dashboard"]
+    assert compose["command"][compose["command"].index("--allowed-host") + 1] == "dashboard"
+    assert "TASKRAIL_DASHBOARD_ALLOWED_HOSTS" in compose["environment"]  # passed through from the caller
+
+
 def test_secrets_are_referenced_never_inlined() -> None:
     for doc in _docs(_render("kubernetes")):
         if doc["kind"] != "Deployment":

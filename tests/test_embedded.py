@@ -55,3 +55,14 @@ def test_server_command(tmp_path: Path) -> None:
     status = subprocess.run([str(BIN / "taskrail"), "server", "status"], env=env, capture_output=True, text=True,
                             timeout=60)  # fmt: skip
     assert status.returncode != 0
+
+
+def test_server_command_never_prints_the_password_of_redis_url(tmp_path: Path) -> None:
+    secret = "Sup3rS3cretPW"
+    for url in (f"redis://:{secret}@db.example:6379/0", f"redis://db.example:6379/0?password={secret}", secret):
+        env = {"TASKRAIL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "REDIS_URL": url}
+        for action in ("status", "start"):
+            done = subprocess.run([str(BIN / "taskrail"), "server", action], env=env, capture_output=True, text=True,
+                                  timeout=60)  # fmt: skip
+            shown = done.stdout + done.stderr
+            assert secret not in shown and ("db.example" in shown or "must be a URL" in shown), (url, action, shown)

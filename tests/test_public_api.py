@@ -26,7 +26,10 @@ PUBLIC = {
         "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
         "write_chart", "write_json", "write_markdown",
     ],
-    "workers.dashboard": ["AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app", "serve"],
+    "workers.dashboard": [
+        "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",
+        "serve",
+    ],
 }  # fmt: skip
 
 

@@ -58,12 +58,22 @@ def test_missing_yaml_file(tmp_path: Path) -> None:
         load_settings({"TASKRAIL_CONFIG": str(tmp_path / "nope.yaml")})
 
 
-def test_unreachable_server_names_the_url() -> None:
-    settings = load_settings({"REDIS_URL": "redis://:secret@127.0.0.1:1/0"})
+@pytest.mark.parametrize("url", ["redis://:secret@127.0.0.1:1/0", "redis://127.0.0.1:1/0?password=secret"])
+def test_unreachable_server_names_the_url(url: str) -> None:
+    settings = load_settings({"REDIS_URL": url})
     with pytest.raises(ConnectionFailed) as info:
         connect(settings)
     assert "127.0.0.1:1" in str(info.value) and "secret" not in str(info.value)
     assert "check that the server runs" in str(info.value)
+
+
+def test_a_url_without_scheme_is_not_echoed() -> None:
+    with pytest.raises(ConfigError, match="must be a URL like redis://") as info:
+        load_settings({"REDIS_URL": "secret@127.0.0.1:6379"})
+    assert "secret" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_URL": "Sup3rS3cretPW"})
+    assert "Sup3rS3cretPW" not in str(info.value)
 
 
 def test_password_protected_server(tmp_path: Path) -> None:

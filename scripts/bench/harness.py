@@ -20,6 +20,7 @@ import redis
 
 from config.embedded import start_server
 from config.errors import BenchError, ConfigError
+from config.urls import redact_url
 from scripts.bench.systems import QUEUE, WORKERS, System
 from tasks.core import keys
 
@@ -193,7 +194,7 @@ def open_harness(redis_url: str | None, out_dir: Path) -> Iterator[Harness]:
             size = redis.Redis.from_url(url).dbsize()
             if size:
                 raise ConfigError(
-                    f"REDIS_URL {url} holds {size} keys and taskrail bench flushes its database between runs: "
+                    f"REDIS_URL {redact_url(url)} holds {size} keys and taskrail bench flushes its database between runs: "
                     "point REDIS_URL at an empty database (e.g. .../15), or unset it to use a private server"
                 )
         else:

@@ -12,6 +12,8 @@ from collections.abc import Collection
 __all__ = [
     "CANCELED",
     "CLAIMS",
+    "DASHBOARD_FAILURES",
+    "DASHBOARD_SESSION",
     "DEFAULT_PRIORITY",
     "DEFERRED",
     "DEPENDENCIES",
@@ -102,6 +104,8 @@ SCALE_VERSION = "taskrail:scale:version"  # counter bumped on every scale change
 SUPERVISORS = "taskrail:supervisors"  # set of supervisor node names
 SUPERVISOR = "taskrail:supervisor:{}"  # one supervisor's published state
 
+DASHBOARD_SESSION = "taskrail:dashboard:session:{}"  # string with the session's TTL, per SHA-256 of a session id
+DASHBOARD_FAILURES = "taskrail:dashboard:failures:{}:{}"  # counter per client address and minute, short TTL
 # Numbers the scripts and Python must agree on (also in the generated include).
 RECORD_FIELDS = 11  # values per job in a FINISH record (workers/runner.py Outcome.record)
 DEFAULT_PRIORITY = 5  # what a job without a priority counts as

@@ -21,8 +21,10 @@ from config.errors import ConfigError
 from config.settings import Settings
 from tasks.core.client import Client
 from workers.dashboard import api, auth, overview
-from workers.dashboard.auth import SESSION_HOURS, AuthConfig, LoginThrottle
+from workers.dashboard.auth import SESSION_HOURS, AuthConfig
+from workers.dashboard.hosts import AllowedHosts, check_host
 from workers.dashboard.rqmount import mount_rq_dashboard
+from workers.dashboard.sessions import FailureThrottle, SessionStore
 from workers.metrics import build_registry
 
 __all__ = ["CSP", "create_app"]
@@ -52,8 +54,16 @@ def import_task_modules(settings: Settings) -> None:
             raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
 
 
-def create_app(settings: Settings, auth_config: AuthConfig, *, secure_cookie: bool = False) -> Flask:
+def create_app(
+    settings: Settings,
+    auth_config: AuthConfig,
+    *,
+    secure_cookie: bool = False,
+    allowed_hosts: AllowedHosts | None = None,
+) -> Flask:
     """The whole dashboard, connected to the configured server.
+
+    ``allowed_hosts`` are the ``Host`` names it answers to; by default the loopback names only.
 
     Raises:
         ConfigError: a task module cannot be imported, or the Redis URL is malformed.
@@ -74,7 +84,10 @@ def create_app(settings: Settings, auth_config: AuthConfig, *, secure_cookie: bo
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["taskrail.auth"] = auth_config
     app.extensions["taskrail.client"] = client
-    app.extensions["taskrail.login_throttle"] = LoginThrottle()
+    app.extensions["taskrail.allowed_hosts"] = allowed_hosts or AllowedHosts()
+    app.extensions["taskrail.sessions"] = SessionStore(client.redis, SESSION_HOURS * 3600)
+    app.extensions["taskrail.throttle"] = FailureThrottle(client.redis)
+    app.before_request(check_host)
     app.before_request(auth.guard)
     app.after_request(_security_headers)
     app.register_blueprint(auth.blueprint)

@@ -1,10 +1,12 @@
 """Who may use the dashboard: a password or token from the environment, a browser session, CSRF tokens.
 
-Every request passes :func:`guard` first. It answers 401 (or, for a browser asking for a page, a
-redirect to the login form) unless the request carries ``Authorization: Bearer <secret>`` or a
-logged-in session cookie; and it refuses any state-changing request made with the session cookie
-unless it brings the session's CSRF token (the ``X-CSRF-Token`` header or a ``csrf_token`` form field).
-Secrets are compared with :func:`hmac.compare_digest`.
+Every request passes :func:`guard` (after the Host check). It answers 401 (or, for a browser asking for a
+page, a redirect to the login form) unless the request carries ``Authorization: Bearer <token>`` (the API
+token, never the password) or the cookie of a session that is still alive in Redis (logout ends it); and
+it refuses any state-changing request made with the session cookie unless it brings the session's CSRF
+token (the ``X-CSRF-Token`` header or a ``csrf_token`` form field). Secrets are compared with
+:func:`hmac.compare_digest`; wrong ones, by form or by header, are counted per client address, and a
+client past the limit gets 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hmac
 import os
 import re
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from flask import (
     url_for,
 )
 
-__all__ = ["PASSWORD_ENV", "TOKEN_ENV", "AuthConfig", "LoginThrottle", "blueprint", "csrf_token", "guard"]
+from workers.dashboard.sessions import FailureThrottle, SessionStore
+
+__all__ = ["PASSWORD_ENV", "TOKEN_ENV", "AuthConfig", "blueprint", "csrf_token", "guard"]
 
 PASSWORD_ENV = "TASKRAIL_DASHBOARD_PASSWORD"
 TOKEN_ENV = "TASKRAIL_DASHBOARD_TOKEN"
@@ -40,7 +43,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "public"})
 SESSION_HOURS = 12
 LOCAL_PATH = re.compile(r"/[A-Za-z0-9_.~%/?=&+:@,-]*")
-FAILED_LOGIN_LIMIT = 10  # per minute and process; then 429 until the minute is over
 
 blueprint = Blueprint("auth", __name__)
 
@@ -71,33 +73,20 @@ class AuthConfig:
         return AuthConfig(secrets.token_urlsafe(18), None, self.public_metrics, generated=True)
 
     def matches(self, secret: str) -> bool:
-        """True when ``secret`` is the password or the token, compared in constant time."""
-        given = secret.encode()
-        ok = False
-        for expected in (self.password, self.token):
-            if expected is not None:
-                ok |= hmac.compare_digest(given, expected.encode())
-        return ok
+        """True when ``secret`` is the password or the token (what the login form takes), in constant time."""
+        return _any_equal(secret, (self.password, self.token))
+
+    def matches_token(self, secret: str) -> bool:
+        """True when ``secret`` is the API token: a Bearer header never takes the password."""
+        return _any_equal(secret, (self.token,))
 
 
-class LoginThrottle:
-    """Counts failed logins in the current minute, for the whole process (guessing gets slow)."""
-
-    def __init__(self, limit: int = FAILED_LOGIN_LIMIT) -> None:
-        self.limit = limit
-        self._minute = 0
-        self._failures = 0
-        self._lock = threading.Lock()
-
-    def blocked(self) -> bool:
-        with self._lock:
-            return self._minute == int(time.time() // 60) and self._failures >= self.limit
-
-    def failed(self) -> None:
-        with self._lock:
-            minute = int(time.time() // 60)
-            self._failures = self._failures + 1 if minute == self._minute else 1
-            self._minute = minute
+def _any_equal(given: str, expected: tuple[str | None, ...]) -> bool:
+    ok = False
+    for value in expected:
+        if value is not None:
+            ok |= hmac.compare_digest(given.encode(), value.encode())
+    return ok
 
 
 def _config() -> AuthConfig:
@@ -112,9 +101,26 @@ def csrf_token() -> str:
     return str(session["csrf"])
 
 
+def _sessions() -> SessionStore:
+    store: SessionStore = current_app.extensions["taskrail.sessions"]
+    return store
+
+
+def _throttle() -> FailureThrottle:
+    throttle: FailureThrottle = current_app.extensions["taskrail.throttle"]
+    return throttle
+
+
+def _client() -> str:
+    """Whom failures are counted against: the peer address (behind a proxy, the proxy's)."""
+    return request.remote_addr or "unknown"
+
+
 def _logged_in() -> bool:
     started = session.get("login_at")
-    return isinstance(started, int | float) and time.time() - started < SESSION_HOURS * 3600
+    if not isinstance(started, int | float) or time.time() - started >= SESSION_HOURS * 3600:
+        return False
+    return _sessions().alive(session.get("sid"))  # ended by logout, or by Redis' expiry
 
 
 def _bearer() -> str | None:
@@ -133,6 +139,13 @@ def _csrf_ok() -> bool:
     return origin is None or urlsplit(origin).netloc == request.host
 
 
+def _too_many(retry_after_s: int) -> Response:
+    response = jsonify(error=f"too many wrong passwords or tokens from your address; try again in {retry_after_s} s")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
 def _refuse(status: int, message: str) -> Response:
     if status == 401 and request.method in SAFE_METHODS and "text/html" in request.headers.get("Accept", ""):
         target = request.full_path if request.query_string else request.path
@@ -145,7 +158,7 @@ def _refuse(status: int, message: str) -> Response:
 
 
 def guard() -> Response | None:
-    """The app's first ``before_request``: refuse unless authenticated (and CSRF-checked for writes)."""
+    """The app's ``before_request`` after the Host check: refuse unless authenticated (CSRF-checked for writes)."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     config = _config()
@@ -154,7 +167,14 @@ def guard() -> Response | None:
     bearer = _bearer()
     if bearer is not None:
         # Scripts authenticate every request; a browser never adds this header on its own, so no CSRF.
-        return None if config.matches(bearer) else _refuse(401, "wrong bearer token")
+        # A throttled client is refused even with the right token, so guessing learns nothing meanwhile.
+        wait = _throttle().retry_after(_client())
+        if wait is not None:
+            return _too_many(wait)
+        if config.matches_token(bearer):
+            return None
+        _throttle().failed(_client())
+        return _refuse(401, "wrong bearer token")
     if not _logged_in():
         return _refuse(401, f"log in at /login, or send 'Authorization: Bearer <{TOKEN_ENV}>'")
     if request.method not in SAFE_METHODS and not _csrf_ok():
@@ -179,24 +199,33 @@ def login() -> str:
 
 
 @blueprint.post("/login")
-def login_post() -> Response | tuple[str, int]:
+def login_post() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     target = _safe_next(request.form.get("next"))
     if not _csrf_ok():
         return render_template("login.html", csrf=csrf_token(), next=target, error="The form expired; try again."), 403
-    throttle: LoginThrottle = current_app.extensions["taskrail.login_throttle"]
-    if throttle.blocked():
-        return render_template("login.html", csrf=csrf_token(), next=target, error="Too many attempts; wait."), 429
+    wait = _throttle().retry_after(_client())
+    if wait is not None:
+        error = f"Too many attempts; wait {wait} s."
+        return (
+            render_template("login.html", csrf=csrf_token(), next=target, error=error),
+            429,
+            {"Retry-After": str(wait)},
+        )
     if not _config().matches(request.form.get("password", "")):
-        throttle.failed()
+        _throttle().failed(_client())
         return render_template("login.html", csrf=csrf_token(), next=target, error="Wrong password or token."), 401
+    _sessions().end(session.get("sid"))
     session.clear()  # a fresh session (and CSRF token) on login, against session fixation
     session.permanent = True
     session["login_at"] = time.time()
+    session["sid"] = _sessions().create()
     csrf_token()
     return redirect(target)  # type: ignore[return-value]
 
 
 @blueprint.post("/logout")
 def logout() -> Response:
+    """End the session in Redis too: a copy of the cookie no longer works."""
+    _sessions().end(session.get("sid"))
     session.clear()
     return redirect(url_for("auth.login"))  # type: ignore[return-value]

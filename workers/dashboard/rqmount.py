@@ -30,6 +30,7 @@ from flask import Flask, Response, abort, current_app, g, jsonify, request, url_
 from markupsafe import escape
 from rq.serializers import JSONSerializer
 
+from config.urls import redact_url
 from tasks.core.validate import is_queue_name
 from workers.dashboard.actions import requeue_failed, requeue_job
 from workers.dashboard.auth import csrf_token
@@ -69,7 +70,8 @@ RQ_CSP = (
 def mount_rq_dashboard(app: Flask, conn: redis.Redis, url: str) -> None:
     """Register rq-dashboard's blueprint at ``/rq`` on ``app``, reading jobs as JSON over ``conn``."""
     rq_dashboard.web.config.serializer = JSONSerializer
-    app.config["RQ_DASHBOARD_REDIS_URL"] = (url,)  # shown in its navbar, password masked by it
+    # Only shown in its navbar (its connection is ours): its own masking misses "?password=".
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (redact_url(url),)
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 2500)
     app.redis_conn = conn  # type: ignore[attr-defined]
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
@@ -105,7 +107,8 @@ def _escape_strings(value: Any, keep: frozenset[str], key: str = "") -> Any:
     if isinstance(value, list):
         return [_escape_strings(item, keep, key) for item in value]
     if isinstance(value, dict):
-        return {k: _escape_strings(v, keep, k) for k, v in value.items()}
+        # Keys too: its job page inserts JSON.stringify(result) raw, keys and all.
+        return {str(escape(k)): _escape_strings(v, keep, k) for k, v in value.items()}
     return value
 
 
