@@ -23,9 +23,9 @@ __all__ = ["Autoscale", "Profile", "QueuePlan", "ScalingFile", "load_profile", "
 
 MODES = ("strict", "weighted")
 ISOLATIONS: tuple[Isolation, ...] = get_args(Isolation)
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no dots: worker names are node.queue.index
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")  # no dots: worker names are node.queue.index
 Choice = TypeVar("Choice", bound=str)
-RATE = re.compile(r"^\s*\d+(\.\d+)?\s*/\s*\d*\s*[smh]\s*$")
+RATE = re.compile(r"\s*\d+(\.\d+)?\s*/\s*\d*\s*[smh]\s*")
 TOP_KEYS = ("queues", "profiles")
 PROFILE_KEYS = ("mode", "defaults", "queues")
 AUTOSCALE_KEYS = ("min", "max", "backlog_per_worker", "max_wait_s", "cooldown_s")
@@ -205,7 +205,7 @@ class _Checker:
             return ()
         names: list[str] = []
         for item in raw:
-            if not isinstance(item, str) or not QUEUE_NAME.match(item):
+            if not isinstance(item, str) or not QUEUE_NAME.fullmatch(item):
                 self.fail("", f"queues: {item!r} is not a queue name (letters, digits, '_' and '-'); rename it")
             elif item in names:
                 self.fail("", f"queues: {item!r} is listed twice; keep one")
@@ -294,7 +294,7 @@ class _Checker:
     def rate(self, where: str, value: Any) -> str | None:
         if value is None:
             return None
-        if not isinstance(value, str) or not RATE.match(value):
+        if not isinstance(value, str) or not RATE.fullmatch(value):
             self.fail(where, f"rate_limit must look like '20/s', '100/m' or '5/10s', got {value!r}")
             return None
         return value.replace(" ", "")

@@ -38,7 +38,7 @@ log = logging.getLogger("taskrail.periodic")
 
 PERIODIC_KEY = "taskrail:periodic"
 ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone")
-NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 MIN_EVERY_S = 0.5
 
 
@@ -91,7 +91,7 @@ def load_periodic(path: Path) -> list[PeriodicEntry]:
 
 
 def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(f"{where}: the name must be letters, digits, '_', '.', ':' or '-'")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with task and cron (or every_s)")

@@ -15,7 +15,7 @@ from tasks.core import validate
 
 __all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*$")
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -37,7 +37,7 @@ class RateLimit:
 
 def parse_rate_limit(text: str) -> RateLimit:
     """Parse Celery's rate syntax: ``"10/s"``, ``"100/m"``, ``"5/10s"``, ``"1000/h"``."""
-    match = _RATE.match(str(text))
+    match = _RATE.fullmatch(str(text))
     if not match or float(match.group(1)) <= 0:
         raise ConfigError(f"rate limit {text!r} is not like '10/s', '100/m' or '5/10s'")
     multiple = float(match.group(2)) if match.group(2) else 1.0

@@ -56,7 +56,7 @@ def _client() -> Client:
 
 
 def _job_id(job_id: str) -> str:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise ApiError(404, f"no job {job_id!r}: job ids are letters, digits and _.:@+-")
     return job_id
 
