@@ -16,7 +16,7 @@ import yaml
 
 from config.errors import ConfigError
 
-__all__ = ["Isolation", "Settings", "load_settings"]
+__all__ = ["MAX_PAYLOAD_BYTES_LIMIT", "Isolation", "Settings", "load_settings"]
 
 Isolation = Literal["inline", "fork"]  # where a worker runs a job: in its own process, or in a forked child
 
@@ -26,6 +26,8 @@ ECOSYSTEM_ENV = {"REDIS_URL": "redis_url", "SMTP_URL": "smtp_url", "SENTRY_DSN":
 # TASKRAIL_* variables that are not settings fields (read by other tools).
 NON_SETTINGS_ENV = {"TASKRAIL_CONFIG", "TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN"}
 DEFAULT_IMPORTS = ("tasks.emails", "tasks.reports", "tasks.fanout")
+# The highest max_payload_bytes may be set to (4 times the default); workers refuse to decode more.
+MAX_PAYLOAD_BYTES_LIMIT = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,31 @@ def test_bad_calls_raise_and_write_nothing(settings, conn: redis.Redis, call, er
     assert conn.dbsize() == 0
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_arguments_nested_deeper_than_100_levels_are_refused(settings, conn: redis.Redis) -> None:
+    loop: list = []
+    loop.append(loop)
+    calls = [
+        lambda: tasks_core.add.delay(nested(101), 1),
+        lambda: tasks_core.add.apply_async((1,), {"b": {"k": nested(100)}}),
+        lambda: tasks_core.add.delay(nested(5000), 1),
+        lambda: tasks_core.add.delay(loop, 1),
+        lambda: tasks_core.add.map([(1, 2), (nested(101), 2)]),
+    ]
+    for call in calls:
+        with pytest.raises(NotSerializable, match="are nested more than 100 levels deep"):
+            call()
+    assert conn.dbsize() == 0
+    tasks_core.add.delay(nested(100), 1)  # at the limit
+    assert conn.dbsize() > 0
+
+
 def test_bad_map_writes_nothing(settings, conn: redis.Redis) -> None:
     with pytest.raises(NotSerializable):
         tasks_core.add.map([(1, 2)] * 1500 + [(object(), 2)])
