@@ -7,6 +7,7 @@ is reported at once, each on its own line naming the file, the profile, the queu
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -279,8 +280,8 @@ class _Checker:
         return value
 
     def number(self, where: str, key: str, value: Any, low: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-            kind = "a number of seconds above 0" if low > 0 else "a number 0 or more"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < math.inf:  # nan too
+            kind = "a finite number of seconds above 0" if low > 0 else "a finite number 0 or more"
             self.fail(where, f"{key} must be {kind}, got {value!r}; fix the value")
             return max(low, 0.0)
         return float(value)
