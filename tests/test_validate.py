@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 import redis
 
-from config.errors import ConfigError
+from config.errors import ConfigError, Retry
 from config.scaling import load_scaling
 from config.settings import Settings
 from scripts.cli import main
 from tasks import DeadLetters, chain, chord, group, pause, signature, task
 from tasks.core import validate
 from tasks.core.canvas import Signature
+from tasks.core.context import TaskContext
 from tasks.core.options import parse_rate_limit
 from tests import tasks_canvas, tasks_core
 from workers.dashboard import AuthConfig, create_app
@@ -80,6 +81,15 @@ def test_queue_name_with_a_newline_is_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="it holds '\\\\n'"):
         validate.queue_name(value, "here")
     assert not validate.is_queue_name(value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1])
+def test_self_retry_refuses_a_countdown_that_would_never_come(value: float) -> None:
+    context = TaskContext.inline(tasks_core.add)
+    with pytest.raises(ConfigError, match=r"^tests.tasks_core.add: self.retry: countdown must be seconds >= 0"):
+        context.retry(countdown=value)
+    with pytest.raises(Retry):
+        context.retry(countdown=5)
 
 
 def test_eta_is_a_datetime_and_excludes_countdown() -> None:
