@@ -108,8 +108,15 @@ def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
         not isinstance(cron, str) or len(cron.split()) not in (5, 6) or not croniter.is_valid(cron)
     ):
         raise ConfigError(f"{where}: cron {cron!r} is not 5 fields (minute hour day month weekday), plus seconds last")
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float) or every < MIN_EVERY_S):
-        raise ConfigError(f"{where}: every_s must be a number of seconds >= {MIN_EVERY_S}, got {every!r}")
+    if every is not None and (
+        isinstance(every, bool)
+        or not isinstance(every, int | float)
+        or not MIN_EVERY_S <= every <= validate.MAX_DELAY_S
+    ):
+        raise ConfigError(
+            f"{where}: every_s must be a number of seconds >= {MIN_EVERY_S} and at most {validate.MAX_DELAY_S} "
+            f"(10 years), got {every!r}"
+        )
     args, kwargs = raw.get("args", []), raw.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ConfigError(f"{where}: 'args' must be a list and 'kwargs' a mapping")
