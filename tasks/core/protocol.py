@@ -147,24 +147,31 @@ def reencode(
 
 
 def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
-    if _nested_deeper([*args, *kwargs.values()], MAX_NESTING):
-        raise NotSerializable(
-            f"arguments of {name} are nested more than {MAX_NESTING} levels deep (lists and dicts inside each "
-            "other); pass flatter data, or a reference to it (a file path, URL or database id)"
-        )
     try:
         data = json.dumps([name, None, list(args), kwargs], separators=(",", ":"), allow_nan=False)
+    except RecursionError as exc:  # past the encoder's own limit, near 1000 levels
+        raise _too_deep(name) from exc
     except (TypeError, ValueError) as exc:
         raise NotSerializable(
             f"arguments of {name} are not JSON-serializable ({exc}); pass plain str, int, float, bool, "
             "None, list or dict values (e.g. an id instead of an object)"
         ) from exc
+    # Counting brackets is cheap; only data with more of them than the limit can nest too deep.
+    if data.count("[") + data.count("{") > DATA_MAX_NESTING and _nested_deeper([*args, *kwargs.values()], MAX_NESTING):
+        raise _too_deep(name)
     if len(data) > max_payload_bytes:
         raise PayloadTooLarge(
             f"arguments of {name} encode to {len(data)} bytes, over the {max_payload_bytes}-byte limit; "
             "pass a reference (a file path, URL or database id) or raise TASKRAIL_MAX_PAYLOAD_BYTES"
         )
     return data
+
+
+def _too_deep(name: str) -> NotSerializable:
+    return NotSerializable(
+        f"arguments of {name} are nested more than {MAX_NESTING} levels deep (lists and dicts inside each "
+        "other); pass flatter data, or a reference to it (a file path, URL or database id)"
+    )
 
 
 def decode_data(raw: bytes | str) -> tuple[str, list[Any], dict[str, Any]]:
