@@ -133,9 +133,10 @@ def _check_number(name: str, value: Any, kind: str, low: int, low_ok: bool, high
     if number and (low <= value <= high if low_ok else low < value <= high):
         return
     shown = str(int(value)) if number and float(value).is_integer() else str(value)  # as written: '0', 'nan'
+    span = f"from {low} to {high}" if low_ok else f"above {low} and at most {high}"
     raise ConfigError(
         f"{ENV_PREFIX}{name.upper()} must be {kind} {'>=' if low_ok else '>'} {low}, got {shown!r}; "
-        f"set it (or {name} in the settings file) to at most {high}"
+        f"set it (or {name} in the settings file) to a value {span}"
     )
 
 

@@ -85,7 +85,9 @@ def test_a_nan_heartbeat_names_the_variable_and_the_fix() -> None:
     ],
 )
 def test_numeric_settings_have_a_range(name: str, bad: float, good: float) -> None:
-    with pytest.raises(ConfigError, match=f"^TASKRAIL_{name.upper()} must be .* got '{bad}'; set it .* at most"):
+    with pytest.raises(
+        ConfigError, match=f"^TASKRAIL_{name.upper()} must be .* got '{bad}'; set it .* to a value (from|above) "
+    ):
         load_settings({f"TASKRAIL_{name.upper()}": str(bad)})
     assert getattr(load_settings({f"TASKRAIL_{name.upper()}": str(good)}), name) == good
 
