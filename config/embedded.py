@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.errors import ConfigError, ConnectionFailed
+from config.settings import writable_dir
 
 __all__ = [
     "EmbeddedServer",
@@ -128,7 +129,7 @@ def start_server(data_dir: Path, port: int | None = None, *, appendonly: bool = 
 
 def ensure_server(data_dir: Path) -> EmbeddedServer:
     """Reuse the project's embedded server if it runs, else start it; safe across processes."""
-    root = data_dir / "redis"
+    root = writable_dir(data_dir) / "redis"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "server.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,6 +7,7 @@ is reported at once, each on its own line naming the file, the profile, the queu
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,9 +24,9 @@ __all__ = ["Autoscale", "Profile", "QueuePlan", "ScalingFile", "load_profile", "
 
 MODES = ("strict", "weighted")
 ISOLATIONS: tuple[Isolation, ...] = get_args(Isolation)
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # no dots: worker names are node.queue.index
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")  # no dots: worker names are node.queue.index
 Choice = TypeVar("Choice", bound=str)
-RATE = re.compile(r"^\s*\d+(\.\d+)?\s*/\s*\d*\s*[smh]\s*$")
+RATE = re.compile(r"\s*\d+(\.\d+)?\s*/\s*\d*\s*[smh]\s*")
 TOP_KEYS = ("queues", "profiles")
 PROFILE_KEYS = ("mode", "defaults", "queues")
 AUTOSCALE_KEYS = ("min", "max", "backlog_per_worker", "max_wait_s", "cooldown_s")
@@ -205,7 +206,7 @@ class _Checker:
             return ()
         names: list[str] = []
         for item in raw:
-            if not isinstance(item, str) or not QUEUE_NAME.match(item):
+            if not isinstance(item, str) or not QUEUE_NAME.fullmatch(item):
                 self.fail("", f"queues: {item!r} is not a queue name (letters, digits, '_' and '-'); rename it")
             elif item in names:
                 self.fail("", f"queues: {item!r} is listed twice; keep one")
@@ -279,8 +280,8 @@ class _Checker:
         return value
 
     def number(self, where: str, key: str, value: Any, low: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-            kind = "a number of seconds above 0" if low > 0 else "a number 0 or more"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value < math.inf:  # nan too
+            kind = "a finite number of seconds above 0" if low > 0 else "a finite number 0 or more"
             self.fail(where, f"{key} must be {kind}, got {value!r}; fix the value")
             return max(low, 0.0)
         return float(value)
@@ -294,7 +295,7 @@ class _Checker:
     def rate(self, where: str, value: Any) -> str | None:
         if value is None:
             return None
-        if not isinstance(value, str) or not RATE.match(value):
+        if not isinstance(value, str) or not RATE.fullmatch(value):
             self.fail(where, f"rate_limit must look like '20/s', '100/m' or '5/10s', got {value!r}")
             return None
         return value.replace(" ", "")

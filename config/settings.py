@@ -6,7 +6,9 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,7 +19,15 @@ import yaml
 from config.errors import ConfigError
 from config.urls import redact_url
 
-__all__ = ["Isolation", "Settings", "load_settings"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES_LIMIT",
+    "NUMBER_LIMITS",
+    "Isolation",
+    "Settings",
+    "check_port",
+    "load_settings",
+    "writable_dir",
+]
 
 Isolation = Literal["inline", "fork"]  # where a worker runs a job: in its own process, or in a forked child
 
@@ -32,6 +42,26 @@ NON_SETTINGS_ENV = {
     "TASKRAIL_DASHBOARD_ALLOWED_HOSTS",
 }
 DEFAULT_IMPORTS = ("tasks.emails", "tasks.reports", "tasks.fanout")
+# The highest max_payload_bytes may be set to (4 times the default); workers refuse to decode more.
+MAX_PAYLOAD_BYTES_LIMIT = 2 * 1024 * 1024
+_DAY_S, _TEN_YEARS_S = 24 * 3600, 10 * 365 * 24 * 3600
+_SECONDS, _WHOLE_SECONDS, _WHOLE = "a finite number of seconds", "a whole number of seconds", "a whole number"
+# Every numeric setting: what it is, its lowest value (and whether that value itself is allowed) and its
+# highest. Past these a value is a typo or a unit mistake; nan and inf are refused too.
+NUMBER_LIMITS: dict[str, tuple[str, int, bool, int]] = {
+    "max_payload_bytes": ("a whole number of bytes", 1, True, MAX_PAYLOAD_BYTES_LIMIT),
+    "result_ttl_s": (_WHOLE_SECONDS, 1, True, _TEN_YEARS_S),
+    "failure_ttl_s": (_WHOLE_SECONDS, 1, True, _TEN_YEARS_S),
+    "shutdown_timeout_s": (_SECONDS, 0, True, _DAY_S),
+    "heartbeat_interval_s": (_SECONDS, 0, False, 3600),
+    "heartbeat_ttl_s": (_SECONDS, 0, False, _DAY_S),
+    "max_stalled": (_WHOLE, 0, True, 1000),
+    "concurrency": (_WHOLE, 1, True, 1024),
+    "max_batch": (_WHOLE, 1, True, 10_000),
+    "max_jobs": (_WHOLE, 0, True, 10**12),
+    "max_memory_mb": (_WHOLE, 0, True, 1024 * 1024),
+    "events_maxlen": (_WHOLE, 1, True, 10**9),
+}
 
 
 @dataclass(frozen=True)
@@ -68,13 +98,8 @@ class Settings:
     periodic_file: Path = field(default_factory=lambda: Path(__file__).with_name("periodic.yaml"))
 
     def __post_init__(self) -> None:
-        positive = ("max_payload_bytes", "result_ttl_s", "failure_ttl_s", "heartbeat_interval_s")
-        for name in (*positive, "heartbeat_ttl_s", "concurrency", "max_batch", "events_maxlen"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"setting {name!r} must be positive, got {getattr(self, name)!r}")
-        for name in ("shutdown_timeout_s", "max_stalled", "max_jobs", "max_memory_mb"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"setting {name!r} must be zero or more, got {getattr(self, name)!r}")
+        for name, limits in NUMBER_LIMITS.items():
+            _check_number(name, getattr(self, name), *limits)
         if self.heartbeat_ttl_s <= 2 * self.heartbeat_interval_s:
             raise ConfigError(
                 f"heartbeat_ttl_s ({self.heartbeat_ttl_s}) must be more than twice heartbeat_interval_s "
@@ -108,6 +133,49 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied and validated."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_number(name: str, value: Any, kind: str, low: int, low_ok: bool, high: int) -> None:
+    """Raise a ConfigError naming the variable when ``value`` is not finite or not within low..high."""
+    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if number and (low <= value <= high if low_ok else low < value <= high):
+        return
+    shown = str(int(value)) if number and float(value).is_integer() else str(value)  # as written: '0', 'nan'
+    span = f"from {low} to {high}" if low_ok else f"above {low} and at most {high}"
+    raise ConfigError(
+        f"{ENV_PREFIX}{name.upper()} must be {kind} {'>=' if low_ok else '>'} {low}, got {shown!r}; "
+        f"set it (or {name} in the settings file) to a value {span}"
+    )
+
+
+def check_port(value: int, option: str = "--port", *, any_free: bool = False) -> int:
+    """``value`` if it is a TCP port to listen on: 1 to 65535, or 0 (any free port) when ``any_free``.
+
+    Raises:
+        ConfigError: anything else, naming ``option``.
+    """
+    low = 0 if any_free else 1
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= 65535:
+        return value
+    free = " (or 0 for any free port)" if any_free else ""
+    raise ConfigError(f"{option} must be a port number from 1 to 65535{free}, got {value!r}; pick another port")
+
+
+def writable_dir(path: Path, variable: str = "TASKRAIL_DATA_DIR") -> Path:
+    """``path``, created if missing.
+
+    Raises:
+        ConfigError: it cannot be created or written, naming it and ``variable``.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"{variable} {path}: cannot create or write this directory ({exc.strerror or exc}); "
+            f"set {variable} to a writable directory"
+        ) from exc
+    return path
 
 
 def load_settings(
@@ -189,13 +257,13 @@ def _convert(name: str, hint: Any, raw: Any, source: str) -> Any:
         if text.startswith("bool") or hint is bool:
             return _to_bool(raw)
         if hint is int or text == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
             return int(raw)
         if hint is float or text == "float":
             return float(raw)
         return str(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{source} {name!r}: cannot read {raw!r} as {text}; fix the value") from exc
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from config.settings import load_settings
+from config.settings import check_port, load_settings
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: Flask and rq-dashboard would slow every other taskrail command down.
     from workers.dashboard import AllowedHosts, AuthConfig, check_bind, create_app, serve
 
+    check_port(args.port, any_free=True)
     auth = AuthConfig.from_env(public_metrics=args.public_metrics)
     check_bind(args.host, auth)  # ConfigError -> exit code RET_CONFIG, before anything is started
     hosts = AllowedHosts.for_bind(args.host, args.allowed_host)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config.settings import load_settings
+from config.settings import check_port, load_settings
 from scripts.demo import DASHBOARD_PORT, run_demo
 from workers.exitcodes import RET_ERROR, RET_OK
 
@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    check_port(args.port)
     ok = run_demo(
         load_settings(), once=args.once, timeout_s=args.timeout, commands=set(args.subcommands), port=args.port
     )

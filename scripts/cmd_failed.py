@@ -90,6 +90,8 @@ def _list(letters: DeadLetters, queue: str | None, args: argparse.Namespace) -> 
 
 def _call(letter: DeadLetter) -> str:
     parts = [repr(a) for a in letter.args] + [f"{k}={v!r}" for k, v in letter.kwargs.items()]
+    if letter.data_error:
+        parts = [f"<{letter.data_error}>"]
     text = f"{letter.task}({', '.join(parts)})"
     return text if len(text) <= 200 else text[:199] + "…"
 

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from config.connection import connect
-from config.settings import load_settings
+from config.settings import check_port, load_settings
 from workers.exitcodes import RET_OK
 from workers.metrics import build_registry
 
@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    check_port(args.port)
     conn = connect(load_settings())
     server, thread = start_http_server(args.port, addr=args.host, registry=build_registry(conn))
     print(f"serving taskrail metrics on http://{args.host}:{args.port}/metrics", flush=True)

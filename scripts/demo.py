@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from config.connection import redis_url
-from config.settings import Settings
+from config.settings import Settings, writable_dir
 from config.urls import redact_url
 from tasks.core.client import Client
 from tasks.core.result import AsyncResult
@@ -108,7 +108,7 @@ def start_processes(
     settings: Settings, url: str, commands: set[str], port: int, out: Callable[[str], None]
 ) -> Processes:
     env = {**os.environ, "REDIS_URL": url, "TASKRAIL_DATA_DIR": str(settings.data_dir)}
-    procs = Processes(env, settings.data_dir / "logs")
+    procs = Processes(env, writable_dir(settings.data_dir) / "logs")
     taskrail = str(BIN / "taskrail")
     if "supervise" in commands:
         procs.start("supervisor", [taskrail, "supervise", "--profile", settings.profile])

@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SENDER = "taskrail <noreply@taskrail.localhost>"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-LOCAL_PART = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
-LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class EmailError(TaskError):
@@ -87,7 +87,7 @@ def parse_address(text: object, role: str = "recipient") -> Address:
         raise InvalidAddress(f"{role} {text!r} is not an email address like user@example.com ({reason})")
     address: Address = addresses[0]
     local, domain = address.username, _ascii_domain(address.domain, text, role)
-    if len(local) > 64 or not LOCAL_PART.match(local):
+    if len(local) > 64 or not LOCAL_PART.fullmatch(local):
         raise InvalidAddress(f"{role} {text!r}: the part before '@' must be 1-64 plain characters without spaces")
     return Address(display_name=address.display_name, username=local, domain=domain)
 
@@ -101,7 +101,7 @@ def _ascii_domain(domain: str, text: str, role: str) -> str:
     if (
         len(ascii_domain) > 253
         or len(labels) < 2
-        or not all(LABEL.match(label) for label in labels)
+        or not all(LABEL.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
         raise InvalidAddress(f"{role} {text!r}: the domain {domain!r} must be a host name like example.com")

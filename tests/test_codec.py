@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import ast
+import json
+import zlib
 from pathlib import Path
 
 import pytest
 
 from config.urls import redact_url
 from tasks.core.protocol import (
+    DATA_ERRORS,
+    DATA_MAX_BYTES,
+    MAX_NESTING,
     RESULT_FAILED,
     RESULT_RETRIED,
     RESULT_SUCCESS,
+    decode_data,
     decode_exc_string,
     encode_exc_string,
     encode_return_value,
@@ -29,6 +35,43 @@ def test_result_entries_round_trip() -> None:
     assert entry_return_value(failed) is None and entry_return_value(None) is None
     retried = {b"type": RESULT_RETRIED, b"exc_string": encode_exc_string("again").encode()}
     assert entry_traceback(retried) == "again" and entry_traceback(None) == "" and entry_traceback(ok) == ""
+
+
+def nested(depth: int) -> str:
+    """Job data whose one argument is ``depth`` lists deep."""
+    return '["t",null,[' + "[" * depth + "]" * depth + "],{}]"
+
+
+def test_decode_data_reads_plain_and_compressed_json() -> None:
+    data = json.dumps(["t", None, [1, {"a": [2]}], {"k": "v"}])
+    assert decode_data(data) == decode_data(data.encode()) == ("t", [1, {"a": [2]}], {"k": "v"})
+    assert decode_data(zlib.compress(data.encode())) == ("t", [1, {"a": [2]}], {"k": "v"})
+    assert decode_data(nested(MAX_NESTING))[1][0] == json.loads(nested(MAX_NESTING))[2][0]  # at the limit
+    assert decode_data(zlib.compress(b'["t",null,["' + b"x" * (DATA_MAX_BYTES - 20) + b'"],{}]'))[0] == "t"
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 900, 100_000])
+def test_decode_data_refuses_deep_json_with_a_value_error(depth: int) -> None:
+    for raw in (nested(depth), nested(depth).encode(), zlib.compress(nested(depth).encode())):
+        with pytest.raises(ValueError, match=f"job data is nested more than {MAX_NESTING + 2} levels deep"):
+            decode_data(raw)
+    kwargs = '["t",null,[],{"k":' + '{"a":' * depth + "1" + "}" * depth + "}]"
+    with pytest.raises(ValueError, match="nested more than"):
+        decode_data(kwargs)
+
+
+def test_decode_data_refuses_a_zlib_bomb_without_inflating_it() -> None:
+    packer, chunk = zlib.compressobj(9), b"0" * (1024 * 1024)
+    bomb = packer.compress(b'["t",null,["') + b"".join(packer.compress(chunk) for _ in range(400))
+    bomb += packer.compress(b'"],{}]') + packer.flush()  # 400 MiB in about 400 KB
+    assert len(bomb) < 1024 * 1024
+    with pytest.raises(ValueError, match=f"inflates to more than the {DATA_MAX_BYTES}-byte limit"):
+        decode_data(bomb)
+    with pytest.raises(ValueError, match=f"over the {DATA_MAX_BYTES}-byte limit"):
+        decode_data(b'["t",null,["' + b"x" * DATA_MAX_BYTES + b'"],{}]')
+    for damaged in (b"\x78\x9c garbage", b"", b"[1, 2]", b'"text"'):
+        with pytest.raises(DATA_ERRORS):
+            decode_data(damaged)
 
 
 def test_a_damaged_traceback_reads_as_empty() -> None:

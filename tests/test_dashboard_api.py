@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+import zlib
 
 import pytest
 import redis
@@ -190,3 +192,41 @@ def test_openapi_document_matches_the_routes(dash: Dashboard, settings: Settings
             named = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert named == set(re.findall(r"{(\w+)}", path)), path
     assert dash.get("/api/openapi.json").json() == document()
+
+
+@pytest.fixture
+def app_client(settings: Settings):  # type: ignore[no-untyped-def]
+    """The API in this process, called with a bearer token."""
+    client = create_app(settings.replace(imports=("tests.tasks_web",)), AuthConfig(token="t")).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer t"
+    return client
+
+
+@pytest.mark.parametrize("depth", [101, 900, 5000])
+def test_deeply_nested_arguments_answer_400_and_write_nothing(app_client, conn: redis.Redis, depth: int) -> None:  # type: ignore[no-untyped-def]
+    before = conn.dbsize()
+    body = '{"args": [' + "[" * depth + "]" * depth + ", 1]}"
+    answer = app_client.post(ADD, data=body, content_type="application/json")
+    assert answer.status_code == 400, answer.text
+    assert "nested" in answer.get_json()["error"] and "100 levels" in answer.get_json()["error"]
+    assert conn.dbsize() == before
+    assert app_client.post(ADD, json={"args": [[[1]], 1]}).status_code == 202  # a little nesting is fine
+
+
+def test_failed_listing_survives_an_over_deep_or_damaged_job(app_client, conn: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    deep = '["tests.tasks_web.add",null,[' + "[" * 900 + "]" * 900 + "],{}]"
+    bomb = zlib.compress(b'["tests.tasks_web.add",null,["' + b"x" * (8 * 1024 * 1024) + b'"],{}]')
+    for job_id, data in (("deep", deep.encode()), ("bomb", bomb), ("garbage", b"\x00not zlib")):
+        conn.hset(f"rq:job:{job_id}", mapping={"data": data, "origin": "web", "tr_task": "tests.tasks_web.add",
+                                               "tr_exc_type": "RecursionError", "ended_at": "2026-01-01T00:00:00Z"})  # fmt: skip
+        conn.zadd("rq:failed:web", {job_id: time.time() + 3600})
+    answer = app_client.get("/api/failed?queue=web")
+    assert answer.status_code == 200, answer.text
+    jobs = {job["id"]: job for job in answer.get_json()["jobs"]}
+    assert set(jobs) == {"deep", "bomb", "garbage"}
+    assert jobs["deep"]["data_error"] == "cannot decode: job data is nested more than 102 levels deep"
+    assert jobs["bomb"]["data_error"].startswith("cannot decode: compressed job data inflates to more than")
+    assert jobs["garbage"]["data_error"].startswith("cannot decode: ")
+    assert all(job["args"] == [] and job["task"] == "tests.tasks_web.add" for job in jobs.values())
+    assert app_client.get("/api/failed").status_code == 200
+    assert app_client.get("/api/jobs/deep").status_code == 200

@@ -123,6 +123,8 @@ def test_schedules_are_validated_strictly(tmp_path: Path) -> None:
         "periodic: {a: {task: t, cron: '0 2 * * *', every_s: 5}}": "exactly one of 'cron'",
         "periodic: {a: {task: t, cron: '61 * * * *'}}": "is not 5 fields",
         "periodic: {a: {task: t, every_s: 0.1}}": "every_s must be a number of seconds",
+        "periodic: {a: {task: t, every_s: .nan}}": "every_s must be a number of seconds",
+        "periodic: {a: {task: t, every_s: .inf}}": "every_s must be a number of seconds",
         "periodic: {a: {task: t, every_s: 5, retries: 3}}": "unknown key 'retries'",
         "periodic: {a: {cron: '* * * * *'}}": "'task' must name a registered task",
         "periodic: {a: {task: t, cron: '0 2 * * *', timezone: Mars/Olympus}}": "not an IANA name",

@@ -119,6 +119,16 @@ MALFORMED = [
         ["no queue has workers, nothing would run"],
         id="nothing-runs",
     ),
+    pytest.param(
+        GOOD.replace("shutdown_timeout_s: 5", "shutdown_timeout_s: .nan"),
+        ["shutdown_timeout_s must be a finite number 0 or more, got nan"],
+        id="nan-seconds",
+    ),
+    pytest.param(
+        GOOD.replace("backlog_per_worker: 10", "backlog_per_worker: 10, max_wait_s: .inf"),
+        ["max_wait_s must be a finite number of seconds above 0, got inf"],
+        id="infinite-seconds",
+    ),
     pytest.param("queues: [a\nprofiles: {", ["invalid YAML at line", "fix the syntax"], id="invalid-yaml"),
     pytest.param("- just\n- a list\n", ["expected a mapping with 'queues' and 'profiles'"], id="not-a-mapping"),
 ]

@@ -31,6 +31,11 @@ def test_calling_the_task_runs_it_inline() -> None:
         ({"max_retries": -1}, "max_retries"),
         ({"retry_backoff": "x"}, "retry_backoff"),
         ({"time_limit": 0}, "time_limit"),
+        ({"time_limit": float("inf")}, "time_limit must be a positive number of seconds, at most 315360000"),
+        ({"time_limit": float("nan")}, "time_limit must be a positive number of seconds"),
+        ({"retry_backoff": float("nan")}, "retry_backoff must be a number of seconds >= 0 and at most"),
+        ({"retry_backoff_max": float("inf")}, "retry_backoff_max must be a number of seconds >= 0 and at most"),
+        ({"rate_limit": "1" + "0" * 400 + "/s"}, "rate limit"),
         ({"rate_limit": "ten per second"}, "rate limit"),
         ({"autoretry_for": ("ValueError",)}, "autoretry_for"),
         ({"bind": "yes"}, "bind"),
@@ -106,6 +111,32 @@ def test_bad_calls_raise_and_write_nothing(settings, conn: redis.Redis, call, er
     with pytest.raises(error):
         call()
     assert conn.dbsize() == 0
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_arguments_nested_deeper_than_100_levels_are_refused(settings, conn: redis.Redis) -> None:
+    loop: list = []
+    loop.append(loop)
+    calls = [
+        lambda: tasks_core.add.delay(nested(101), 1),
+        lambda: tasks_core.add.apply_async((1,), {"b": {"k": nested(100)}}),
+        lambda: tasks_core.add.delay(nested(5000), 1),
+        lambda: tasks_core.add.map([(1, 2), (nested(101), 2)]),
+    ]
+    for call in calls:
+        with pytest.raises(NotSerializable, match="are nested more than 100 levels deep"):
+            call()
+    with pytest.raises(NotSerializable, match="Circular reference"):
+        tasks_core.add.delay(loop, 1)
+    assert conn.dbsize() == 0
+    tasks_core.add.delay(nested(100), 1)  # at the limit
+    assert conn.dbsize() > 0
 
 
 def test_bad_map_writes_nothing(settings, conn: redis.Redis) -> None:

@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 import redis
 
-from config.errors import ConfigError
+from config.errors import ConfigError, Retry
+from config.scaling import load_scaling
 from config.settings import Settings
 from scripts.cli import main
 from tasks import DeadLetters, chain, chord, group, pause, signature, task
 from tasks.core import validate
 from tasks.core.canvas import Signature
+from tasks.core.context import TaskContext
+from tasks.core.options import parse_rate_limit
 from tests import tasks_canvas, tasks_core
 from workers.dashboard import AuthConfig, create_app
 from workers.exitcodes import RET_CONFIG
@@ -44,8 +47,9 @@ def test_good_values_pass_through() -> None:
     assert [validate.countdown(c) for c in (None, 0, 2.5)] == [0, 0, 2.5]
     assert validate.run_at(None, None, 100.0) == 0.0 and validate.run_at(5, None, 100.0) == 105.0
     moment = datetime(2030, 1, 1, tzinfo=UTC)
-    assert validate.run_at(None, moment, 100.0) == moment.timestamp()
-    assert validate.run_at(None, moment.replace(tzinfo=None), 100.0) == moment.timestamp()  # naive means UTC
+    now = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    assert validate.run_at(None, moment, now) == moment.timestamp()
+    assert validate.run_at(None, moment.replace(tzinfo=None), now) == moment.timestamp()  # naive means UTC
     assert validate.run_at(None, datetime(2000, 1, 1), 2e9) == 0.0  # in the past: now
 
 
@@ -55,10 +59,37 @@ def test_priority_is_an_integer_0_to_9(value: Any) -> None:
         validate.priority(value, "t")
 
 
-@pytest.mark.parametrize("value", [-1, float("nan"), True, "5"])
-def test_countdown_is_seconds_at_least_0(value: Any) -> None:
-    with pytest.raises(ConfigError, match=r"^t: countdown must be seconds >= 0, got "):
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 1e308, validate.MAX_DELAY_S + 1, True, "5"])
+def test_countdown_is_finite_seconds_from_0_to_10_years(value: Any) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^t: countdown must be seconds >= 0 and at most 315360000 \(10 years\), got "
+    ):
         validate.countdown(value, "t")
+    assert validate.countdown(validate.MAX_DELAY_S) == validate.MAX_DELAY_S
+
+
+def test_eta_at_most_10_years_ahead() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    for far in (datetime(2041, 1, 1), datetime.max.replace(tzinfo=UTC)):
+        with pytest.raises(ConfigError, match=r"^t: eta must be at most 315360000 seconds \(10 years\) ahead, got "):
+            validate.run_at(None, far, now, "t")
+    assert validate.run_at(None, datetime(2039, 1, 1), now) == datetime(2039, 1, 1, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("value", ["email\n", "email\r\n", "\nemail", "em\nail"])
+def test_queue_name_with_a_newline_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="it holds '\\\\n'"):
+        validate.queue_name(value, "here")
+    assert not validate.is_queue_name(value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1])
+def test_self_retry_refuses_a_countdown_that_would_never_come(value: float) -> None:
+    context = TaskContext.inline(tasks_core.add)
+    with pytest.raises(ConfigError, match=r"^tests.tasks_core.add: self.retry: countdown must be seconds >= 0"):
+        context.retry(countdown=value)
+    with pytest.raises(Retry):
+        context.retry(countdown=5)
 
 
 def test_eta_is_a_datetime_and_excludes_countdown() -> None:
@@ -86,7 +117,11 @@ def test_task_decorator_refuses_at_decoration() -> None:
         ({"queue": "a b"}, "queue name 'a b' must be"),
         ({"priority": 12}, "priority must be an integer 0 to 9"),
         ({"countdown": -1}, "countdown must be seconds >= 0"),
+        ({"countdown": float("inf")}, "countdown must be seconds >= 0"),
+        ({"countdown": 1e308}, "countdown must be seconds >= 0"),
         ({"eta": "tomorrow"}, "eta must be a datetime"),
+        ({"eta": datetime(9999, 1, 1)}, "eta must be at most 315360000 seconds"),
+        ({"queue": "email\n"}, "queue name 'email\\\\n' must be"),
     ],
 )
 def test_apply_async_and_map_refuse(
@@ -146,6 +181,11 @@ def test_http_api_refuses_with_400(api: Any, conn: redis.Redis) -> None:
         ("POST", add, {"args": [1, 2], "options": {"queue": 7}}, "queue name 7 must be"),
         ("POST", add, {"args": [1, 2], "options": {"priority": -1}}, "priority must be an integer 0 to 9"),
         ("POST", add, {"args": [1, 2], "options": {"countdown": "soon"}}, "countdown must be seconds >= 0"),
+        ("POST", add, {"args": [1, 2], "options": {"queue": "email\n"}}, "queue name 'email\\n' must be"),
+        *[
+            ("POST", add, {"args": [1, 2], "options": {"countdown": c}}, "countdown must be seconds >= 0 and at most")
+            for c in (float("nan"), float("inf"), 1e308)
+        ],
         ("POST", "/api/queues/a%20b/pause", None, "queue name 'a b' must be"),
         ("POST", "/api/queues/a%20b/resume", None, "queue name 'a b' must be"),
         ("GET", "/api/failed?queue=a%20b", None, "queue name 'a b' must be"),
@@ -182,3 +222,17 @@ def test_periodic_file_refuses(tmp_path: Path) -> None:
     path.write_text("periodic:\n  nightly:\n    task: tests.tasks_core.add\n    every_s: 60\n    queue: 'a b'\n")
     with pytest.raises(ConfigError, match=r"periodic 'nightly': queue name 'a b' must be"):
         load_periodic(path)
+
+
+def test_every_name_pattern_refuses_a_trailing_newline(tmp_path: Path, api: Any) -> None:
+    periodic = tmp_path / "periodic.yaml"
+    periodic.write_text('periodic:\n  "nightly\\n":\n    task: tests.tasks_core.add\n    every_s: 60\n')
+    with pytest.raises(ConfigError, match="the name must be letters"):
+        load_periodic(periodic)
+    scaling = tmp_path / "scaling.yaml"
+    scaling.write_text('queues: ["email\\n"]\nprofiles:\n  p:\n    queues:\n      email: {workers: 1}\n')
+    with pytest.raises(ConfigError, match=r"queues: 'email\\n' is not a queue name"):
+        load_scaling(scaling)
+    with pytest.raises(ConfigError, match="is not like '10/s'"):
+        parse_rate_limit("10/s\nx")
+    assert api("GET", "/api/jobs/abc%0A").status_code == 404

@@ -14,6 +14,7 @@ import redis
 from tasks import AsyncResult, ResultTimeout, TaskFailed
 from tests import tasks_core
 from tests.conftest import BIN, Processes, live_workers, wait_for
+from workers.exitcodes import RET_CONFIG
 
 CORE = {"TASKRAIL_IMPORTS": "tests.tasks_core"}
 
@@ -158,6 +159,23 @@ def test_bad_queue_weights_stop_the_worker_at_start(settings, procs: Processes) 
     proc = procs.worker("core", env={**CORE, "TASKRAIL_MODE": "weighted", "TASKRAIL_QUEUE_WEIGHTS": "core=lots"})
     assert proc.wait(timeout=30) == 2
     assert "TASKRAIL_QUEUE_WEIGHTS" in procs.log(proc)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"TASKRAIL_HEARTBEAT_INTERVAL_S": "nan"}, "TASKRAIL_HEARTBEAT_INTERVAL_S must be a finite number of seconds"),
+        ({"TASKRAIL_HEARTBEAT_TTL_S": "inf"}, "TASKRAIL_HEARTBEAT_TTL_S must be a finite number of seconds"),
+        ({"TASKRAIL_CONCURRENCY": "0"}, "TASKRAIL_CONCURRENCY must be a whole number >= 1"),
+    ],
+)
+def test_a_bad_setting_stops_the_worker_with_one_line_and_exit_2(
+    settings, procs: Processes, bad: dict[str, str], message: str
+) -> None:
+    proc = procs.worker("core", env={**CORE, **bad})
+    assert proc.wait(timeout=30) == RET_CONFIG
+    log = procs.log(proc)
+    assert f"taskrail: {message}" in log and "Traceback" not in log, log
 
 
 def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(settings, procs: Processes, conn: redis.Redis) -> None:

@@ -38,7 +38,7 @@ log = logging.getLogger("taskrail.periodic")
 
 PERIODIC_KEY = keys.PERIODIC
 ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone")
-NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 MIN_EVERY_S = 0.5
 
 
@@ -91,7 +91,7 @@ def load_periodic(path: Path) -> list[PeriodicEntry]:
 
 
 def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(f"{where}: the name must be letters, digits, '_', '.', ':' or '-'")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with task and cron (or every_s)")
@@ -108,8 +108,15 @@ def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
         not isinstance(cron, str) or len(cron.split()) not in (5, 6) or not croniter.is_valid(cron)
     ):
         raise ConfigError(f"{where}: cron {cron!r} is not 5 fields (minute hour day month weekday), plus seconds last")
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float) or every < MIN_EVERY_S):
-        raise ConfigError(f"{where}: every_s must be a number of seconds >= {MIN_EVERY_S}, got {every!r}")
+    if every is not None and (
+        isinstance(every, bool)
+        or not isinstance(every, int | float)
+        or not MIN_EVERY_S <= every <= validate.MAX_DELAY_S
+    ):
+        raise ConfigError(
+            f"{where}: every_s must be a number of seconds >= {MIN_EVERY_S} and at most {validate.MAX_DELAY_S} "
+            f"(10 years), got {every!r}"
+        )
     args, kwargs = raw.get("args", []), raw.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ConfigError(f"{where}: 'args' must be a list and 'kwargs' a mapping")

@@ -49,13 +49,22 @@ TARGET_BATCH_S = 0.02  # claim about this much work at once, judged by recent jo
 WAIT_S = 1.0  # longest block on the wake-up list before checking schedules and stop flags
 
 
+def _settings_or_exit() -> Settings:
+    """The settings from the environment, or exit RET_CONFIG with the one-line reason (no traceback)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"taskrail: {exc}", file=sys.stderr)
+        raise SystemExit(RET_CONFIG) from None
+
+
 class Worker(RQWorker):
     """An RQ worker that claims in batches, runs in-process and hands back jobs of dead workers."""
 
     def __init__(self, queues: Any, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
         kwargs["serializer"] = JSONSerializer  # taskrail jobs are JSON, never pickle
         super().__init__(queues, *args, **kwargs)
-        self.settings = settings or load_settings()
+        self.settings = settings or _settings_or_exit()
         self.queue_list = [q.name for q in self.queues]
         self.interrupter = Interrupter()
         self.slots = [Slot(i) for i in range(self.settings.concurrency)]

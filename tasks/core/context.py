@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from config.errors import Retry
+from tasks.core import validate
 
 if TYPE_CHECKING:
     from tasks.core.task import Task
@@ -50,5 +51,12 @@ class TaskContext:
             self._write_progress(self.request.id, float(percent), note)
 
     def retry(self, countdown: float | None = None, exc: BaseException | None = None) -> NoReturn:
-        """Ask for another attempt (after ``countdown`` seconds, else the task's backoff)."""
+        """Ask for another attempt (after ``countdown`` seconds, else the task's backoff).
+
+        Raises:
+            Retry: always, for the worker to schedule the attempt.
+            ConfigError: ``countdown`` is not a finite number of seconds from 0 to 10 years.
+        """
+        if countdown is not None:
+            countdown = validate.countdown(countdown, f"{self.task.name}: self.retry")
         raise Retry(countdown=countdown, exc=exc)

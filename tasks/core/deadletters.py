@@ -36,6 +36,7 @@ class DeadLetter:
     stalls: int
     failed_at: str  # RQ's timestamp text, UTC
     expires_at: float  # unix time the job is dropped (failure_ttl_s after the failure)
+    data_error: str = ""  # why args and kwargs could not be read (damaged or over-deep data), else ""
 
 
 class DeadLetters:
@@ -134,10 +135,12 @@ class DeadLetters:
         def get(name: str) -> str:
             return fields.get(name.encode(), b"").decode(errors="replace")
 
+        data_error = ""
         try:
             task, args, kwargs = decode_data(fields.get(b"data", b"[]"))
-        except DATA_ERRORS:
+        except DATA_ERRORS as exc:  # one damaged job must not hide the others
             task, args, kwargs = get("tr_task"), [], {}
+            data_error = f"cannot decode: {exc}"
         return DeadLetter(
             id=job_id,
             queue=queue,
@@ -152,6 +155,7 @@ class DeadLetters:
             stalls=_int(get("tr_stalls")),
             failed_at=get("ended_at"),
             expires_at=float(expires_at),
+            data_error=data_error,
         )
 
     def _traceback(self, job_id: str) -> str:

@@ -15,7 +15,7 @@ from tasks.core import validate
 
 __all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*$")
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(\d*)\s*([smh])\s*")
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -37,8 +37,8 @@ class RateLimit:
 
 def parse_rate_limit(text: str) -> RateLimit:
     """Parse Celery's rate syntax: ``"10/s"``, ``"100/m"``, ``"5/10s"``, ``"1000/h"``."""
-    match = _RATE.match(str(text))
-    if not match or float(match.group(1)) <= 0:
+    match = _RATE.fullmatch(str(text))
+    if not match or not 0 < float(match.group(1)) < math.inf or not float(match.group(2) or 1) < math.inf:
         raise ConfigError(f"rate limit {text!r} is not like '10/s', '100/m' or '5/10s'")
     multiple = float(match.group(2)) if match.group(2) else 1.0
     return RateLimit(float(match.group(1)), multiple * _UNIT_S[match.group(3)])
@@ -101,12 +101,20 @@ class TaskOptions:
         validate.priority(self.priority, where)
         if not _is_int(self.max_retries) or self.max_retries < 0:
             raise ConfigError(f"{where}: max_retries must be an integer >= 0, got {self.max_retries!r}")
+        longest = validate.MAX_DELAY_S  # also refuses nan and inf
         for opt in ("retry_backoff", "retry_backoff_max"):
             value = getattr(self, opt)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{where}: {opt} must be a number of seconds >= 0, got {value!r}")
-        if self.time_limit is not None and (not isinstance(self.time_limit, int | float) or self.time_limit <= 0):
-            raise ConfigError(f"{where}: time_limit must be a positive number of seconds, got {self.time_limit!r}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= longest:
+                raise ConfigError(
+                    f"{where}: {opt} must be a number of seconds >= 0 and at most {longest}, got {value!r}"
+                )
+        limit = self.time_limit
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= longest
+        ):
+            raise ConfigError(
+                f"{where}: time_limit must be a positive number of seconds, at most {longest}, got {limit!r}"
+            )
         if self.result_ttl is not None and (not _is_int(self.result_ttl) or self.result_ttl < -1):
             raise ConfigError(f"{where}: result_ttl must be seconds (or -1 to keep forever), got {self.result_ttl!r}")
         for flag in ("retry_jitter", "ignore_result", "bind", "unique"):

@@ -15,15 +15,18 @@ import base64
 import json
 import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from config.errors import NotSerializable, PayloadTooLarge
+from config.settings import MAX_PAYLOAD_BYTES_LIMIT
 
 __all__ = [
     "DATA_ERRORS",
+    "DATA_MAX_BYTES",
+    "MAX_NESTING",
     "RESULT_FAILED",
     "RESULT_RETRIED",
     "RESULT_STOPPED",
@@ -50,6 +53,14 @@ DESCRIPTION_MAX = 200
 RESULT_SUCCESS, RESULT_FAILED, RESULT_STOPPED, RESULT_RETRIED = b"1", b"2", b"3", b"4"
 # What decode_data raises on data that is not taskrail's JSON (another client's job, or damage).
 DATA_ERRORS = (ValueError, TypeError, zlib.error)
+# How deep arguments may nest (lists and dicts in lists and dicts): deeper is refused at enqueue,
+# since Python's JSON parser and repr give up near 1000 levels, and no sane call needs 100.
+MAX_NESTING = 100
+# The job data decode_data reads: taskrail's envelope [name, instance, args, kwargs] adds 2 levels;
+# the bytes are the highest max_payload_bytes a setting may ask for (4 times the 512 KiB default),
+# so a small zlib bomb cannot inflate into hundreds of megabytes in a worker.
+DATA_MAX_NESTING = MAX_NESTING + 2
+DATA_MAX_BYTES = MAX_PAYLOAD_BYTES_LIMIT
 # Stored as ``tr_unique_mode``; the enqueue and finish scripts branch on it.
 UniqueMode = Literal["until_complete", "throttle", "debounce"]
 
@@ -138,11 +149,16 @@ def reencode(
 def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
     try:
         data = json.dumps([name, None, list(args), kwargs], separators=(",", ":"), allow_nan=False)
+    except RecursionError as exc:  # past the encoder's own limit, near 1000 levels
+        raise _too_deep(name) from exc
     except (TypeError, ValueError) as exc:
         raise NotSerializable(
             f"arguments of {name} are not JSON-serializable ({exc}); pass plain str, int, float, bool, "
             "None, list or dict values (e.g. an id instead of an object)"
         ) from exc
+    # Counting brackets is cheap; only data with more of them than the limit can nest too deep.
+    if data.count("[") + data.count("{") > DATA_MAX_NESTING and _nested_deeper([*args, *kwargs.values()], MAX_NESTING):
+        raise _too_deep(name)
     if len(data) > max_payload_bytes:
         raise PayloadTooLarge(
             f"arguments of {name} encode to {len(data)} bytes, over the {max_payload_bytes}-byte limit; "
@@ -151,15 +167,68 @@ def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], 
     return data
 
 
+def _too_deep(name: str) -> NotSerializable:
+    return NotSerializable(
+        f"arguments of {name} are nested more than {MAX_NESTING} levels deep (lists and dicts inside each "
+        "other); pass flatter data, or a reference to it (a file path, URL or database id)"
+    )
+
+
 def decode_data(raw: bytes | str) -> tuple[str, list[Any], dict[str, Any]]:
-    """``data`` field -> (func name, args, kwargs); accepts RQ's zlib-compressed form too."""
+    """``data`` field -> (func name, args, kwargs); accepts RQ's zlib-compressed form too.
+
+    Raises:
+        ValueError, TypeError, zlib.error (``DATA_ERRORS``): not taskrail's JSON, larger than
+        ``DATA_MAX_BYTES`` (compressed or not) or nested deeper than ``DATA_MAX_NESTING``.
+    """
     if isinstance(raw, bytes) and raw[:1] not in (b"[", b"{"):
-        raw = zlib.decompress(raw)
-    value = json.loads(raw)
+        raw = _inflate(raw, DATA_MAX_BYTES)
+    if len(raw) > DATA_MAX_BYTES:
+        raise ValueError(f"job data is {len(raw)} bytes, over the {DATA_MAX_BYTES}-byte limit")
+    value = _loads(raw, DATA_MAX_NESTING)
     if not isinstance(value, list) or len(value) != 4:
         raise ValueError("job data is not [func_name, instance, args, kwargs]")
     name, _instance, args, kwargs = value
     return str(name), list(args or []), dict(kwargs or {})
+
+
+def _inflate(raw: bytes, limit: int) -> bytes:
+    """zlib data inflated, refusing to produce more than ``limit`` bytes."""
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(raw, limit + 1)
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"compressed job data inflates to more than the {limit}-byte limit")
+    return data
+
+
+def _loads(raw: bytes | str, max_nesting: int) -> Any:
+    """JSON with lists and dicts nested at most ``max_nesting`` levels, or a ValueError that says so."""
+    brackets = raw.count(b"[") + raw.count(b"{") if isinstance(raw, bytes) else raw.count("[") + raw.count("{")
+    try:
+        value = json.loads(raw)
+    except RecursionError as exc:  # past the parser's own limit, near 1000 levels
+        raise ValueError(f"job data is nested more than {max_nesting} levels deep") from exc
+    if brackets > max_nesting and _nested_deeper([value], max_nesting):
+        raise ValueError(f"job data is nested more than {max_nesting} levels deep")
+    return value
+
+
+def _nested_deeper(values: Iterable[Any], limit: int) -> bool:
+    """Whether any list, tuple or dict in ``values`` lies more than ``limit`` levels deep.
+
+    Depth first without recursion, so it answers early even for a structure that contains itself.
+    """
+    stack = [(value, 1) for value in values]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list | tuple):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def encode_return_value(value: Any) -> str:

@@ -13,16 +13,20 @@ from typing import Any
 
 from config.errors import ConfigError
 
-__all__ = ["QUEUE_NAME", "countdown", "eta", "is_queue_name", "priority", "queue_name", "run_at"]
+__all__ = ["MAX_DELAY_S", "QUEUE_NAME", "countdown", "eta", "is_queue_name", "priority", "queue_name", "run_at"]
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# Checked with fullmatch: "$" would also match before a trailing newline ("email\n").
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 QUEUE_NAME_RULE = "1-100 letters, digits, '_', '.' or '-'"
 PRIORITY_MIN, PRIORITY_MAX = 0, 9
+# The furthest a job may be scheduled ahead (10 years): further is a unit mistake, and would sit in
+# the schedule forever.
+MAX_DELAY_S = 10 * 365 * 24 * 3600
 
 
 def is_queue_name(value: Any) -> bool:
     """Whether ``value`` is a usable queue name (RQ's keys and taskrail's scripts take it as is)."""
-    return isinstance(value, str) and bool(QUEUE_NAME.match(value))
+    return isinstance(value, str) and bool(QUEUE_NAME.fullmatch(value))
 
 
 def queue_name(value: Any, where: str = "") -> str:
@@ -40,7 +44,7 @@ def queue_name(value: Any, where: str = "") -> str:
     elif len(value) > 100:
         why = f"it is {len(value)} characters long"
     else:
-        bad = sorted({c for c in value if not QUEUE_NAME.match(c)})
+        bad = sorted({c for c in value if not QUEUE_NAME.fullmatch(c)})
         why = f"it holds {' '.join(repr(c) for c in bad)}"
     raise ConfigError(
         f"{_at(where)}queue name {value!r} must be {QUEUE_NAME_RULE}; it is not a queue name because {why}"
@@ -64,12 +68,15 @@ def countdown(value: Any, where: str = "") -> float:
     """``value``, seconds to wait (None counts as 0).
 
     Raises:
-        ConfigError: not a number >= 0.
+        ConfigError: not a finite number from 0 to ``MAX_DELAY_S``.
     """
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigError(f"{_at(where)}countdown must be seconds >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_DELAY_S:
+        raise ConfigError(
+            f"{_at(where)}countdown must be seconds >= 0 and at most {MAX_DELAY_S} (10 years), got {value!r}; "
+            "pass a finite number of seconds"
+        )
     return value
 
 
@@ -98,6 +105,11 @@ def run_at(count: Any, when: Any, now: float, where: str = "") -> float:
     if seconds > 0:
         return now + seconds
     at = eta(when, where)
+    if at is not None and at > now + MAX_DELAY_S:
+        raise ConfigError(
+            f"{_at(where)}eta must be at most {MAX_DELAY_S} seconds (10 years) ahead, got {when!r}; "
+            "pass a nearer datetime"
+        )
     return at if at is not None and at > now else 0.0
 
 

@@ -17,7 +17,7 @@ from config.errors import ConfigError, EnqueueError, PayloadTooLarge, TaskFailed
 from tasks.core import validate
 from tasks.core.client import Client
 from tasks.core.deadletters import DeadLetters
-from tasks.core.protocol import DATA_ERRORS, decode_data
+from tasks.core.protocol import DATA_ERRORS, MAX_NESTING, decode_data
 from tasks.core.registry import all_tasks, lookup
 from tasks.core.result import AsyncResult
 from tasks.core.task import Task
@@ -56,7 +56,7 @@ def _client() -> Client:
 
 
 def _job_id(job_id: str) -> str:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise ApiError(404, f"no job {job_id!r}: job ids are letters, digits and _.:@+-")
     return job_id
 
@@ -69,7 +69,12 @@ def _queue(name: Any) -> str:
 
 
 def _parse_body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
-    body = request.get_json(silent=True) if request.content_length else {}
+    try:
+        body = request.get_json(silent=True) if request.content_length else {}
+    except RecursionError as exc:  # Python's JSON parser gives up near 1000 levels
+        raise ApiError(
+            400, f"the body is nested too deeply to read; arguments may be nested at most {MAX_NESTING} levels deep"
+        ) from exc
     if not isinstance(body, dict):
         raise ApiError(400, 'the body must be a JSON object like {"args": [], "kwargs": {}, "options": {}}')
     unknown = sorted(set(body) - set(BODY_KEYS))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.core.validate import MAX_DELAY_S
+
 __all__ = ["document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -44,7 +46,12 @@ _ENQUEUE_BODY = {
             "properties": {
                 "queue": {"type": "string", "description": "run on this queue instead of the task's own"},
                 "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "lower runs sooner"},
-                "countdown": {"type": "number", "minimum": 0, "description": "seconds to wait before it may run"},
+                "countdown": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": MAX_DELAY_S,
+                    "description": "seconds to wait (10 years at most)",
+                },
                 "unique_key": {"type": "string", "description": "at most one live job per key and task"},
             },
         },

@@ -32,7 +32,7 @@ def index() -> str:
 @blueprint.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
     """One job: task, state, arguments, result or error, all escaped by the template."""
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         abort(404)
     client: Client = current_app.extensions["taskrail.client"]
     info = describe_job(AsyncResult(job_id, client=client))

@@ -44,8 +44,8 @@ WRITE_ENDPOINTS = frozenset(
     for name in ("delete_job_view", "requeue_job_view", "requeue_all", "empty_queue", "compact_queue")
 )
 REGISTRY_NAMES = frozenset({"queued", "failed", "deferred", "started", "finished", "scheduled", "canceled"})
-JOB_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,200}$")
-_DIGITS = re.compile(r"^[0-9]{1,6}$")
+JOB_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}")
+_DIGITS = re.compile(r"[0-9]{1,6}")
 # Keys its templates already escape themselves (jQuery .text() or <%- %>), per data endpoint.
 _ESCAPED_BY_PAGE = {
     f"{BLUEPRINT}.list_jobs": frozenset({"description", "exc_info"}),
@@ -55,9 +55,9 @@ _VALID = {
     "queue_name": is_queue_name,
     "registry_name": lambda v: v in REGISTRY_NAMES,
     "order": lambda v: v in ("asc", "dsc"),
-    "job_id": lambda v: bool(JOB_ID.match(v)),
-    "per_page": lambda v: bool(_DIGITS.match(str(v))) and 0 < int(v) <= 1000,
-    "page": lambda v: bool(_DIGITS.match(str(v))) and int(v) > 0,
+    "job_id": lambda v: bool(JOB_ID.fullmatch(v)),
+    "per_page": lambda v: bool(_DIGITS.fullmatch(str(v))) and 0 < int(v) <= 1000,
+    "page": lambda v: bool(_DIGITS.fullmatch(str(v))) and int(v) > 0,
     "instance_number": lambda v: v == 0,
 }
 RQ_CSP = (
