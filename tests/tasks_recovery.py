@@ -6,6 +6,7 @@ Redis keys: ``rec:starts:<job id>`` (list of "<unix time> <pid>", one per start)
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 
@@ -81,3 +82,13 @@ def overruns(self, seconds: float) -> str:
     _started(self.request.id)
     time.sleep(seconds)
     return "never"
+
+
+@task(queue="rec", bind=True)
+def gil_first(self, first_s: float, later_s: float) -> str:
+    """Holds the GIL in one C call for ``first_s`` on its first start (no heartbeat thread can run)."""
+    conn = _started(self.request.id)
+    seconds = first_s if conn.llen(f"rec:starts:{self.request.id}") == 1 else later_s
+    ctypes.PyDLL(None).usleep(int(seconds * 1_000_000))  # PyDLL: the call keeps the GIL
+    conn.incr(f"rec:done:{self.request.id}")
+    return "done"

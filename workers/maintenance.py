@@ -102,7 +102,7 @@ class Maintenance(threading.Thread):
         self._enforce_deadlines(now)
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_interval_s
-            self._beat()
+            self.beat()
             self._check_memory()
         if now >= self._next_sweep:
             self._next_sweep = now + ORPHAN_SWEEP_S
@@ -129,7 +129,8 @@ class Maintenance(threading.Thread):
                 worker.interrupt_all()
             worker.shutdown_deadline = None
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
+        """Heartbeat, worker-set membership, held jobs' deadlines and the leader lease, in one go."""
         s = self.settings
         name = self.worker.name
         ttl_ms = int(s.heartbeat_ttl_s * 1000)
@@ -139,6 +140,7 @@ class Maintenance(threading.Thread):
         )
         if revoked:
             self.worker.revoke_running({r.decode() for r in revoked})
+        self._next_beat = time.monotonic() + s.heartbeat_interval_s
         self._elect(name, ttl_ms)
 
     def _elect(self, name: str, ttl_ms: int) -> None:

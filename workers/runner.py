@@ -112,6 +112,7 @@ class Outcome:
             round(self.duration_s * 1000, 3),
             self.task,
             bucket,
+            self.job.attempts,  # the claim's token: finish.lua applies the record only under this claim
         ]
 
 

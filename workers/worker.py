@@ -108,6 +108,7 @@ class Worker(RQWorker):
         self._install_signals()
         self.register_birth()
         maintenance = Maintenance(self)
+        maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
         try:
@@ -282,6 +283,11 @@ class Worker(RQWorker):
         replies = run_pipeline(conn, build)
         with self._held_lock:
             self._held.difference_update(outcome.job.id for outcome in outcomes)
+        if outcomes and len(replies[0]) > 1:
+            refused = ", ".join(r.decode() for r in replies[0][1:])
+            log.warning("results of jobs %s not recorded: this worker no longer held their claims (it looked "
+                        "dead and they were recovered); raise TASKRAIL_HEARTBEAT_TTL_S if tasks hold the GIL long",
+                        refused)  # fmt: skip
         if claim:
             self._state = "busy"
         if not claim:
@@ -358,11 +364,18 @@ class Worker(RQWorker):
         self.interrupter.install(main_slot)
 
     def _register_exit(self) -> None:
+        """Leave the worker set, unless claims are still held: then only the heartbeat goes, and the
+        leader's recovery hands those jobs back (it only looks at members of the set)."""
+        claims = keys.CLAIMS.format(self.name)
         try:
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.delete(keys.HEARTBEAT.format(self.name))
-                pipe.srem(keys.WORKERS, self.name)
-                pipe.execute()
+                pipe.hlen(claims)
+                held = pipe.execute()[1]
+            if held:
+                log.warning("worker %s stops holding %d claims; the leader will hand them back", self.name, held)
+            else:
+                self.connection.srem(keys.WORKERS, self.name)
             self.register_death()
         except redis.RedisError as exc:
             log.warning("could not unregister worker %s: %s", self.name, exc)

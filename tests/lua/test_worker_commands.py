@@ -15,8 +15,11 @@ def _claim(conn: redis.Redis, count: int = 1, queues: tuple[str, ...] = ("q",)) 
     return run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", *queues], args)
 
 
-def _record(job_id: str, kind: str, payload: str = "", ttl: int = 500, exc_type: str = "", msg: str = "") -> list:
-    return [job_id, "q", kind, payload, ttl, 0, exc_type, msg, 1.5, "t", "le_5ms" if kind in ("ok", "fail") else ""]
+def _record(
+    job_id: str, kind: str, payload: str = "", ttl: int = 500, exc_type: str = "", msg: str = "", token: int = 1
+) -> list:
+    bucket = "le_5ms" if kind in ("ok", "fail") else ""
+    return [job_id, "q", kind, payload, ttl, 0, exc_type, msg, 1.5, "t", bucket, token]
 
 
 def _finish(conn: redis.Redis, *records: list) -> object:
@@ -66,7 +69,7 @@ def test_finish_ok_writes_the_result_registry_stats_and_event(conn: redis.Redis)
     job(conn, "j1")
     conn.rpush("rq:queue:q", "j1")
     _claim(conn)
-    assert _finish(conn, _record("j1", "ok", payload="NDI=")) == 1
+    assert _finish(conn, _record("j1", "ok", payload="NDI=")) == [1]
     assert conn.hget("rq:job:j1", "status") == b"finished"
     [(_, entry)] = conn.xrange("rq:results:j1")
     assert entry[b"type"] == b"1" and entry[b"return_value"] == b"NDI=" and entry[b"worker_name"] == b"w1"
@@ -115,9 +118,9 @@ def test_finish_refuses_a_bad_record_before_writing_anything(conn: redis.Redis) 
     job(conn, "j1")
     conn.rpush("rq:queue:q", "j1")
     _claim(conn)
-    with pytest.raises(redis.ResponseError, match="job j2: ttl, retry_at and ms must be numbers"):
+    with pytest.raises(redis.ResponseError, match="job j2: ttl, retry_at, ms and token must be numbers"):
         _finish(conn, _record("j1", "ok"), [*_record("j2", "ok")[:4], "soon", *_record("j2", "ok")[5:]])
-    with pytest.raises(redis.ResponseError, match="records of 11 values"):
+    with pytest.raises(redis.ResponseError, match="records of 12 values"):
         _finish(conn, _record("j1", "ok")[:-1])
     assert conn.hget("rq:job:j1", "status") == b"started" and conn.hlen("taskrail:claims:w1") == 1
 
@@ -183,3 +186,58 @@ def test_a_finish_record_has_the_length_the_script_steps_by() -> None:
     from workers.runner import ClaimedJob, Outcome
 
     assert len(Outcome(ClaimedJob.orphan("j1", "q"), "requeue", exc_type="requeued").record()) == RECORD_FIELDS
+
+
+def _completion_record(conn: redis.Redis, job_id: str) -> tuple[int, bytes | None, list[str]]:
+    """What counts a completion: result entries of type 1, the task's completed counter, the events."""
+    entries = [e for _, e in conn.xrange(f"rq:results:{job_id}") if e[b"type"] == b"1"]
+    return len(entries), conn.hget("taskrail:taskstats:t", "completed"), [e["event"] for e in events(conn, "q")]
+
+
+def test_finish_sent_twice_changes_nothing_the_second_time(conn: redis.Redis) -> None:
+    for kind in ("ok", "retry", "requeue"):
+        conn.flushdb()
+        job(conn, "j1")
+        conn.rpush("rq:queue:q", "j1")
+        _claim(conn)
+        record = _record("j1", kind, ttl=500)
+        assert _finish(conn, record) == [1]
+        before = {key: conn.dump(key) for key in conn.keys("*") if not key.startswith(b"taskrail:stats:")}
+        assert _finish(conn, record) == [0]  # the reply of the first was lost; the worker sends it again
+        after = {key: conn.dump(key) for key in conn.keys("*") if not key.startswith(b"taskrail:stats:")}
+        assert after == before, kind
+    # the last kind was requeue: the id is in its queue once, not twice
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["j1"]
+
+
+def test_a_settle_from_a_worker_whose_claim_was_recovered_is_rejected(conn: redis.Redis) -> None:
+    job(conn, "j1")
+    conn.rpush("rq:queue:q", "j1")
+    _claim(conn)  # w1 takes it, then looks dead: the leader recovers the job
+    assert run(conn, "reap", ["taskrail:workers"], [NOW, NOW_TEXT, 100, int(NOW // 60), 3, 900]) == []
+    conn.sadd("taskrail:workers", "w1")
+    assert run(conn, "reap", ["taskrail:workers"], [NOW, NOW_TEXT, 100, int(NOW // 60), 3, 900]) == [b"j1"]
+    # another worker claims it, runs it and settles it
+    args = ["w2", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, 1, 0, 0]
+    run(conn, "claim", ["taskrail:claims:w2", "taskrail:paused", "q"], args)
+    w2 = ["w2", NOW, NOW_TEXT, 100, int(NOW // 60), *_record("j1", "ok", payload="Mg==", token=2)]
+    assert run(conn, "finish", ["taskrail:claims:w2"], w2) == [1]
+    # the slow first worker wakes up and settles its copy: nothing changes but one event
+    assert _finish(conn, _record("j1", "fail", payload="tb", exc_type="ValueError", token=1)) == [0, b"j1"]
+    count, completed, names = _completion_record(conn, "j1")
+    assert (count, completed) == (1, b"1") and names.count("completed") == 1
+    assert names[-1] == "settle_rejected" and conn.zcard("rq:failed:q") == 0
+    assert conn.hget("rq:job:j1", "status") == b"finished"
+    [(_, entry)] = conn.xrange("rq:results:j1")
+    assert entry[b"worker_name"] == b"w2"
+
+
+def test_a_stale_settle_of_an_earlier_claim_by_the_same_worker_is_rejected(conn: redis.Redis) -> None:
+    job(conn, "j1", tr_attempts=3)  # the worker claimed it before (attempt 3), lost it, and claims it again
+    conn.rpush("rq:queue:q", "j1")
+    _claim(conn)
+    assert conn.hget("rq:job:j1", "tr_attempts") == b"4"
+    assert _finish(conn, _record("j1", "ok", token=3)) == [0, b"j1"]
+    assert conn.hget("rq:job:j1", "status") == b"started" and conn.hlen("taskrail:claims:w1") == 1
+    assert _finish(conn, _record("j1", "ok", token=4)) == [1]
+    assert conn.hget("rq:job:j1", "status") == b"finished"

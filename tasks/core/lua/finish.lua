@@ -1,11 +1,22 @@
--- finish: settle a batch of jobs this worker ran (see includes/settle for each kind).
+-- finish: settle a batch of jobs this worker ran (see includes/settle for each kind), each fenced
+-- by the claim it settles.
 -- KEYS[1]  the worker's claims hash (K.claims .. worker): each settled id is dropped from it
 -- ARGV     worker, now, now_text, maxlen, minute, then RECORD_FIELDS values per job:
---          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket
--- Reply    1, or an error (before any write) when the records are not whole or a number is not one
--- Events   one per job from settle (completed, failed, retried, requeued, revoked, ...), and from
---          release_dependents for dependents released or stopped.
--- Keys     those of includes/settle.
+--          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket, token
+--          (token: the attempt number the claim gave the job; 0 for a claim known only by id)
+-- Reply    {applied, id...}: how many records took effect, then the ids of settles refused because
+--          this worker no longer holds that claim; or an error (before any write) when the records
+--          are not whole or a number is not one
+-- Events   one per applied job from settle (completed, failed, retried, requeued, revoked, ...) and
+--          from release_dependents; settle_rejected for each refused settle
+-- Keys     K.job, K.events and those of includes/settle.
+--
+-- The fence: a record applies only while this worker still holds the claim (the id is in its claims
+-- hash) and, for a token above 0, only if the job's tr_attempts is still that token (the same worker
+-- may have claimed the job again since). An applied settle marks the job tr_settled = worker:token.
+-- A settle sent again after its reply was lost finds the claim gone and that mark: it changes
+-- nothing, silently. A settle from a worker whose claim was taken away (it looked dead, its job was
+-- recovered and maybe run elsewhere) changes nothing either, and writes settle_rejected.
 --- @include "keys"
 --- @include "includes/settle"
 
@@ -16,13 +27,27 @@ if not ctx.now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
     .. RECORD_FIELDS .. ' values')
 end
 for i = 6, #ARGV, RECORD_FIELDS do
-  if not (tonumber(ARGV[i+4]) and tonumber(ARGV[i+5]) and tonumber(ARGV[i+8])) then
-    return redis.error_reply('finish: job ' .. ARGV[i] .. ': ttl, retry_at and ms must be numbers')
+  if not (tonumber(ARGV[i+4]) and tonumber(ARGV[i+5]) and tonumber(ARGV[i+8]) and tonumber(ARGV[i+11])) then
+    return redis.error_reply('finish: job ' .. ARGV[i] .. ': ttl, retry_at, ms and token must be numbers')
   end
 end
 
+local applied, rejected = 0, {}
 for i = 6, #ARGV, RECORD_FIELDS do
-  settle(ctx, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10])
-  redis.call('HDEL', KEYS[1], ARGV[i])
+  local id, q, kind, token = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+11])
+  local jkey = K.job .. id
+  local mark = ctx.worker .. ':' .. token
+  local holds = redis.call('HEXISTS', KEYS[1], id) == 1
+  if holds and token > 0 and tonumber(redis.call('HGET', jkey, 'tr_attempts')) ~= token then holds = false end
+  if holds then
+    settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10])
+    redis.call('HDEL', KEYS[1], id)
+    if redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', mark) end
+    applied = applied + 1
+  elseif redis.call('EXISTS', jkey) == 1 and redis.call('HGET', jkey, 'tr_settled') ~= mark then
+    rejected[#rejected + 1] = id
+    redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', 'settle_rejected', 'job', id,
+      'task', ARGV[i+9], 'worker', ctx.worker, 'outcome', kind, 'attempt', token)
+  end
 end
-return 1
+return {applied, unpack(rejected)}
