@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from config.settings import load_settings
-from scripts.chaos import ChaosOptions, format_details, format_table, run_chaos, write_docs
+from scripts.chaos import ChaosOptions, format_details, format_table, run_chaos, write_docs, write_findings
 from workers.exitcodes import RET_CHAOS_LOST, RET_OK
 
 __all__ = ["register"]
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--quick", action="store_true", help="about 3,000 jobs, a minute or two")
     parser.add_argument("--jobs", type=_positive, help="jobs to send (50000; quick 3000)")
     parser.add_argument("--seed", type=int, help="seed of the job mix and the faults (13)")
-    parser.add_argument("--out", type=Path, help="where the supervisor's log goes (chaos-output)")
+    parser.add_argument("--out", type=Path, help="where findings.json and the workers' log go (chaos-output)")
     parser.add_argument("--write-docs", action="store_true", help=f"put the table into {DOCS.name}'s chaos section")
     parser.set_defaults(func=run)
 
@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(result))
     print(format_details(result))
+    write_findings(result, options.out_dir / "findings.json")
+    print(
+        f"wrote {options.out_dir / 'findings.json'}; the workers' log is {options.out_dir / 'logs' / 'supervisor.log'}"
+    )
     if args.write_docs:
         write_docs(result, DOCS)
         print(f"wrote the table into {DOCS}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config.embedded import EmbeddedServer
-from scripts.chaos import ChaosOptions, ChaosResult, Findings, Proxy, check, format_table, write_docs
+from scripts.chaos import ChaosOptions, ChaosResult, Findings, Proxy, check, format_table, write_docs, write_findings
 from scripts.chaos.jobs import EXECUTIONS
 from tasks.core import keys
 from tasks.core.protocol import encode_return_value
@@ -106,3 +107,13 @@ def test_write_docs_replaces_only_the_marked_section(tmp_path: Path) -> None:
     assert "old table" not in text and text.endswith("<!-- /chaos -->\n\nafter\n")
     assert "`taskrail chaos --quick`, 2026-11-30 22:00 UTC" in text
     assert format_table(result) in text
+
+
+def test_write_findings_lists_every_problem_job(tmp_path: Path) -> None:
+    findings = Findings(jobs=3, lost={"a": "status started"}, double_completed={"b": "2 results, 2 completed events"})
+    result = ChaosResult(ChaosOptions(jobs=3), findings, {"plain": 3}, dropped=7)
+    write_findings(result, tmp_path / "out" / "findings.json")
+    data = json.loads((tmp_path / "out" / "findings.json").read_text())
+    assert data["findings"]["lost"] == {"a": "status started"}
+    assert data["findings"]["double_completed"] == {"b": "2 results, 2 completed events"}
+    assert data["faults"]["dropped_replies"] == 7

@@ -29,6 +29,7 @@ PUBLIC = {
     "scripts.chaos": [
         "ChaosOptions", "ChaosResult", "ChaosServer", "Expected", "FaultPlan", "Faults", "Findings", "Proxy", "check",
         "enqueue_mix", "final_count", "format_details", "format_table", "leftovers", "run_chaos", "write_docs",
+        "write_findings",
     ],
     "workers.dashboard": [
         "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",

@@ -4,7 +4,7 @@ from scripts.chaos.check import Findings, check, final_count, leftovers
 from scripts.chaos.faults import FaultPlan, Faults
 from scripts.chaos.plan import Expected, enqueue_mix
 from scripts.chaos.proxy import Proxy
-from scripts.chaos.report import format_details, format_table, write_docs
+from scripts.chaos.report import format_details, format_table, write_docs, write_findings
 from scripts.chaos.run import ChaosOptions, ChaosResult, run_chaos
 from scripts.chaos.server import ChaosServer
 
@@ -25,4 +25,5 @@ __all__ = [
     "leftovers",
     "run_chaos",
     "write_docs",
+    "write_findings",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 from config.errors import ConfigError
 from scripts.chaos.run import ChaosResult
 
-__all__ = ["DOCS_BEGIN", "DOCS_END", "format_details", "format_table", "write_docs"]
+__all__ = ["DOCS_BEGIN", "DOCS_END", "format_details", "format_table", "write_docs", "write_findings"]
 
 DOCS_BEGIN = "<!-- chaos -->"
 DOCS_END = "<!-- /chaos -->"
@@ -66,3 +68,20 @@ def write_docs(result: ChaosResult, path: Path) -> None:
         f"Jobs by kind: {', '.join(f'{n:,} {kind}' for kind, n in result.kinds.items())}.\n"
     )
     path.write_text(text[: begin + len(DOCS_BEGIN)] + body + text[end:])
+
+
+def write_findings(result: ChaosResult, path: Path) -> None:
+    """Every lost and double-completed job id with its reason, and the counts, as JSON: to grep the logs with."""
+    f = result.findings
+    data = {
+        "command": result.options.command,
+        "finished_at": result.finished_at,
+        "duration_s": result.duration_s,
+        "faults": {"kills": result.kills, "stops": result.stops, "restarts": result.restarts,
+                   "dropped_replies": result.dropped},
+        "kinds": result.kinds,
+        "findings": asdict(f),
+        "notes": result.notes,
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
