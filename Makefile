@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean server-stop bench-peers browser
+.PHONY: install run test lint bench chaos clean server-stop bench-peers browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/taskrail bench --peers
 
+# Jobs under worker kills, stops, server restarts and lost replies (minutes; not part of make test).
+chaos: install
+	$(BIN)/taskrail chaos
+
 # The peers live apart from taskrail: Celery and Dramatiq in .venv-peers, BullMQ in bench-peers/node_modules.
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
@@ -45,4 +49,4 @@ server-stop: install
 
 clean:
 	-$(BIN)/taskrail server stop
-	rm -rf $(VENV) .taskrail *.egg-info .venv-peers bench-peers/node_modules
+	rm -rf $(VENV) .taskrail *.egg-info .venv-peers bench-peers/node_modules chaos-output

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "scripts.cmd_events",
     "scripts.cmd_metrics",
     "scripts.cmd_bench",
+    "scripts.cmd_chaos",
     "scripts.cmd_deploy",
     "scripts.cmd_supervise",
     "scripts.cmd_queues",

@@ -26,6 +26,11 @@ PUBLIC = {
         "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
         "write_chart", "write_json", "write_markdown",
     ],
+    "scripts.chaos": [
+        "ChaosOptions", "ChaosResult", "ChaosServer", "Expected", "FaultPlan", "Faults", "Findings", "Proxy", "check",
+        "enqueue_mix", "final_count", "format_details", "format_table", "leftovers", "run_chaos", "write_docs",
+        "write_findings",
+    ],
     "workers.dashboard": [
         "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",
         "serve",

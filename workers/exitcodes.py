@@ -9,8 +9,10 @@ RET_CHILD_ERROR = 70  # a forked work-horse could not hand its outcome back to t
 RET_RECYCLE = 75  # a worker passed max_jobs or max_memory_mb and wants a replacement
 RET_GAVE_UP = 76  # the supervisor passed a queue's restart intensity and stopped everything
 RET_UNCLEAN = 77  # the supervisor drained, but some jobs had to be requeued at the deadline
+RET_CHAOS_LOST = 78  # taskrail chaos: a job was lost or completed more than once
 
 __all__ = [
+    "RET_CHAOS_LOST",
     "RET_CHILD_ERROR",
     "RET_CONFIG",
     "RET_ERROR",
