@@ -11,6 +11,8 @@ import signal
 
 import redis
 
+from scripts.chaos import Proxy
+from scripts.chaos.jobs import plain
 from tests import tasks_recovery as rt
 from tests.conftest import Processes, wait_for
 from tests.test_recovery import FAST, completions, kill, start_live, starts
@@ -69,3 +71,27 @@ def test_a_worker_killed_on_its_first_job_has_it_run_again(settings, procs: Proc
     wait_for(lambda: completions(conn, result.id) == 1, 20, what="the job to run again")
     wait_for(lambda: conn.hget(f"rq:job:{result.id}", "status") == b"finished", 10, what="its settle")
     _assert_recorded_once(conn, result.id)
+
+
+def test_replies_lost_between_worker_and_server_lose_nothing_and_count_nothing_twice(
+    settings, procs: Processes, conn, server
+) -> None:
+    total = 300
+    [plain.delay(n, 1, work_ms=20) for n in range(total)]  # about 6 s of work: replies are lost throughout
+    with Proxy(0, ("127.0.0.1", server.port)) as proxy:
+        env = {**FAST, "TASKRAIL_IMPORTS": "scripts.chaos.jobs", "REDIS_URL": proxy.url,
+               "CHAOS_RECORD_URL": settings.redis_url, "TASKRAIL_MAX_STALLED": "100"}  # fmt: skip
+        worker = start_live(procs, conn, "behind-proxy", "chaos", env=env)
+        proxy.drop_fraction(0.05)  # about one reply in twenty is lost, on every connection of the worker
+        wait_for(lambda: proxy.dropped >= 20 or worker.poll() is not None, 60, what="dropped replies")
+        proxy.drop_fraction(0)
+        assert worker.poll() is None, procs.log(worker)
+        wait_for(lambda: conn.zcard("rq:finished:chaos") == total, 60, interval=0.2, what="every job to finish")
+    ids = [i.decode() for i in conn.zrange("rq:finished:chaos", 0, -1)]
+    for job_id in ids:
+        assert [e[b"type"] for _, e in conn.xrange(f"rq:results:{job_id}")] == [b"1"], job_id
+    assert conn.hget("taskrail:taskstats:scripts.chaos.jobs.plain", "completed") == str(total).encode()
+    names = [f[b"event"] for _, f in conn.xrange("taskrail:events:chaos")]
+    assert names.count(b"completed") == total
+    assert conn.zcard("rq:failed:chaos") == 0 and conn.llen("rq:queue:chaos") == 0
+    wait_for(lambda: conn.zcard("rq:wip:chaos") == 0, 15, what="the started registry to empty")
