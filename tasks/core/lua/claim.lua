@@ -113,9 +113,9 @@ local function printable(id)
   return (string.gsub(id, '[^\32-\126]', function(c) return string.format('\\x%02x', string.byte(c)) end))
 end
 
+local BY_HAND = '; taskrail writes it, so this job hash was written or changed by hand'
 local function bad(name, v, want)
-  return name .. " is '" .. printable(string.sub(v, 1, 40)) .. "', not " .. want
-    .. '; taskrail writes it, so this job hash was written or changed by hand'
+  return name .. " is '" .. printable(string.sub(v, 1, 40)) .. "', not " .. want .. BY_HAND
 end
 
 -- Why a popped job cannot run, or nil. size is its data's length in bytes.
@@ -131,12 +131,12 @@ local function poison_reason(f, size)
   for _, i in ipairs({5, 6, 7}) do
     if not seconds_ok(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of seconds') end
   end
-  if f[8] and #f[8] > 1000 then return 'tr_task is ' .. #f[8] .. ' bytes long, over 1000' end
+  if f[8] and #f[8] > 1000 then return 'tr_task is ' .. #f[8] .. ' bytes long, over 1000' .. BY_HAND end
   if f[10] and f[10] ~= '' and not flow_ok(f[10]) then return bad('tr_flow', f[10], 'a JSON object') end
   if f[11] and f[11] ~= '' and not rate_ok(f[11]) then
     return bad('tr_rate', f[11], "'count/seconds' with a count of at least 1 and seconds above 0")
   end
-  if f[12] and #f[12] > 1000 then return 'tr_limit_key is ' .. #f[12] .. ' bytes long, over 1000' end
+  if f[12] and #f[12] > 1000 then return 'tr_limit_key is ' .. #f[12] .. ' bytes long, over 1000' .. BY_HAND end
   if f[13] and f[13] ~= '' and not ((count_of(f[13]) or 0) >= 1) then
     return bad('tr_conc', f[13], 'a whole number of at least 1')
   end
