@@ -15,7 +15,7 @@ import redis
 
 from tasks.core.protocol import encode_job
 from tasks.emails import send_email
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import BIN, Processes, live_workers, wait_for
 
 QUEUE = "email"
 WORKER = "w-poison"
@@ -140,3 +140,39 @@ def test_a_too_deep_result_or_an_unprintable_error_fails_the_job_and_the_worker_
     assert tasks_core.add.delay(1, 2).get(timeout=15) == 3
     assert conn.hget(f"rq:job:{unprintable.id}", "status") == b"failed"
     assert proc.poll() is None, procs.log(proc)
+
+
+PROFILE = """
+queues: [email]
+profiles:
+  t:
+    mode: strict
+    defaults: {shutdown_timeout_s: 2, max_restarts: 1, max_seconds: 60}
+    queues:
+      email: {workers: 2}
+"""
+
+
+def test_seven_poison_jobs_never_make_the_supervisor_restart_a_worker(settings, procs, conn, tmp_path) -> None:
+    path = tmp_path / "scaling.yaml"
+    path.write_text(PROFILE)
+    args = [str(BIN / "taskrail"), "supervise", "--file", str(path), "--profile", "t", "--node", "n1"]
+    supervisor = procs.start(args, name="supervise")
+    workers = lambda: {n: conn.hget(f"rq:worker:{n}", "pid") for n in live_workers(conn)}  # noqa: E731
+    wait_for(lambda: len(workers()) == 2, 30, what="2 workers")
+    before = workers()
+    poison = {
+        "p-deep": {"data": deep_data(987)}, "p-bomb": {"data": zlib_bomb()}, "p-nodata": {"data": None},
+        "p-conc": {"tr_conc": "abc"}, "p-rate0": {"tr_rate": "0/1"}, "p-rate-e": {"tr_rate": "5/e"},
+    }  # fmt: skip
+    valid = []
+    for job_id, fields in poison.items():
+        write_job(conn, job_id, **fields)
+        valid.append(send_email.delay(f"{job_id}@example.com", "behind", text="ok"))
+    write_job(conn, b"p-\xff")
+    valid.append(send_email.delay("last@example.com", "behind", text="ok"))
+    assert [r.get(timeout=30)["to"] for r in valid] == [*(f"{j}@example.com" for j in poison), "last@example.com"]
+    assert {conn.hget(f"rq:job:{j}", "status") for j in poison} == {b"failed"}
+    assert conn.hget(b"rq:job:p-\xff", "status") == b"failed"
+    assert workers() == before and supervisor.poll() is None
+    assert "crashed" not in procs.log(supervisor) and "giving up" not in procs.log(supervisor)
