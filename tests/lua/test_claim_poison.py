@@ -87,3 +87,12 @@ def test_claim_drops_an_id_without_a_job_hash_with_an_event(conn: redis.Redis) -
     assert [row[0] for row in reply[:-1]] == [b"real"]
     assert [(e["event"], e["job"]) for e in events(conn, "q")] == [("dropped", "ghost"), ("started", "real")]
     assert not conn.exists("rq:job:ghost") and text(conn.lrange("rq:queue:q", 0, -1)) == []
+
+
+def test_claim_refuses_a_data_limit_that_is_not_a_number_before_popping(conn: redis.Redis) -> None:
+    job(conn, "j1")
+    conn.rpush("rq:queue:q", "j1")
+    args = ["w1", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, "lots", 900, 1, 0, 0]
+    with pytest.raises(redis.ResponseError, match="data limit"):
+        run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", "q"], args)
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["j1"]

@@ -26,7 +26,10 @@
 --          K.rate_task, K.concurrency
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
-local data_limit, default_failure_ttl = tonumber(ARGV[10]), ARGV[11]
+local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
+if not (data_limit and default_failure_ttl) then  -- before the first write or pop
+  return redis.error_reply('claim: ARGV[10] (data limit, bytes) and ARGV[11] (failure TTL, s) must be numbers')
+end
 --- @include "keys"
 --- @include "includes/limits"
 
