@@ -82,6 +82,7 @@ end
 -- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..13] these.
 local FIELDS = {'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl', 'failure_ttl', 'tr_task',
   'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc'}
+local COUNTS, SECONDS = {3, 4, 9}, {5, 6, 7}  -- f indexes of tr_attempts, tr_retries, tr_stalls; timeout, TTLs
 local function read_job(jkey)
   local size = redis.call('HSTRLEN', jkey, 'data')
   if size <= data_limit then return redis.call('HMGET', jkey, 'data', unpack(FIELDS)), size end
@@ -128,10 +129,10 @@ local function poison_reason(f, size)
       .. '(a file path, URL or database id) instead of the data'
   end
   if not f[1] then return 'job has no data' end
-  for _, i in ipairs({3, 4, 9}) do
+  for _, i in ipairs(COUNTS) do
     if not count_of(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of up to 9 digits') end
   end
-  for _, i in ipairs({5, 6, 7}) do
+  for _, i in ipairs(SECONDS) do
     if not seconds_ok(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of seconds') end
   end
   if f[8] and #f[8] > 1000 then return 'tr_task is ' .. #f[8] .. ' bytes long, over 1000' .. BY_HAND end
