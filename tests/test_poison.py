@@ -178,3 +178,17 @@ def test_seven_poison_jobs_never_make_the_supervisor_restart_a_worker(settings, 
     assert conn.hget(b"rq:job:p-\xff", "status") == b"failed"
     assert workers() == before and supervisor.poll() is None
     assert "crashed" not in procs.log(supervisor) and "giving up" not in procs.log(supervisor)
+
+
+@pytest.mark.parametrize(
+    "mode", [{"TASKRAIL_ISOLATION": "fork"}, {"TASKRAIL_CONCURRENCY": "4"}], ids=["fork", "threads"]
+)
+def test_poison_jobs_fail_in_forked_and_threaded_workers_too(mode, settings, procs, conn) -> None:
+    proc = procs.worker(QUEUE, name=WORKER, env=mode)
+    wait_for(lambda: WORKER in live_workers(conn), 15, what="worker heartbeat")
+    poison = {"p-deep": {"data": deep_data(987)}, "p-conc": {"tr_conc": "abc"}, "p-time": {"timeout": "9" * 10}}
+    for job_id, fields in poison.items():
+        write_job(conn, job_id, **fields)
+    assert_carried_on(conn, proc, procs)
+    statuses = lambda: {conn.hget(f"rq:job:{j}", "status") for j in poison}  # noqa: E731
+    wait_for(lambda: statuses() == {b"failed"}, 10, what="every poison job failed")

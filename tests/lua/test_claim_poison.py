@@ -21,7 +21,7 @@ BAD_FIELDS = [
     ("tr_conc", "abc"), ("tr_conc", "0"), ("tr_conc", "1e3"),
     ("tr_rate", "0/1"), ("tr_rate", "5/e"), ("tr_rate", "five/s"), ("tr_rate", "1/1e300"), ("tr_rate", "1/0"),
     ("tr_attempts", "inf"), ("tr_retries", "-1"), ("tr_stalls", "9999999999"),
-    ("timeout", "99999999999999999999"), ("result_ttl", "1.5"), ("failure_ttl", "forever"),
+    ("timeout", "99999999999999999999"), ("timeout", "9999999999"), ("result_ttl", "1.5"), ("failure_ttl", "forever"),
     ("tr_flow", "{nope"), ("tr_task", "t" * 1001), ("tr_limit_key", "k" * 1001),
 ]  # fmt: skip
 

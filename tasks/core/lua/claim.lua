@@ -97,8 +97,10 @@ local function count_of(v)
   if #v <= 9 and string.match(v, '^%d+$') then return tonumber(v) end
 end
 
-local function seconds_ok(v)  -- timeout and TTLs: absent, or a whole number of seconds (-1: none)
-  return not v or v == '' or (#v <= 10 and string.match(v, '^%-?%d+$') ~= nil)
+-- timeout and TTLs: absent, or a whole number of seconds (-1: none) of up to 9 characters (31 years;
+-- a longer time limit cannot even be armed)
+local function seconds_ok(v)
+  return not v or v == '' or (#v <= 9 and string.match(v, '^%-?%d+$') ~= nil)
 end
 
 local function rate_ok(v)  -- tr_rate: 'count/period', 1 to 999999999 starts per 0 to 1e9 seconds
@@ -133,7 +135,7 @@ local function poison_reason(f, size)
     if not count_of(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of up to 9 digits') end
   end
   for _, i in ipairs(SECONDS) do
-    if not seconds_ok(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of seconds') end
+    if not seconds_ok(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of seconds of up to 9 digits') end
   end
   if f[8] and #f[8] > 1000 then return 'tr_task is ' .. #f[8] .. ' bytes long, over 1000' .. BY_HAND end
   if f[10] and f[10] ~= '' and not flow_ok(f[10]) then return bad('tr_flow', f[10], 'a JSON object') end
