@@ -3,10 +3,13 @@ and the worker carries on with the next job."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import json
+import signal
 import subprocess
+import threading
 import zlib
 from typing import Any
 
@@ -16,6 +19,8 @@ import redis
 from tasks.core.protocol import encode_job
 from tasks.emails import send_email
 from tests.conftest import BIN, Processes, live_workers, wait_for
+from workers import Worker
+from workers.runner import ClaimedJob
 
 QUEUE = "email"
 WORKER = "w-poison"
@@ -192,3 +197,22 @@ def test_poison_jobs_fail_in_forked_and_threaded_workers_too(mode, settings, pro
     assert_carried_on(conn, proc, procs)
     statuses = lambda: {conn.hget(f"rq:job:{j}", "status") for j in poison}  # noqa: E731
     wait_for(lambda: statuses() == {b"failed"}, 10, what="every poison job failed")
+
+
+def test_a_per_job_step_that_breaks_outside_the_task_fails_only_that_job(settings, conn) -> None:
+    worker = Worker([QUEUE], connection=conn, settings=settings)
+    worker.max_jobs = None
+    slot = worker.slots[0]
+    slot.thread_ident = threading.get_ident()
+    previous = signal.getsignal(signal.SIGALRM)
+    worker.interrupter.install(slot)
+    job = ClaimedJob("j1", QUEUE, deep_data(1).encode(), 1, 0, 10**12, 500, 900, 0)  # a time limit setitimer refuses
+    loop = asyncio.new_event_loop()
+    try:
+        outcome = worker._run(slot, job, loop)
+    finally:
+        loop.close()
+        signal.signal(signal.SIGALRM, previous)
+    assert outcome.kind == "fail" and outcome.exc_type == "OverflowError"
+    assert outcome.exc_message.startswith("the worker could not run this job: ")
+    assert not slot.active and slot.job_id is None
