@@ -8,6 +8,7 @@ TaskrailError
 │   └── PayloadTooLarge
 ├── TaskError                   a task could not run or finished badly
 │   ├── TaskNotRegistered
+│   ├── InvalidJob              a job hash that cannot run as it stands (a poison job)
 │   ├── TaskTimeout
 │   ├── TaskRevoked
 │   ├── TaskFailed              carries the remote exception type and traceback
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "EnqueueError",
+    "InvalidJob",
     "NotSerializable",
     "PayloadTooLarge",
     "ResultTimeout",
@@ -72,6 +74,11 @@ class TaskError(TaskrailError):
 
 class TaskNotRegistered(TaskError):
     """Raised when a job names a callable that is not a registered task."""
+
+
+class InvalidJob(TaskError):
+    """Raised (as a job's failure) when a job's hash cannot run as it stands: no data, data too large or not
+    taskrail's format, or a ``tr_*`` field that is not what taskrail writes."""
 
 
 class TaskTimeout(TaskError):

@@ -96,3 +96,22 @@ def fire_and_forget(x: int) -> int:
 @task(queue="core", result_ttl=30)
 def short_lived(x: int) -> int:
     return x
+
+
+@task(queue="core")
+def nest(levels: int) -> list:
+    """A return value nested ``levels`` deep: past about 1000, encoding it raises RecursionError."""
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be shown")
+
+
+@task(queue="core")
+def raise_unprintable() -> None:
+    raise Unprintable()

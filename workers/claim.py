@@ -14,6 +14,9 @@ all decided here, inside one server-side script, so they hold across every worke
   worker blocks on its wake-up lists for at most that long (it never spins).
 - A job under a limit or cap is claimed only as a batch of its own, so it starts as it is claimed
   and its slot is not held while other jobs of the batch run.
+- A poison job (no data, data over ``DATA_MAX_BYTES``, which the claim does not even read, or a bad
+  ``tr_*``, timeout or TTL field) comes back with the reason and no data; the worker fails it at once.
+  One whose id is not UTF-8 is failed inside the claim, and an id without a job hash is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from config.settings import Settings
 from tasks.core import keys
+from tasks.core.protocol import DATA_MAX_BYTES
 from workers.ratelimit import policy_for
 
 __all__ = ["claim_call", "claim_reply"]
@@ -37,7 +41,7 @@ def claim_call(worker: str, queues: list[str], count: int, now: float, now_text:
     policy = policy_for(settings)
     worker_count, worker_period = policy.worker_limit or (0, 0.0)
     args: list[Any] = [worker, count, now, now_text, score, maxlen, "weighted" if policy.weighted else "strict"]
-    args += [worker_count, worker_period, *policy.queue_args(queues)]
+    args += [worker_count, worker_period, DATA_MAX_BYTES, settings.failure_ttl_s, *policy.queue_args(queues)]
     return [keys.CLAIMS.format(worker), keys.PAUSED, *queues], args
 
 

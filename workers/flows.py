@@ -7,6 +7,7 @@ flow member's task is called.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ import redis
 from config.errors import TaskError, TaskFailed
 from tasks.core import keys
 from tasks.core.groups import MemberOutcome, read_outcomes
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data
 
 __all__ = ["resolve_arguments"]
 
@@ -73,7 +74,8 @@ def _failures(conn: redis.Redis, outcomes: list[MemberOutcome]) -> list[dict[str
         call_args: list[Any] = []
         call_kwargs: dict[str, Any] = {}
         if data:
-            _, call_args, call_kwargs = decode_data(data)
+            with contextlib.suppress(*DATA_ERRORS):  # unreadable data: the failure is still reported
+                _, call_args, call_kwargs = decode_data(data)
         error = outcome.error or TaskFailed(outcome.job_id, "TaskRevoked", "revoked", "")
         failures.append({
             "index": index, "job_id": outcome.job_id, "task": outcome.task, "args": call_args,

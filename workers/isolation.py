@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from config.errors import TaskRevoked, TaskTimeout
-from tasks.core.protocol import decode_data
+from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import lookup
 from workers.exitcodes import RET_CHILD_ERROR
 from workers.runner import ClaimedJob, Interrupted, Outcome, classify_error
@@ -94,8 +94,8 @@ def _stopped(job: ClaimedJob, stop: BaseException, duration: float) -> Outcome:
         return Outcome(job, "revoked", ttl=job.failure_ttl, duration_s=duration)
     error = TaskTimeout(f"job {job.id} passed its time limit of {job.timeout}s; its work-horse was killed")
     try:
-        task = lookup(decode_data(job.data)[0])
-    except ValueError:
+        task = lookup(decode_data(job.data)[0]) if not job.poison else None
+    except DATA_ERRORS:
         task = None
     if task is None:
         return Outcome(job, "fail", "", "", job.failure_ttl, 0.0, "TaskTimeout", str(error), duration)

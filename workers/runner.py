@@ -1,4 +1,5 @@
-"""Run one claimed job in this process and say how it ended; never raises for a task's own error."""
+"""Run one claimed job in this process and say how it ended; never raises for a task's own error or for a
+job that cannot run as it stands (a poison job: it fails with ``InvalidJob`` and the reason)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from config.errors import RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
+from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
@@ -25,6 +26,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "classify_error",
+    "job_error",
     "run_job",
 ]
 
@@ -51,6 +53,7 @@ class ClaimedJob:
     failure_ttl: int
     stalls: int
     flow: bytes = b""
+    poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -76,6 +79,7 @@ class ClaimedJob:
             failure_ttl=num(row[7], default_failure_ttl),
             stalls=num(row[8], 0),
             flow=row[9] if len(row) > 9 else b"",
+            poison=row[10].decode(errors="replace") if len(row) > 10 else "",
         )
 
 
@@ -126,10 +130,14 @@ def run_job(
     resolve: ArgumentResolver | None = None,
 ) -> Outcome:
     """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
+    if job.poison:
+        return _failed(job, "", InvalidJob(job.poison), 0.0)
     try:
         name, args, kwargs = decode_data(job.data)
     except DATA_ERRORS as exc:
-        return _failed(job, "", exc, 0.0, "job data is not taskrail's JSON format")
+        invalid = InvalidJob(f"job data is not taskrail's JSON format: {exc}")
+        invalid.__cause__ = exc
+        return _failed(job, "", invalid, 0.0)
     task = lookup(name)
     if task is None:
         error = TaskNotRegistered(
@@ -159,7 +167,7 @@ def run_job(
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
     try:
         payload = encode_return_value(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
 
@@ -175,19 +183,34 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
         delay = countdown if countdown is not None else opts.backoff_s(job.retries, random.random())
         return Outcome(
             job, "retry", task.name, _exc_string(shown), 0, time.time() + delay,
-            type(shown).__name__, str(shown), duration,
+            type(shown).__name__, _text(shown), duration,
         )  # fmt: skip
     if retryable:
-        exhausted = RetriesExhausted(f"{task.name} failed after {job.retries} retries: {type(shown).__name__}: {shown}")
+        exhausted = RetriesExhausted(
+            f"{task.name} failed after {job.retries} retries: {type(shown).__name__}: {_text(shown)}"
+        )
         outcome = _failed(job, task.name, shown, duration)
         outcome.exc_message = str(exhausted)
         return outcome
     return _failed(job, task.name, shown, duration)
 
 
+def job_error(job: ClaimedJob, exc: BaseException) -> Outcome:
+    """The outcome of a job whose handling broke outside its task's own code: it fails, the worker goes on."""
+    return _failed(job, "", exc, 0.0, "the worker could not run this job")
+
+
 def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
-    message = f"{context}: {exc}" if context else str(exc)
+    message = f"{context}: {_text(exc)}" if context else _text(exc)
     return Outcome(job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration)
+
+
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception cannot even be shown."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} that cannot be shown: its __str__ raised>"
 
 
 def _exc_string(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
 from workers.maintenance import Maintenance
 from workers.ratelimit import policy_for
-from workers.runner import ClaimedJob, Interrupted, Outcome, run_job
+from workers.runner import ClaimedJob, Interrupted, Outcome, job_error, run_job
 from workers.sentry import capture_failure, init_sentry
 
 __all__ = ["Worker"]
@@ -203,10 +203,10 @@ class Worker(RQWorker):
 
     def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
         slot.job_id = job.id
-        limit = job.timeout if job.timeout and job.timeout > 0 else None
-        slot.deadline = time.monotonic() + limit if limit else None
-        self.interrupter.arm(slot, limit)
         try:
+            limit = job.timeout if job.timeout and job.timeout > 0 else None
+            slot.deadline = time.monotonic() + limit if limit else None
+            self.interrupter.arm(slot, limit)
             if self.settings.isolation == "fork":
                 run = functools.partial(run_job, job, self._write_progress, None, self._resolve_flow)
                 outcome = run_forked(job, run, self.settings.max_stalled)
@@ -214,6 +214,9 @@ class Worker(RQWorker):
                 outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
         except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
             outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
+        except Exception as exc:  # any other per-job step that broke: this job fails, the worker carries on
+            log.exception("job %s could not be run", job.id)
+            outcome = job_error(job, exc)
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
@@ -221,7 +224,10 @@ class Worker(RQWorker):
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
         self._avg_job_s = max(outcome.duration_s, 0.9 * self._avg_job_s + 0.1 * outcome.duration_s)
         if outcome.kind == "fail":
-            self.report_failure(job, outcome)
+            try:
+                self.report_failure(job, outcome)
+            except Exception:  # a failing report hook must not take the worker down
+                log.exception("reporting the failure of job %s failed", job.id)
         if self.max_jobs and self.jobs_done >= self.max_jobs:
             self.recycle(f"reached max_jobs={self.max_jobs}")
         return outcome

@@ -28,6 +28,7 @@ EVENT_KINDS = (
     "requeued",
     "interrupted",
     "revoked",
+    "dropped",
 )
 REDISCOVER_S = 2.0  # how often a follower without a fixed queue list looks for new queues
 

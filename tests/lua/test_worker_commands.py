@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import redis
 
+from tasks.core.protocol import DATA_MAX_BYTES as DATA_LIMIT
 from tests.lua.helpers import NOW, NOW_TEXT, events, job, run, text
 
 
 def _claim(conn: redis.Redis, count: int = 1, queues: tuple[str, ...] = ("q",)) -> list:
-    args = ["w1", count, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0]
+    args = ["w1", count, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_LIMIT, 900]
     for _ in queues:
         args += [1, 0, 0]
     return run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", *queues], args)

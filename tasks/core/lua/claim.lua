@@ -4,19 +4,32 @@
 -- aside and put back at the front of its queue, in its place; a limited job is claimed only as a
 -- batch of its own. Claimed jobs become RQ's started jobs: status started, in the started registry
 -- (K.wip, member id:worker), and in this worker's claims hash.
+-- Poison jobs never raise after the pop (that would lose them). Each popped job's fields are checked
+-- before any write that depends on them: a job that cannot run (no data, data over the byte limit,
+-- which is not even read, or a tr_*, timeout or TTL field that is not what taskrail writes) is claimed
+-- without its limits and returned with the reason, and the worker fails it through FINISH. A job
+-- whose id is not UTF-8 is failed here (status failed, the reason, its hash expiring after the failure
+-- TTL; kept out of the registries, whose members every tool reads as text). An id without a job
+-- hash is dropped, as RQ does, with an event.
 -- KEYS[1]  claims hash of the worker (K.claims .. worker)
 -- KEYS[2]  paused queues set (keys.PAUSED)
 -- KEYS[3..] queue names (not keys), in the worker's priority order
 -- ARGV     worker, count, now, now_text, wip score, maxlen, mode (strict | weighted), worker limit
---          count (0 = none), worker limit period, then per queue: weight, limit count (0 = none),
---          limit period
--- Reply    claimed rows {id, queue, data, attempts, timeout, result_ttl, failure_ttl, task, stalls,
---          flow}, then the milliseconds until a limited job may start (0 = none waits)
--- Events   started, per claimed job
+--          count (0 = none), worker limit period, data limit (bytes), default failure TTL (s), then
+--          per queue: weight, limit count (0 = none), limit period
+-- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
+--          flow, poison}, poison the reason a job cannot run ('' = it can; its data is then ''), then
+--          the milliseconds until a limited job may start (0 = none waits)
+-- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
+--          dropped, per id without a job hash
 -- Keys     K.queue, K.prio, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
 --          K.rate_task, K.concurrency
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
+local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
+if not (data_limit and default_failure_ttl) then  -- before the first write or pop
+  return redis.error_reply('claim: ARGV[10] (data limit, bytes) and ARGV[11] (failure TTL, s) must be numbers')
+end
 --- @include "keys"
 --- @include "includes/limits"
 
@@ -37,7 +50,7 @@ end
 
 local queues = {}
 for i = 3, #KEYS do
-  local q, a = KEYS[i], 10 + (i - 3) * 3
+  local q, a = KEYS[i], 12 + (i - 3) * 3
   local entry = {name = q, weight = tonumber(ARGV[a]), limit = tonumber(ARGV[a + 1]), period = tonumber(ARGV[a + 2])}
   entry.open = redis.call('SISMEMBER', KEYS[2], q) == 0
   if not entry.open then redis.call('DEL', K.wake .. q) end
@@ -66,17 +79,126 @@ local function try_limits(entry, id, jkey, task, rate, lkey, conc, member)
   return 0
 end
 
-local function claim(entry, id, jkey, f, attempts)
+-- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..13] these.
+local FIELDS = {'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl', 'failure_ttl', 'tr_task',
+  'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc'}
+local COUNTS, SECONDS = {3, 4, 9}, {5, 6, 7}  -- f indexes of tr_attempts, tr_retries, tr_stalls; timeout, TTLs
+local function read_job(jkey)
+  local size = redis.call('HSTRLEN', jkey, 'data')
+  if size <= data_limit then return redis.call('HMGET', jkey, 'data', unpack(FIELDS)), size end
+  local f = redis.call('HMGET', jkey, unpack(FIELDS))
+  table.insert(f, 1, '')
+  return f, size
+end
+
+-- A count field (attempts, retries, stalls) as a number: absent is 0, anything but up to 9 digits is nil.
+local function count_of(v)
+  if not v or v == '' then return 0 end
+  if #v <= 9 and string.match(v, '^%d+$') then return tonumber(v) end
+end
+
+-- timeout and TTLs: absent, or a whole number of seconds (-1: none) of up to 9 characters (31 years;
+-- a longer time limit cannot even be armed)
+local function seconds_ok(v)
+  return not v or v == '' or (#v <= 9 and string.match(v, '^%-?%d+$') ~= nil)
+end
+
+local function rate_ok(v)  -- tr_rate: 'count/period', 1 to 999999999 starts per 0 to 1e9 seconds
+  local n, p = string.match(v, '^(%d+)/([%d.e+-]+)$')
+  n, p = tonumber(n), tonumber(p)
+  return n ~= nil and p ~= nil and n >= 1 and n < 1e9 and p > 0 and p <= 1e9
+end
+
+local function flow_ok(v)  -- tr_flow: a JSON object
+  if #v > 65536 then return false end
+  local ok, spec = pcall(cjson.decode, v)
+  return ok and type(spec) == 'table'
+end
+
+local function printable(id)
+  return (string.gsub(id, '[^\32-\126]', function(c) return string.format('\\x%02x', string.byte(c)) end))
+end
+
+local BY_HAND = '; taskrail writes it, so this job hash was written or changed by hand'
+local function bad(name, v, want)
+  return name .. " is '" .. printable(string.sub(v, 1, 40)) .. "', not " .. want .. BY_HAND
+end
+
+-- Why a popped job cannot run, or nil. size is its data's length in bytes.
+local function poison_reason(f, size)
+  if size > data_limit then
+    return 'job data is ' .. size .. ' bytes, over the ' .. data_limit .. '-byte limit; pass a reference '
+      .. '(a file path, URL or database id) instead of the data'
+  end
+  if not f[1] then return 'job has no data' end
+  for _, i in ipairs(COUNTS) do
+    if not count_of(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of up to 9 digits') end
+  end
+  for _, i in ipairs(SECONDS) do
+    if not seconds_ok(f[i]) then return bad(FIELDS[i - 1], f[i], 'a whole number of seconds of up to 9 digits') end
+  end
+  if f[8] and #f[8] > 1000 then return 'tr_task is ' .. #f[8] .. ' bytes long, over 1000' .. BY_HAND end
+  if f[10] and f[10] ~= '' and not flow_ok(f[10]) then return bad('tr_flow', f[10], 'a JSON object') end
+  if f[11] and f[11] ~= '' and not rate_ok(f[11]) then
+    return bad('tr_rate', f[11], "'count/seconds' with a count of at least 1 and seconds above 0")
+  end
+  if f[12] and #f[12] > 1000 then return 'tr_limit_key is ' .. #f[12] .. ' bytes long, over 1000' .. BY_HAND end
+  if f[13] and f[13] ~= '' and not ((count_of(f[13]) or 0) >= 1) then
+    return bad('tr_conc', f[13], 'a whole number of at least 1')
+  end
+end
+
+-- Whether s is valid UTF-8 (what the worker decodes a job id as).
+local function is_utf8(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len, lo, hi = 1, 128, 191
+    if c >= 194 and c <= 223 then len = 2
+    elseif c >= 224 and c <= 239 then
+      len = 3
+      if c == 224 then lo = 160 elseif c == 237 then hi = 159 end
+    elseif c >= 240 and c <= 244 then
+      len = 4
+      if c == 240 then lo = 144 elseif c == 244 then hi = 143 end
+    elseif c >= 128 then return false end
+    for k = 1, len - 1 do
+      local b = string.byte(s, i + k)
+      if not b or b < (k == 1 and lo or 128) or b > (k == 1 and hi or 191) then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+
+-- A job whose id the worker cannot decode: failed here, kept out of the registries.
+local function fail_here(q, id, jkey, f)
+  local msg = 'job id ' .. printable(id) .. ' is not valid UTF-8, so no worker can run or settle it; '
+    .. 'use ids of letters, digits, "-" and "_"'
+  redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_text, 'tr_exc_type', 'InvalidJob', 'tr_exc_message', msg)
+  local ttl = seconds_ok(f[7]) and tonumber(f[7]) or 0
+  redis.call('EXPIRE', jkey, ttl > 0 and ttl or default_failure_ttl)
+  redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'failed', 'job', printable(id),
+    'task', '', 'worker', worker, 'error', 'InvalidJob')
+end
+
+local function claim(entry, id, jkey, f, attempts, poison)
   local q = entry.name
   redis.call('HSET', jkey, 'status', 'started', 'started_at', now_text, 'worker_name', worker,
     'last_heartbeat', now_text, 'tr_attempts', attempts)
   redis.call('ZADD', K.wip .. q, score, id .. ':' .. worker)
   redis.call('HSET', KEYS[1], id, q)
   if wlimit > 0 then window_take(lim, wkey, wperiod, id .. ':' .. attempts) end
-  local task = f[8] or ''
+  local task = poison and '' or f[8] or ''
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
     'task', task, 'worker', worker)
-  out[#out + 1] = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0', f[10] or ''}
+  if poison then  -- only what the worker needs to fail it; the bad fields stay behind
+    out[#out + 1] = {id, q, '', attempts, '0', '-1', '', seconds_ok(f[7]) and f[7] or '', '0', '', poison}
+  else
+    out[#out + 1] = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0',
+      f[10] or '', ''}
+  end
 end
 
 -- Claim one job from the queue; false when it has nothing (more) to give in this call.
@@ -96,9 +218,20 @@ local function take_one(entry)
       return false
     end
     local jkey = K.job .. id
-    local f = redis.call('HMGET', jkey, 'data', 'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl',
-      'failure_ttl', 'tr_task', 'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc')
-    if f[1] and f[2] ~= 'canceled' and f[2] ~= 'finished' then
+    local f, size = read_job(jkey)
+    local poison = f[2] ~= 'canceled' and f[2] ~= 'finished' and poison_reason(f, size)
+    if not f[1] and not f[2] and redis.call('EXISTS', jkey) == 0 then  -- RQ skips a missing job too
+      if indexed[q] then redis.call('ZREM', pkey, id) end
+      redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'dropped', 'job', printable(id),
+        'worker', worker, 'error', 'NoSuchJob')
+    elseif not is_utf8(id) then
+      if indexed[q] then redis.call('ZREM', pkey, id) end
+      fail_here(q, id, jkey, f)
+    elseif poison then
+      if indexed[q] then redis.call('ZREM', pkey, id) end
+      claim(entry, id, jkey, f, (count_of(f[3]) or 0) + 1, poison)
+      return true
+    elseif f[2] ~= 'canceled' and f[2] ~= 'finished' then
       local attempts = (tonumber(f[3]) or 0) + 1
       local bounded = entry.limit > 0 or (f[11] and f[11] ~= '') or (f[13] and f[13] ~= '')
       if not bounded then
