@@ -95,3 +95,18 @@ def test_replies_lost_between_worker_and_server_lose_nothing_and_count_nothing_t
     assert names.count(b"completed") == total
     assert conn.zcard("rq:failed:chaos") == 0 and conn.llen("rq:queue:chaos") == 0
     wait_for(lambda: conn.zcard("rq:wip:chaos") == 0, 15, what="the started registry to empty")
+
+
+def test_a_callback_whose_inputs_cannot_be_read_for_a_lost_connection_runs_again_later() -> None:
+    from tasks.core.protocol import encode_job
+    from workers.runner import ClaimedJob, run_job
+
+    spec = encode_job(plain.name, (1, 2), {}, queue="chaos", max_payload_bytes=10_000, result_ttl=500, failure_ttl=900)
+    data = str(spec.fields["data"]).encode()
+    job = ClaimedJob("j1", "chaos", data, 1, 0, -1, 500, 900, 0, flow=b'{"mode": "one"}')
+
+    def resolve(*_: object) -> object:
+        raise redis.ConnectionError("Connection refused")  # the server restarting while a chord's callback starts
+
+    outcome = run_job(job, resolve=resolve)
+    assert outcome.kind == "requeue" and "Connection refused" in outcome.exc_message

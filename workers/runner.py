@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import redis
+
 from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
@@ -146,9 +148,12 @@ def run_job(
         )
         return _failed(job, name, error, 0.0)
     started = time.perf_counter()
-    try:
-        if job.flow and resolve is not None:
+    if job.flow and resolve is not None:
+        try:
             args, kwargs = resolve(job, args, kwargs)
+        except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
+            return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
+    try:
         if task.options.bind:
             request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
             value = task.func(TaskContext(task, request, write_progress), *args, **kwargs)

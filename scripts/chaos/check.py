@@ -108,7 +108,7 @@ def _stream(conn: redis.Redis, key: str) -> Iterator[dict[bytes, bytes]]:
 def leftovers(conn: redis.Redis, queue: str) -> list[str]:
     """Claims, started-registry entries and concurrency slots still held; ``[]`` when clean."""
     found = []
-    for pattern in (keys.CLAIMS.format("*"), "taskrail:cc:*"):
+    for pattern in (keys.CLAIMS.format("*"), keys.CONCURRENCY.format("*")):
         for key in conn.scan_iter(match=pattern, count=1000):
             found.append(f"{key.decode()} ({_size(conn, key)} entries)")
     wip = int(conn.zcard(keys.STARTED.format(queue)))

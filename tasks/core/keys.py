@@ -115,7 +115,7 @@ _LUA_KEYS = {
     "queues": QUEUES, "queue": QUEUE, "job": JOB, "dependents": DEPENDENTS, "dependencies": DEPENDENCIES,
     "results": RESULTS, "wip": STARTED, "finished": FINISHED, "failed": FAILED, "scheduled": SCHEDULED,
     "canceled": CANCELED, "deferred": DEFERRED, "rq_workers": RQ_WORKERS, "rq_worker": RQ_WORKER,
-    "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "wake": WAKE,
+    "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "workers": WORKERS, "wake": WAKE,
     "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "waiters": WAITERS,
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
     "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,

@@ -38,6 +38,7 @@ def test_claim_moves_a_job_from_its_queue_into_the_claims_and_the_started_regist
     assert [row[:2] for row in reply[:-1]] == [[b"j1", b"q"]] and reply[-1] == 0
     assert text(conn.lrange("rq:queue:q", 0, -1)) == ["j2"]
     assert conn.hgetall("taskrail:claims:w1") == {b"j1": b"q"}
+    assert conn.smembers("taskrail:workers") == {b"w1"}  # a claim holder is always where recovery looks
     assert conn.zscore("rq:wip:q", "j1:w1") == NOW + 60
     assert conn.hget("rq:job:j1", "status") == b"started" and conn.hget("rq:job:j1", "tr_attempts") == b"1"
     assert [(e["event"], e["job"]) for e in events(conn, "q")] == [("started", "j1")]
@@ -219,7 +220,7 @@ def test_a_settle_from_a_worker_whose_claim_was_recovered_is_rejected(conn: redi
     conn.sadd("taskrail:workers", "w1")
     assert run(conn, "reap", ["taskrail:workers"], [NOW, NOW_TEXT, 100, int(NOW // 60), 3, 900]) == [b"j1"]
     # another worker claims it, runs it and settles it
-    args = ["w2", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, 1, 0, 0]
+    args = ["w2", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_LIMIT, 900, 1, 0, 0]
     run(conn, "claim", ["taskrail:claims:w2", "taskrail:paused", "q"], args)
     w2 = ["w2", NOW, NOW_TEXT, 100, int(NOW // 60), *_record("j1", "ok", payload="Mg==", token=2)]
     assert run(conn, "finish", ["taskrail:claims:w2"], w2) == [1]

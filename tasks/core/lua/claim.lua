@@ -23,7 +23,7 @@
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
 -- Keys     K.queue, K.prio, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
---          K.rate_task, K.concurrency
+--          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set)
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
 local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -305,5 +305,8 @@ end
 if #out == 0 then  -- wake-up tokens for jobs that must wait would only make workers spin
   for q, _ in pairs(limited) do redis.call('DEL', K.wake .. q) end
 end
+-- Whoever holds claims is in the worker set, which is all the leader's recovery looks at: a worker
+-- that was taken for dead (and removed) while it was only slow must not claim outside it.
+if #out > 0 then redis.call('SADD', K.workers, worker) end
 out[#out + 1] = math.ceil(wait * 1000)
 return out
