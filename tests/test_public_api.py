@@ -26,6 +26,10 @@ PUBLIC = {
         "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
         "write_chart", "write_json", "write_markdown",
     ],
+    "scripts.rqsuite": [
+        "DEFAULT_FILES", "Comparison", "Outcome", "SuiteOptions", "compare", "fetch_suite", "format_markdown",
+        "format_table", "installed_rq_version", "junit_path", "read_junit", "run_suite", "write_report",
+    ],
     "workers.dashboard": [
         "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",
         "serve",
