@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import signal
+import sys
 from pathlib import Path
 
 from config.settings import load_settings
@@ -20,7 +22,7 @@ from scripts.rqsuite import (
     run_suite,
     write_report,
 )
-from workers.exitcodes import RET_OK
+from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]
 
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(RET_ERROR))  # stops the private servers on the way out
     out_dir = (args.out or load_settings().data_dir / "rq-suite").resolve()
     version = installed_rq_version()
     suite_dir = fetch_suite(out_dir / "cache", version)

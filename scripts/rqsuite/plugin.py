@@ -3,6 +3,8 @@
 Environment, set by ``scripts.rqsuite.run``:
 ``RQSUITE_MODE`` (not ``TASKRAIL_*``: taskrail rejects unknown settings): ``rq`` (RQ's own worker) or ``taskrail`` (``rq.Worker`` and ``rq.SimpleWorker`` replaced
 by ``workers.Worker``, RQ's fixtures registered as tasks); both make JSON RQ's default serializer.
+``RQSUITE_TEST_TIMEOUT_S``: past it, a watchdog raises ``TestHung`` in the test's thread every few seconds until
+the test ends: pytest-timeout's SIGALRM does not reach a test whose worker took SIGALRM over.
 ``RQSUITE_PORT``: the private server's port; RQ's tests connect to ``localhost:6379``, sent there instead.
 Processes that RQ's tests start (``rqworker``, ``python -c``) get the same patches from a ``sitecustomize.py``
 that ``scripts.rqsuite.run`` writes into the output folder and puts on ``PYTHONPATH``.
@@ -10,15 +12,23 @@ that ``scripts.rqsuite.run`` writes into the output folder and puts on ``PYTHONP
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-__all__ = ["MODES", "MODE_ENV", "PORT_ENV", "patch_from_env", "patch_process", "pytest_configure"]
+__all__ = [
+    "MODES", "MODE_ENV", "PORT_ENV", "TIMEOUT_ENV", "TestHung", "patch_from_env", "patch_process",
+    "pytest_configure", "pytest_runtest_call",
+]  # fmt: skip
 
 MODE_ENV = "RQSUITE_MODE"
+TIMEOUT_ENV = "RQSUITE_TEST_TIMEOUT_S"
+WATCHDOG_REPEAT_S = 3.0
 PORT_ENV = "RQSUITE_PORT"
 MODES = ("rq", "taskrail")
 RQ_DEFAULT_PORT = 6379
@@ -109,3 +119,33 @@ def pytest_configure(config: pytest.Config) -> None:
         patch_from_env()
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from exc
+
+
+class TestHung(BaseException):
+    """Raised in a test's thread by the watchdog when the test runs past ``RQSUITE_TEST_TIMEOUT_S``."""
+
+    __test__ = False
+
+
+def _watch(thread_id: int, limit_s: float, done: threading.Event) -> None:
+    if done.wait(limit_s):
+        return
+    while not done.is_set():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(TestHung))
+        done.wait(WATCHDOG_REPEAT_S)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Run the test under the watchdog (when ``RQSUITE_TEST_TIMEOUT_S`` is set)."""
+    limit = os.environ.get(TIMEOUT_ENV)
+    if not limit:
+        yield
+        return
+    done = threading.Event()
+    watchdog = threading.Thread(target=_watch, args=(threading.get_ident(), float(limit), done), daemon=True)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        done.set()

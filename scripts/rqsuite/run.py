@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.embedded import EmbeddedServer, process_alive, start_server
-from scripts.rqsuite.plugin import MODE_ENV, MODES, PORT_ENV
+from scripts.rqsuite.plugin import MODE_ENV, MODES, PORT_ENV, TIMEOUT_ENV
 
 __all__ = ["DEFAULT_FILES", "SuiteOptions", "junit_path", "run_suite"]
 
@@ -54,11 +54,12 @@ def _write_site(out_dir: Path) -> Path:
     return site
 
 
-def _env(mode: str, server: EmbeddedServer, suite_dir: Path, site: Path) -> dict[str, str]:
+def _env(mode: str, server: EmbeddedServer, suite_dir: Path, site: Path, timeout_s: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         MODE_ENV: mode,
         PORT_ENV: str(server.port),
+        TIMEOUT_ENV: str(timeout_s + 5),  # the watchdog, for when pytest-timeout's SIGALRM was taken over
         "REDIS_URL": f"redis://127.0.0.1:{server.port}/4",
         "TASKRAIL_IMPORTS": "tests.fixtures,scripts.rqsuite.autoregister",
         "TASKRAIL_DATA_DIR": str(server.data_dir),
@@ -83,18 +84,12 @@ def _run_file(opts: SuiteOptions, mode: str, name: str, env: dict[str, str]) -> 
             log.write(f"\ntaskrail rq-suite: killed after {opts.file_timeout_s}s\n")
 
 
-def _run_mode(opts: SuiteOptions, mode: str, names: list[str], progress: list[str]) -> None:
-    data_dir = (opts.out_dir / "server" / mode).resolve()  # the server chdirs to it: relative paths break
-    server = start_server(data_dir, appendonly=False)
-    try:
-        env = _env(mode, server, opts.suite_dir, _write_site(opts.out_dir.resolve()))
-        for name in names:
-            started = time.monotonic()
-            _run_file(opts, mode, name, env)
-            progress.append(f"{mode:8} {name:28} {time.monotonic() - started:6.1f}s")
-            print(progress[-1], flush=True)
-    finally:
-        _stop(server)
+def _run_mode(opts: SuiteOptions, mode: str, server: EmbeddedServer, names: list[str]) -> None:
+    env = _env(mode, server, opts.suite_dir, _write_site(opts.out_dir.resolve()), opts.test_timeout_s)
+    for name in names:
+        started = time.monotonic()
+        _run_file(opts, mode, name, env)
+        print(f"{mode:8} {name:28} {time.monotonic() - started:6.1f}s", flush=True)
 
 
 def _stop(server: EmbeddedServer, timeout_s: float = 10.0) -> None:
@@ -107,10 +102,19 @@ def _stop(server: EmbeddedServer, timeout_s: float = 10.0) -> None:
 def run_suite(opts: SuiteOptions) -> list[str]:
     """Run the files both ways at once (a private server each); returns the file names that exist."""
     names = [name for name in opts.files if (opts.suite_dir / "tests" / f"{name}.py").exists()]
-    progress: list[str] = []
-    threads = [threading.Thread(target=_run_mode, args=(opts, mode, names, progress)) for mode in MODES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    servers: list[EmbeddedServer] = []
+    try:
+        for mode in MODES:  # the server chdirs to its folder: relative paths would break
+            servers.append(start_server((opts.out_dir / "server" / mode).resolve(), appendonly=False))
+        threads = [
+            threading.Thread(target=_run_mode, args=(opts, mode, server, names), daemon=True)
+            for mode, server in zip(MODES, servers, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:  # also on SIGTERM (the command turns it into SystemExit)
+        for server in servers:
+            _stop(server)
     return names
