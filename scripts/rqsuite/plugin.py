@@ -23,7 +23,7 @@ import pytest
 
 __all__ = [
     "MODES", "MODE_ENV", "PORT_ENV", "TIMEOUT_ENV", "TestHung", "patch_from_env", "patch_process",
-    "pytest_configure", "pytest_runtest_call",
+    "pytest_collection_finish", "pytest_configure", "pytest_runtest_call",
 ]  # fmt: skip
 
 MODE_ENV = "RQSUITE_MODE"
@@ -133,6 +133,14 @@ def _watch(thread_id: int, limit_s: float, done: threading.Event) -> None:
     while not done.is_set():
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(TestHung))
         done.wait(WATCHDOG_REPEAT_S)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Register the job functions that RQ's test modules define for themselves (taskrail mode)."""
+    if os.environ.get(MODE_ENV) == "taskrail":
+        from scripts.rqsuite.fixtures import register_test_module_functions
+
+        register_test_module_functions()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -61,7 +61,6 @@ def _env(mode: str, server: EmbeddedServer, suite_dir: Path, site: Path, timeout
         PORT_ENV: str(server.port),
         TIMEOUT_ENV: str(timeout_s + 5),  # the watchdog, for when pytest-timeout's SIGALRM was taken over
         "REDIS_URL": f"redis://127.0.0.1:{server.port}/4",
-        "TASKRAIL_IMPORTS": "tests.fixtures,scripts.rqsuite.autoregister",
         "TASKRAIL_DATA_DIR": str(server.data_dir),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), str(suite_dir), env.get("PYTHONPATH", "")])),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),  # rqworker, rq
@@ -70,6 +69,8 @@ def _env(mode: str, server: EmbeddedServer, suite_dir: Path, site: Path, timeout
 
 
 def _run_file(opts: SuiteOptions, mode: str, name: str, env: dict[str, str]) -> None:
+    # A worker started by the test (rqworker) imports the test module too, so its own job functions register.
+    env = {**env, "TASKRAIL_IMPORTS": f"tests.fixtures,tests.{name},scripts.rqsuite.autoregister"}
     xml = junit_path(opts.out_dir.resolve(), mode, name)
     xml.parent.mkdir(parents=True, exist_ok=True)
     xml.unlink(missing_ok=True)
