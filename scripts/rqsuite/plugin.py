@@ -21,16 +21,14 @@ from typing import Any
 
 import pytest
 
+from scripts.rqsuite.names import MODE_ENV, MODES, PORT_ENV, TIMEOUT_ENV
+
 __all__ = [
-    "MODES", "MODE_ENV", "PORT_ENV", "TIMEOUT_ENV", "TestHung", "patch_from_env", "patch_process",
-    "pytest_collection_finish", "pytest_configure", "pytest_runtest_call",
+    "TestHung", "patch_from_env", "patch_process", "pytest_collection_finish", "pytest_configure",
+    "pytest_runtest_call",
 ]  # fmt: skip
 
-MODE_ENV = "RQSUITE_MODE"
-TIMEOUT_ENV = "RQSUITE_TEST_TIMEOUT_S"
 WATCHDOG_REPEAT_S = 3.0
-PORT_ENV = "RQSUITE_PORT"
-MODES = ("rq", "taskrail")
 RQ_DEFAULT_PORT = 6379
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.embedded import EmbeddedServer, process_alive, start_server
-from scripts.rqsuite.plugin import MODE_ENV, MODES, PORT_ENV, TIMEOUT_ENV
+from config.errors import ConfigError
+from scripts.rqsuite.names import MODE_ENV, MODES, PORT_ENV, TIMEOUT_ENV
 
 __all__ = ["DEFAULT_FILES", "SuiteOptions", "junit_path", "run_suite"]
 
@@ -100,8 +102,16 @@ def _stop(server: EmbeddedServer, timeout_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def _check_test_tools() -> None:
+    """pytest and pytest-timeout come with the ``test`` extra, not with taskrail itself."""
+    missing = [name for name in ("pytest", "pytest_timeout") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"taskrail rq-suite needs {', '.join(missing)}: pip install -e '.[test]' (make install does)")
+
+
 def run_suite(opts: SuiteOptions) -> list[str]:
     """Run the files both ways at once (a private server each); returns the file names that exist."""
+    _check_test_tools()
     names = [name for name in opts.files if (opts.suite_dir / "tests" / f"{name}.py").exists()]
     servers: list[EmbeddedServer] = []
     try:
