@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench chaos clean server-stop bench-peers browser
+.PHONY: install run test lint bench chaos rq-suite clean server-stop bench-peers browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-peers:
 	$(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3'
 	cd bench-peers && npm install --no-audit --no-fund
+
+# RQ's own test suite, run with RQ's worker and with workers.Worker (docs/rq-compatibility.md); not part of make test.
+rq-suite: install
+	$(BIN)/taskrail rq-suite
 
 server-stop: install
 	$(BIN)/taskrail server stop

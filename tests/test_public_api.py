@@ -31,6 +31,10 @@ PUBLIC = {
         "enqueue_mix", "final_count", "format_details", "format_table", "leftovers", "run_chaos", "write_docs",
         "write_findings",
     ],
+    "scripts.rqsuite": [
+        "DEFAULT_FILES", "Comparison", "Outcome", "SuiteOptions", "compare", "fetch_suite", "format_markdown",
+        "format_table", "installed_rq_version", "junit_path", "read_junit", "run_suite", "write_report",
+    ],
     "workers.dashboard": [
         "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",
         "serve",
