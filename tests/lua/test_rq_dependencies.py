@@ -20,10 +20,14 @@ def _parents(conn: redis.Redis, child: str, *parents: str, **fields: object) -> 
 
 def _run(conn: redis.Redis, job_id: str, kind: str) -> None:
     """Claim ``job_id`` (alone in its queue) and settle it as ``kind``."""
+    _claim(conn, job_id)
+    _settle(conn, job_id, kind)
+
+
+def _claim(conn: redis.Redis, job_id: str) -> None:
     conn.rpush("rq:queue:q", job_id)
     args = ["w1", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_LIMIT, 900, 1, 0, 0]
     assert run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", "q"], args)[0][0] == job_id.encode()
-    _settle(conn, job_id, kind)
 
 
 def _settle(conn: redis.Redis, job_id: str, kind: str) -> None:
@@ -89,9 +93,7 @@ def test_a_failed_parent_leaves_its_dependent_deferred_until_it_is_requeued_and_
 def test_a_parent_canceled_while_it_ran_leaves_its_dependent_deferred(conn: redis.Redis) -> None:
     job(conn, "a")
     _parents(conn, "c", "a")
-    conn.rpush("rq:queue:q", "a")
-    args = ["w1", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_LIMIT, 900, 1, 0, 0]
-    run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", "q"], args)
+    _claim(conn, "a")
     conn.hset("rq:job:a", "status", "canceled")  # rq's Job.cancel() while a worker runs it
     _settle(conn, "a", "ok")
     assert _status(conn, "c") == "deferred" and conn.llen("rq:queue:q") == 0
@@ -127,3 +129,14 @@ def test_a_dependent_canceled_while_it_waited_leaves_its_own_dependents_deferred
     _run(conn, "a", "ok")
     assert _status(conn, "b") == "canceled" and _status(conn, "c") == "deferred"
     assert conn.llen("rq:queue:q") == 0
+
+
+def test_a_dependent_with_enqueue_at_front_goes_to_the_head_of_its_queue(conn: redis.Redis) -> None:
+    job(conn, "a")
+    _parents(conn, "back", "a")
+    _parents(conn, "front", "a", enqueue_at_front=1)
+    _claim(conn, "a")
+    conn.rpush("rq:queue:q", "waiting")
+    _settle(conn, "a", "ok")
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["front", "waiting", "back"]
+    assert _status(conn, "front") == "queued" and conn.zcard("rq:deferred:q") == 0

@@ -7,8 +7,9 @@
 --   caller's atomic script.
 -- * Plain RQ jobs (enqueued with depends_on): as RQ's Job.dependencies_are_met decides. The
 --   dependent is queued once every parent in K.dependencies(dependent) is finished (or failed, when
---   it has allow_dependency_failures), a parent whose hash is gone counting as finished. A parent
---   that failed (without allow_dependency_failures) or was canceled leaves it deferred, as RQ does.
+--   it has allow_dependency_failures), a parent whose hash is gone counting as finished; at the head
+--   of its queue with enqueue_at_front. A parent that failed (without allow_dependency_failures) or
+--   was canceled leaves it deferred, as RQ does.
 -- The last member of a flow to end gives every member its own result TTL back (flow_unkeep).
 -- Also defines flow_event(ctx, q, ev, id, task, err), an event in the queue's stream.
 --
@@ -88,6 +89,17 @@ local function rq_dependencies_met(d, p, pkind, allow)
   return true
 end
 
+-- A plain RQ dependent enqueued with Dependency(enqueue_at_front=True): to the head of its queue, as RQ
+-- puts it.
+local function rq_release_at_front(ctx, d, q)
+  redis.call('ZREM', K.deferred .. q, d)
+  redis.call('SADD', K.queues, K.queue .. q)
+  redis.call('HSET', K.job .. d, 'status', 'queued', 'enqueued_at', ctx.now_text)
+  redis.call('LPUSH', K.queue .. q, d)
+  wake(q)
+  flow_event(ctx, q, 'enqueued', d, '', '')
+end
+
 -- A parent failed (policy 'fail') or was revoked: the dependent will never run. It fails with the
 -- parent's error and traceback, or is canceled with it.
 local function flow_stop(ctx, d, cause, ckind)
@@ -154,13 +166,17 @@ local function release_dependents(ctx, id, kind)
     local first  -- taken once, for flow dependents only (see below)
     for _, d in ipairs(deps) do
       local f = redis.call('HMGET', K.job .. d, 'status', 'tr_policy', 'origin', 'tr_released', 'tr_pending',
-        'allow_dependency_failures')
+        'allow_dependency_failures', 'enqueue_at_front')
       if not f[5] then
         -- A plain RQ job. No guard: it is released only while deferred, and a parent that failed
         -- leaves it waiting, so that the parent requeued (rq requeue) and finished still releases it.
         if f[1] == 'deferred' and rq_dependencies_met(d, cur, ckind, (tonumber(f[6]) or 0) ~= 0) then
           redis.call('SREM', dkey, d)
-          flow_release(ctx, d, f[3] or 'default')
+          if f[7] == '1' then
+            rq_release_at_front(ctx, d, f[3] or 'default')
+          else
+            flow_release(ctx, d, f[3] or 'default')
+          end
         end
       else
         -- tr_released guards against a second settle of the same job (a worker thought dead that was not).
