@@ -1,8 +1,15 @@
 -- release_dependents(ctx, id, kind): called once job id ended for good (kind ok | fail |
--- revoked). Each dependent counts its unfinished parents in tr_pending; this decrements it and
--- queues (or schedules) the dependent once it reaches 0. A dependent that can no longer run (a
--- parent failed under policy 'fail', or was revoked) fails or is canceled with the parent's error,
--- and the cascade goes on through a worklist, without recursion, inside the caller's atomic script.
+-- revoked; a job canceled while it ran counts as revoked). Two kinds of dependents:
+-- * Flow members (they have tr_pending): each counts its unfinished parents in tr_pending; this
+--   decrements it and queues (or schedules) the dependent once it reaches 0. A dependent that can no
+--   longer run (a parent failed under policy 'fail', or was revoked) fails or is canceled with the
+--   parent's error, and the cascade goes on through a worklist, without recursion, inside the
+--   caller's atomic script.
+-- * Plain RQ jobs (enqueued with depends_on): as RQ's Job.dependencies_are_met decides. The
+--   dependent is queued once every parent in K.dependencies(dependent) is finished (or failed, when
+--   it has allow_dependency_failures), a parent whose hash is gone counting as finished; at the head
+--   of its queue with enqueue_at_front. A parent that failed (without allow_dependency_failures) or
+--   was canceled leaves it deferred, as RQ does.
 -- The last member of a flow to end gives every member its own result TTL back (flow_unkeep).
 -- Also defines flow_event(ctx, q, ev, id, task, err), an event in the queue's stream.
 --
@@ -69,6 +76,30 @@ local function flow_release(ctx, d, q)
   flow_event(ctx, q, 'enqueued', d, redis.call('HGET', djkey, 'tr_task') or '', '')
 end
 
+-- A plain RQ dependent d of parent p, which ended as pkind: are all of d's parents done as RQ's
+-- Job.dependencies_are_met requires (finished, or failed when d allows failures; gone counts as done)?
+local function rq_dependencies_met(d, p, pkind, allow)
+  if pkind == 'revoked' or (pkind == 'fail' and not allow) then return false end
+  for _, other in ipairs(redis.call('SMEMBERS', K.dependencies(d))) do
+    if other ~= p then
+      local status = redis.call('HGET', K.job .. other, 'status')
+      if status and status ~= 'finished' and not (allow and status == 'failed') then return false end
+    end
+  end
+  return true
+end
+
+-- A plain RQ dependent enqueued with Dependency(enqueue_at_front=True): to the head of its queue, as RQ
+-- puts it.
+local function rq_release_at_front(ctx, d, q)
+  redis.call('ZREM', K.deferred .. q, d)
+  redis.call('SADD', K.queues, K.queue .. q)
+  redis.call('HSET', K.job .. d, 'status', 'queued', 'enqueued_at', ctx.now_text)
+  redis.call('LPUSH', K.queue .. q, d)
+  wake(q)
+  flow_event(ctx, q, 'enqueued', d, '', '')
+end
+
 -- A parent failed (policy 'fail') or was revoked: the dependent will never run. It fails with the
 -- parent's error and traceback, or is canceled with it.
 local function flow_stop(ctx, d, cause, ckind)
@@ -103,6 +134,25 @@ local function flow_stop(ctx, d, cause, ckind)
   flow_event(ctx, q, ev, d, task, etype)
 end
 
+-- Flow member d of parent cur (which ended as ckind), status and fields f: count cur as done, or
+-- stop d; a stopped d goes onto the worklist so that its own dependents are handled too.
+local function flow_dependent(ctx, d, f, cur, ckind, work, kinds)
+  if f[1] == 'canceled' and not f[4] then
+    -- revoked while it waited by something that did not cascade (AsyncResult.revoke): do it now
+    redis.call('ZREM', K.deferred .. (f[3] or 'default'), d)
+    work[#work + 1] = d
+    kinds[#kinds + 1] = 'revoked'
+  elseif f[1] == 'deferred' then
+    if ckind ~= 'ok' and (f[2] or 'fail') == 'fail' then
+      flow_stop(ctx, d, cur, ckind)
+      work[#work + 1] = d
+      kinds[#kinds + 1] = ckind == 'revoked' and 'revoked' or 'fail'
+    elseif redis.call('HINCRBY', K.job .. d, 'tr_pending', -1) <= 0 then
+      flow_release(ctx, d, f[3] or 'default')
+    end
+  end
+end
+
 local function release_dependents(ctx, id, kind)
   local work, kinds, i = {id}, {kind}, 1
   while i <= #work do
@@ -113,27 +163,30 @@ local function release_dependents(ctx, id, kind)
     redis.call('DEL', K.dependencies(cur))
     local dkey = K.dependents(cur)
     local deps = redis.call('SMEMBERS', dkey)
-    -- tr_released guards against a second settle of the same job (a worker thought dead that was not).
-    if #deps > 0 and (redis.call('EXISTS', jkey) == 0 or redis.call('HSETNX', jkey, 'tr_released', '1') == 1) then
-      for _, d in ipairs(deps) do
-        local f = redis.call('HMGET', K.job .. d, 'status', 'tr_policy', 'origin', 'tr_released')
-        if f[1] == 'canceled' and not f[4] then
-          -- revoked while it waited by something that did not cascade (AsyncResult.revoke): do it now
-          redis.call('ZREM', K.deferred .. (f[3] or 'default'), d)
-          work[#work + 1] = d
-          kinds[#kinds + 1] = 'revoked'
-        elseif f[1] == 'deferred' then
-          if ckind ~= 'ok' and (f[2] or 'fail') == 'fail' then
-            flow_stop(ctx, d, cur, ckind)
-            work[#work + 1] = d
-            kinds[#kinds + 1] = ckind == 'revoked' and 'revoked' or 'fail'
+    local first  -- taken once, for flow dependents only (see below)
+    for _, d in ipairs(deps) do
+      local f = redis.call('HMGET', K.job .. d, 'status', 'tr_policy', 'origin', 'tr_released', 'tr_pending',
+        'allow_dependency_failures', 'enqueue_at_front')
+      if not f[5] then
+        -- A plain RQ job. No guard: it is released only while deferred, and a parent that failed
+        -- leaves it waiting, so that the parent requeued (rq requeue) and finished still releases it.
+        if f[1] == 'deferred' and rq_dependencies_met(d, cur, ckind, (tonumber(f[6]) or 0) ~= 0) then
+          redis.call('SREM', dkey, d)
+          if f[7] == '1' then
+            rq_release_at_front(ctx, d, f[3] or 'default')
           else
-            if redis.call('HINCRBY', K.job .. d, 'tr_pending', -1) <= 0 then
-              flow_release(ctx, d, f[3] or 'default')
-            end
+            flow_release(ctx, d, f[3] or 'default')
           end
         end
+      else
+        -- tr_released guards against a second settle of the same job (a worker thought dead that was not).
+        if first == nil then
+          first = redis.call('EXISTS', jkey) == 0 or redis.call('HSETNX', jkey, 'tr_released', '1') == 1
+        end
+        if first then flow_dependent(ctx, d, f, cur, ckind, work, kinds) end
       end
+    end
+    if #deps > 0 then
       local ttl = redis.call('TTL', jkey)
       if ttl > 0 then redis.call('EXPIRE', dkey, ttl) end
     end

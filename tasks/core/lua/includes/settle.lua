@@ -12,7 +12,8 @@
 --   revoked  canceled; ttl the failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
--- dependents (release_dependents).
+-- dependents (release_dependents); a job canceled while it ran (its status says so; RQ's
+-- Job.cancel does not stop it) releases them as a canceled job, whatever its outcome, as RQ does.
 --
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
@@ -32,6 +33,8 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
   release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
+  -- Canceled while it ran (RQ's Job.cancel): its dependents are released as a canceled job's.
+  local parent_kind = redis.call('HGET', jkey, 'status') == 'canceled' and 'revoked' or kind
   local ev = kind
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
@@ -106,7 +109,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
       redis.call('DEL', ukey)
     end
     notify_waiters(id)
-    release_dependents(ctx, id, kind)
+    release_dependents(ctx, id, parent_kind)
   end
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
