@@ -157,3 +157,12 @@ def test_exception_handler_option_runs_for_a_failed_job(settings, procs: Process
     assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
     assert ok.state == "SUCCESS"
     assert [h.decode() for h in conn.lrange("ops:handled", 0, -1)] == [f"{failed.id}|ValueError|bad input|ops"]
+
+
+def test_disabled_default_exception_handler_keeps_a_failed_job_out_of_the_failed_registry(
+    settings, procs: Processes, conn: redis.Redis
+) -> None:
+    failed = ops.crash.delay("unfiled")
+    proc = procs.start([*RQ_WORKER, "--burst", "--disable-default-exception-handler", "ops"], env=OPS, name="nodefault")
+    assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
+    assert failed.state == "FAILURE" and conn.zscore("rq:failed:ops", failed.id) is None
