@@ -17,10 +17,16 @@ all decided here, inside one server-side script, so they hold across every worke
 - A poison job (no data, data over ``DATA_MAX_BYTES``, which the claim does not even read, or a bad
   ``tr_*``, timeout or TTL field) comes back with the reason and no data; the worker fails it at once.
   One whose id is not UTF-8 is failed inside the claim, and an id without a job hash is dropped.
+- RQ's ``dequeue_strategy`` (``rq worker --dequeue-strategy``): ``random`` shuffles the queue order
+  of every claim; ``round_robin`` takes one job per queue in turn, as RQ does, by claiming in
+  weighted mode with equal weights (a smooth weighted round robin of equal weights is a plain round
+  robin, its position kept across claims). Under a weighted profile the weights already interleave
+  queues, and ``round_robin`` changes nothing.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from config.settings import Settings
@@ -28,20 +34,30 @@ from tasks.core import keys
 from tasks.core.protocol import DATA_MAX_BYTES
 from workers.ratelimit import policy_for
 
-__all__ = ["claim_call", "claim_reply"]
+__all__ = ["DEQUEUE_STRATEGIES", "claim_call", "claim_reply"]
+
+DEQUEUE_STRATEGIES = ("default", "random", "round_robin")  # RQ's DequeueStrategy values
 
 
 def claim_call(worker: str, queues: list[str], count: int, now: float, now_text: str, score: float,
-               maxlen: int, settings: Settings) -> tuple[list[str], list[Any]]:  # fmt: skip
-    """KEYS and ARGV for one claim of up to ``count`` jobs from ``queues`` (in priority order).
+               maxlen: int, settings: Settings, strategy: str = "default") -> tuple[list[str], list[Any]]:  # fmt: skip
+    """KEYS and ARGV for one claim of up to ``count`` jobs from ``queues`` (in priority order), ordered
+    by RQ's dequeue ``strategy``.
 
     Raises:
         ConfigError: malformed queue weights or rate limits in ``settings``.
     """
     policy = policy_for(settings)
     worker_count, worker_period = policy.worker_limit or (0, 0.0)
-    args: list[Any] = [worker, count, now, now_text, score, maxlen, "weighted" if policy.weighted else "strict"]
-    args += [worker_count, worker_period, DATA_MAX_BYTES, settings.failure_ttl_s, *policy.queue_args(queues)]
+    round_robin = strategy == "round_robin" and not policy.weighted
+    if strategy == "random":
+        queues = random.sample(queues, len(queues))
+    mode = "weighted" if policy.weighted or round_robin else "strict"
+    queue_args = policy.queue_args(queues)
+    if round_robin:
+        queue_args[0::3] = [1] * len(queues)  # equal weights: one job per queue in turn
+    args: list[Any] = [worker, count, now, now_text, score, maxlen, mode]
+    args += [worker_count, worker_period, DATA_MAX_BYTES, settings.failure_ttl_s, *queue_args]
     return [keys.CLAIMS.format(worker), keys.PAUSED, *queues], args
 
 

@@ -8,17 +8,19 @@ until it has stalled ``max_stalled`` times, then fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from config.errors import TaskRevoked, TaskTimeout
 from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import lookup
 from workers.exitcodes import RET_CHILD_ERROR
-from workers.runner import ClaimedJob, Interrupted, Outcome, classify_error
+from workers.runner import ClaimedJob, HorseKilled, Interrupted, JobStopped, Outcome, classify_error, operator_stop
 
 __all__ = ["run_forked"]
 
@@ -31,12 +33,14 @@ def run_forked(job: ClaimedJob, run: Callable[[], Outcome], max_stalled: int) ->
     if pid == 0:  # the work-horse
         os.close(read_fd)
         _child(run, write_fd)
-    os.close(write_fd)
-    try:
+    try:  # a stop may land as soon as the child exists: from here on it kills the child
+        os.close(write_fd)
         payload = _read_all(read_fd)
         _, status = os.waitpid(pid, 0)
-    except (TaskTimeout, TaskRevoked, Interrupted) as stop:
+    except (TaskTimeout, TaskRevoked, Interrupted, JobStopped, HorseKilled) as stop:
         _kill(pid)
+        with contextlib.suppress(OSError):  # closed already when the stop landed after the close
+            os.close(write_fd)
         os.close(read_fd)
         return _stopped(job, stop, time.perf_counter() - started)
     os.close(read_fd)
@@ -61,7 +65,7 @@ def _child(run: Callable[[], Outcome], write_fd: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
     code = 0
     try:
-        data = pickle.dumps(run())
+        data = pickle.dumps(replace(run(), error=None))  # an exception may not survive pickling
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(data)
     except BaseException:  # nothing may escape a forked child into the worker's own code
@@ -92,11 +96,18 @@ def _stopped(job: ClaimedJob, stop: BaseException, duration: float) -> Outcome:
         return Outcome(job, "requeue", exc_type="interrupted", duration_s=duration)
     if isinstance(stop, TaskRevoked):
         return Outcome(job, "revoked", ttl=job.failure_ttl, duration_s=duration)
+    if isinstance(stop, (JobStopped, HorseKilled)):
+        return operator_stop(job, _task_name(job), stop, duration)
     error = TaskTimeout(f"job {job.id} passed its time limit of {job.timeout}s; its work-horse was killed")
-    try:
-        task = lookup(decode_data(job.data)[0]) if not job.poison else None
-    except DATA_ERRORS:
-        task = None
+    task = lookup(_task_name(job))
     if task is None:
         return Outcome(job, "fail", "", "", job.failure_ttl, 0.0, "TaskTimeout", str(error), duration)
     return classify_error(job, task, error, duration)  # retried if autoretry_for covers TaskTimeout
+
+
+def _task_name(job: ClaimedJob) -> str:
+    """The name of the job's task ("" for a job whose data cannot be read)."""
+    try:
+        return decode_data(job.data)[0] if not job.poison else ""
+    except DATA_ERRORS:
+        return ""

@@ -1,4 +1,5 @@
-"""The worker's background thread: heartbeats, time limits, revokes, the shutdown deadline, and,
+"""The worker's background thread: heartbeats, time limits, revokes, the shutdown deadline, RQ's
+suspension (`rq suspend`, polled every second so the job loop pays nothing for it), and,
 on the one elected leader, the scheduler (due jobs into queues) and recovery of dead workers' jobs.
 """
 
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import redis
+from rq.suspension import is_suspended
 
 from config.errors import TaskTimeout
 from config.settings import Settings
@@ -30,12 +32,14 @@ LEADER_KEY = keys.LEADER
 TICK_S = 0.1
 RQ_HEARTBEAT_S = 15.0
 ORPHAN_SWEEP_S = 5.0
+SUSPENSION_POLL_S = 1.0
 
 
 class MaintainedWorker(Protocol):
     """What maintenance needs of its worker (workers/worker.py's ``Worker``)."""
 
     shutdown_deadline: float | None  # monotonic; maintenance clears it once it has acted on it
+    suspended: bool  # maintenance sets it while RQ's suspension key exists; the job loop claims nothing
 
     @property
     def name(self) -> str: ...
@@ -77,6 +81,7 @@ class Maintenance(threading.Thread):
         self._next_beat = 0.0
         self._next_rq_beat = 0.0
         self._next_reap = 0.0
+        self._next_suspension = 0.0
         self._next_sweep = time.monotonic() + ORPHAN_SWEEP_S
         self._suspects: set[str] = set()
         self._failures = 0
@@ -107,6 +112,12 @@ class Maintenance(threading.Thread):
         if now >= self._next_sweep:
             self._next_sweep = now + ORPHAN_SWEEP_S
             self._sweep_orphans()
+        if now >= self._next_suspension:
+            self._next_suspension = now + SUSPENSION_POLL_S
+            suspended = bool(is_suspended(self.conn))
+            if suspended != self.worker.suspended:
+                log.info("worker %s %s", self.worker.name, "suspended (rq suspend)" if suspended else "resumed")
+            self.worker.suspended = suspended
         if now >= self._next_rq_beat:
             self._next_rq_beat = now + RQ_HEARTBEAT_S
             self.worker.heartbeat()

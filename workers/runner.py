@@ -10,7 +10,7 @@ import time
 import traceback
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
@@ -24,11 +24,14 @@ __all__ = [
     "BUCKETS_S",
     "BUCKET_LABELS",
     "ClaimedJob",
+    "HorseKilled",
     "Interrupted",
+    "JobStopped",
     "Outcome",
     "OutcomeKind",
     "classify_error",
     "job_error",
+    "operator_stop",
     "run_job",
 ]
 
@@ -39,6 +42,18 @@ BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
 
 class Interrupted(BaseException):
     """Raised inside a job when the worker must stop it at the shutdown deadline; it is requeued."""
+
+
+class JobStopped(BaseException):
+    """Raised inside a job that RQ's ``stop-job`` command stopped; it ends as ``stopped``, not retried."""
+
+
+class HorseKilled(BaseException):
+    """Raised inside a job whose work-horse RQ's ``kill-horse`` command killed; it fails, as in RQ."""
+
+
+STOPPED_MESSAGE = "Job stopped by user, work-horse terminated."  # RQ's own text for a stopped job
+KILLED_MESSAGE = "work-horse killed by a kill-horse command"
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,7 @@ class ClaimedJob:
 
 
 # The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
-OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked"]
+OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped"]
 
 
 @dataclass
@@ -102,6 +117,8 @@ class Outcome:
     exc_type: str = ""
     exc_message: str = ""
     duration_s: float = 0.0
+    # The exception itself, for RQ exception handlers; never sent to Redis nor across a fork.
+    error: BaseException | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
@@ -165,6 +182,8 @@ def run_job(
         return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
     except TaskRevoked:
         return Outcome(job, "revoked", name, ttl=job.failure_ttl, duration_s=time.perf_counter() - started)
+    except (JobStopped, HorseKilled) as stop:
+        return operator_stop(job, name, stop, time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, time.perf_counter() - started)
     duration = time.perf_counter() - started
@@ -188,7 +207,7 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
         delay = countdown if countdown is not None else opts.backoff_s(job.retries, random.random())
         return Outcome(
             job, "retry", task.name, _exc_string(shown), 0, time.time() + delay,
-            type(shown).__name__, _text(shown), duration,
+            type(shown).__name__, _text(shown), duration, shown,
         )  # fmt: skip
     if retryable:
         exhausted = RetriesExhausted(
@@ -200,6 +219,15 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
     return _failed(job, task.name, shown, duration)
 
 
+def operator_stop(job: ClaimedJob, name: str, stop: BaseException, duration: float) -> Outcome:
+    """The outcome of a job an operator stopped through RQ's commands: stop-job (``stopped``, in the
+    failed registry, never retried) or kill-horse (failed, as RQ fails a job whose work-horse died)."""
+    if isinstance(stop, JobStopped):
+        payload = encode_exc_string(STOPPED_MESSAGE)
+        return Outcome(job, "stopped", name, payload, job.failure_ttl, 0.0, "JobStopped", STOPPED_MESSAGE, duration)
+    return _failed(job, name, HorseKilled(KILLED_MESSAGE), duration)
+
+
 def job_error(job: ClaimedJob, exc: BaseException) -> Outcome:
     """The outcome of a job whose handling broke outside its task's own code: it fails, the worker goes on."""
     return _failed(job, "", exc, 0.0, "the worker could not run this job")
@@ -207,7 +235,9 @@ def job_error(job: ClaimedJob, exc: BaseException) -> Outcome:
 
 def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
     message = f"{context}: {_text(exc)}" if context else _text(exc)
-    return Outcome(job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration)
+    return Outcome(
+        job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration, exc
+    )
 
 
 def _text(exc: BaseException) -> str:

@@ -23,6 +23,9 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 from rq import Worker as RQWorker
+from rq.command import parse_payload
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from config.errors import ConfigError, TaskRevoked
@@ -30,14 +33,24 @@ from config.settings import Settings, load_settings
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command, run_pipeline
-from workers.claim import claim_call, claim_reply
+from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
+from workers.commands import handle_command, run_exception_handlers
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
 from workers.maintenance import Maintenance
 from workers.ratelimit import policy_for
-from workers.runner import ClaimedJob, Interrupted, Outcome, job_error, run_job
+from workers.runner import (
+    ClaimedJob,
+    HorseKilled,
+    Interrupted,
+    JobStopped,
+    Outcome,
+    job_error,
+    operator_stop,
+    run_job,
+)
 from workers.sentry import capture_failure, init_sentry
 
 __all__ = ["Worker"]
@@ -69,6 +82,8 @@ class Worker(RQWorker):
         self.interrupter = Interrupter()
         self.slots = [Slot(i) for i in range(self.settings.concurrency)]
         self.jobs_done = 0
+        self.suspended = False  # set by maintenance while RQ's suspension key (`rq suspend`) exists
+        self._strategy = "default"  # RQ's dequeue_strategy
         self._stop = threading.Event()
         self._exit_code = 0
         self._avg_job_s = TARGET_BATCH_S  # unknown durations: claim one job at a time until measured
@@ -94,19 +109,24 @@ class Worker(RQWorker):
     ) -> bool:
         """Run until stopped (or, with ``burst``, until the queues are empty); True if any job ran.
 
-        RQ's ``date_format``, ``log_format``, ``max_idle_time``, ``with_scheduler`` and
-        ``dequeue_strategy`` are accepted and not used: the elected leader schedules for everyone and
-        queue order comes from the profile.
+        ``max_jobs`` (RQ's ``--max-jobs``) stops the worker with exit 0, as RQ; the supervisor's
+        ``TASKRAIL_MAX_JOBS`` recycles it (RET_RECYCLE). RQ's ``date_format``, ``log_format``,
+        ``max_idle_time`` and ``with_scheduler`` are accepted and not used: the elected leader
+        schedules for everyone.
         """
         logging.basicConfig(level=(logging_level or self.settings.log_level).upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+        self._strategy = str(getattr(dequeue_strategy, "value", dequeue_strategy or "default"))
+        if self._strategy not in DEQUEUE_STRATEGIES:
+            raise ValueError(f"dequeue strategy {self._strategy!r} is not one of {', '.join(DEQUEUE_STRATEGIES)}")
         self._import_tasks()
         self._check_policy()
         init_sentry(self.settings)
-        self.max_jobs = max_jobs or self.settings.max_jobs or None
+        self.max_jobs = max_jobs or None
         self.burst = burst
         self._install_signals()
         self.register_birth()
+        self.subscribe()  # RQ's pub/sub commands: handle_payload
         maintenance = Maintenance(self)
         maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
@@ -118,6 +138,7 @@ class Worker(RQWorker):
                 self._run_threads()
         finally:
             maintenance.stop()
+            self.unsubscribe()
             self._register_exit()
         log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
         if self._exit_code:
@@ -145,6 +166,47 @@ class Worker(RQWorker):
         """Stop every running job; each goes back to the front of its queue."""
         for slot in self.slots:
             self.interrupter.stop(slot, Interrupted)
+
+    def stop_job(self, job_id: str) -> bool:
+        """Stop the running job ``job_id`` (RQ's stop-job command); False when no slot runs it."""
+        return any([self.interrupter.stop(slot, JobStopped) for slot in self.slots if slot.job_id == job_id])
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """RQ's kill-horse: stop every running job (with ``isolation: fork``, kill its work-horse); they fail."""
+        for slot in self.slots:
+            self.interrupter.stop(slot, HorseKilled)
+
+    def handle_payload(self, message: dict[str, Any]) -> None:
+        """A command from RQ's pub/sub channel (rq.command); see workers/commands.py."""
+        try:
+            payload = parse_payload(message)
+        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            log.warning("worker %s: unreadable command %r ignored: %s", self.name, message.get("data"), exc)
+            return
+        if isinstance(payload, dict):
+            handle_command(self, payload)
+
+    def unsubscribe(self) -> None:
+        """Leave RQ's command channel; the thread is told to stop first, so the unsubscribe reply ends
+        its wait at once (RQ's order leaves it waiting out its 60 s read, and every exit a second)."""
+        if self.pubsub is not None and self.pubsub_thread is not None:
+            self.pubsub_thread.stop()
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=1)
+            self.pubsub.close()
+
+    def get_current_job_id(self) -> str | None:
+        """The id of a job this worker runs now (the first busy slot's), None when idle; read in memory."""
+        return next((slot.job_id for slot in self.slots if slot.job_id), None)
+
+    def get_current_job(self) -> Job | None:
+        job_id = self.get_current_job_id()
+        if job_id is None:
+            return None
+        try:
+            return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+        except NoSuchJobError:
+            return None
 
     def revoke_running(self, job_ids: set[str]) -> None:
         for slot in self.slots:
@@ -178,6 +240,14 @@ class Worker(RQWorker):
         first_pending = 0.0
         try:
             while not self._stop.is_set():
+                if not local and self.suspended:
+                    self._exchange(conn, pending, 0)  # settle what ran; claim nothing
+                    pending = []
+                    if self.burst:
+                        log.info("worker %s: suspended in burst mode, exiting", self.name)
+                        break
+                    self._wait_suspended()
+                    continue
                 if not local:
                     rows = self._exchange(conn, pending, self._batch_size())
                     pending = []
@@ -214,6 +284,8 @@ class Worker(RQWorker):
                 outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
         except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
             outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
+        except (JobStopped, HorseKilled) as stop:
+            outcome = operator_stop(job, "", stop, 0.0)
         except Exception as exc:  # any other per-job step that broke: this job fails, the worker carries on
             log.exception("job %s could not be run", job.id)
             outcome = job_error(job, exc)
@@ -221,6 +293,7 @@ class Worker(RQWorker):
             self.interrupter.disarm(slot)
             slot.job_id = None
         self.jobs_done += 1
+        self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
         self._avg_job_s = max(outcome.duration_s, 0.9 * self._avg_job_s + 0.1 * outcome.duration_s)
         if outcome.kind == "fail":
@@ -229,8 +302,21 @@ class Worker(RQWorker):
             except Exception:  # a failing report hook must not take the worker down
                 log.exception("reporting the failure of job %s failed", job.id)
         if self.max_jobs and self.jobs_done >= self.max_jobs:
-            self.recycle(f"reached max_jobs={self.max_jobs}")
+            if not self._stop.is_set():
+                log.info("worker %s: finished executing %d jobs, quitting", self.name, self.jobs_done)
+                self.request_stop()
+        elif self.settings.max_jobs and self.jobs_done >= self.settings.max_jobs:
+            self.recycle(f"reached max_jobs={self.settings.max_jobs}")
         return outcome
+
+    def _count(self, outcome: Outcome) -> None:
+        """RQ's worker statistics, in memory (finish.lua counts them in the worker's hash)."""
+        if outcome.kind == "ok":
+            self.successful_job_count += 1
+        elif outcome.kind in ("fail", "retry", "stopped"):
+            self.failed_job_count += 1
+        if outcome.kind not in ("requeue", "revoked"):
+            self.total_working_time += outcome.duration_s
 
     def _run_threads(self) -> None:
         threads = [threading.Thread(target=self._loop, args=(slot,), daemon=True) for slot in self.slots]
@@ -244,6 +330,9 @@ class Worker(RQWorker):
         if self._stop.is_set():
             return 0
         fitting = int(TARGET_BATCH_S / max(self._avg_job_s, 1e-6))
+        limits = [n - self.jobs_done for n in (self.max_jobs, self.settings.max_jobs) if n]
+        if limits:  # claim no job that max_jobs would hand back unrun
+            fitting = min(fitting, *limits)
         return max(1, min(self.settings.max_batch, fitting))
 
     def _exchange(self, conn: redis.Redis, outcomes: list[Outcome], claim: int,
@@ -277,14 +366,14 @@ class Worker(RQWorker):
                 args: list[Any] = [self.name, now, now_text, maxlen, int(now // 60)]
                 for outcome in outcomes:
                     args += outcome.record()
-                self._finish.queue(pipe, [keys.CLAIMS.format(self.name)], args)
+                self._finish.queue(pipe, [keys.CLAIMS.format(self.name), self.key], args)
             if claim and self._state != "busy":
                 pipe.hset(self.key, "state", "busy")  # RQ's worker state, in the same round trip
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
-                self._claim.queue(
-                    pipe, *claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings)
-                )
+                call = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings,
+                                  self._strategy)  # fmt: skip
+                self._claim.queue(pipe, *call)
 
         replies = run_pipeline(conn, build)
         with self._held_lock:
@@ -294,6 +383,9 @@ class Worker(RQWorker):
             log.warning("results of jobs %s not recorded: this worker no longer held their claims (it looked "
                         "dead and they were recovered); raise TASKRAIL_HEARTBEAT_TTL_S if tasks hold the GIL long",
                         refused)  # fmt: skip
+        if self._exc_handlers or self.disable_default_exception_handler:
+            run_exception_handlers(conn, self._exc_handlers, outcomes, self.serializer,
+                                   self.disable_default_exception_handler)  # fmt: skip
         if claim:
             self._state = "busy"
         if not claim:
@@ -319,6 +411,16 @@ class Worker(RQWorker):
         except redis.ConnectionError as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)
             time.sleep(0.5)
+
+    def _wait_suspended(self) -> None:
+        if self._state != "suspended":
+            log.info("worker %s: suspended, run `rq resume` to resume", self.name)
+            self._state = "suspended"
+            try:
+                self.connection.hset(self.key, "state", "suspended")  # RQ's WorkerStatus.SUSPENDED
+            except redis.ConnectionError as exc:
+                log.warning("Redis unreachable while suspended (%s)", exc)
+        self._stop.wait(0.2)
 
     def _queues_empty(self, conn: redis.Redis) -> bool:
         with conn.pipeline(transaction=False) as pipe:

@@ -23,6 +23,7 @@ EVENT_KINDS = (
     "retried",
     "completed",
     "failed",
+    "stopped",
     "stalled",
     "recovered",
     "requeued",

@@ -23,11 +23,11 @@ def _record(
     return [job_id, "q", kind, payload, ttl, 0, exc_type, msg, 1.5, "t", bucket, token]
 
 
-def _finish(conn: redis.Redis, *records: list) -> object:
+def _finish(conn: redis.Redis, *records: list, rq_worker: str | None = None) -> object:
     args = ["w1", NOW, NOW_TEXT, 100, int(NOW // 60)]
     for record in records:
         args += record
-    return run(conn, "finish", ["taskrail:claims:w1"], args)
+    return run(conn, "finish", ["taskrail:claims:w1", *([rq_worker] if rq_worker else [])], args)
 
 
 def test_claim_moves_a_job_from_its_queue_into_the_claims_and_the_started_registry(conn: redis.Redis) -> None:
@@ -92,6 +92,35 @@ def test_finish_fail_writes_the_failed_registry_and_notifies_waiters(conn: redis
     assert conn.zscore("rq:failed:q", "j1") == NOW + 900
     assert conn.lrange("taskrail:done:j1", 0, -1) == [b"1"]
     assert events(conn, "q")[-1]["event"] == "failed" and events(conn, "q")[-1]["error"] == "ValueError"
+
+
+def test_finish_stopped_marks_the_job_stopped_in_the_failed_registry(conn: redis.Redis) -> None:
+    job(conn, "j1")
+    conn.rpush("rq:queue:q", "j1")
+    _claim(conn)
+    _finish(conn, _record("j1", "stopped", payload="tb", ttl=900, exc_type="JobStopped", msg="stopped by user"))
+    assert conn.hget("rq:job:j1", "status") == b"stopped" and conn.zscore("rq:failed:q", "j1") == NOW + 900
+    [(_, entry)] = conn.xrange("rq:results:j1")
+    assert entry[b"type"] == b"2" and entry[b"exc_string"] == b"tb"  # RQ records a stopped job's failure
+    assert events(conn, "q")[-1]["event"] == "stopped"
+
+
+def test_finish_counts_rq_worker_statistics_while_the_worker_hash_exists(conn: redis.Redis) -> None:
+    for job_id in ("j1", "j2", "j3", "j4"):
+        job(conn, job_id)
+    conn.rpush("rq:queue:q", "j1", "j2", "j3", "j4")
+    _claim(conn, count=4)
+    conn.hset("rq:worker:w1", "state", "busy")
+    records = [_record("j1", "ok"), _record("j2", "fail"), _record("j3", "retry"), _record("j4", "requeue")]
+    assert _finish(conn, *records, rq_worker="rq:worker:w1") == [4]
+    stats = conn.hmget("rq:worker:w1", "successful_job_count", "failed_job_count", "total_working_time")
+    assert stats == [b"1", b"2", b"0.0045"]  # 1.5 ms for each job that ran to an end; a requeue is not counted
+    conn.delete("rq:worker:w1")
+    job(conn, "j5")
+    conn.rpush("rq:queue:q", "j5")
+    _claim(conn)
+    _finish(conn, _record("j5", "ok"), rq_worker="rq:worker:w1")
+    assert not conn.exists("rq:worker:w1")  # never recreated without its TTL
 
 
 def test_finish_requeue_puts_the_job_back_at_the_front(conn: redis.Redis) -> None:

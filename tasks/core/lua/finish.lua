@@ -1,6 +1,9 @@
 -- finish: settle a batch of jobs this worker ran (see includes/settle for each kind), each fenced
 -- by the claim it settles.
 -- KEYS[1]  the worker's claims hash (K.claims .. worker): each settled id is dropped from it
+-- KEYS[2]  optional: the worker's RQ hash (rq:worker:<name>); while it exists, its statistics
+--          successful_job_count, failed_job_count (fail, stopped and retry, as RQ counts them) and
+--          total_working_time (seconds) count the applied records, as RQ's worker writes them
 -- ARGV     worker, now, now_text, maxlen, minute, then RECORD_FIELDS values per job:
 --          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket, token
 --          (token: the attempt number the claim gave the job; 0 for a claim known only by id)
@@ -33,6 +36,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
 end
 
 local applied, rejected = 0, {}
+local succeeded, failed, worked_ms = 0, 0, 0
 for i = 6, #ARGV, RECORD_FIELDS do
   local id, q, kind, token = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+11])
   local jkey = K.job .. id
@@ -44,10 +48,22 @@ for i = 6, #ARGV, RECORD_FIELDS do
     redis.call('HDEL', KEYS[1], id)
     if redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', mark) end
     applied = applied + 1
+    if kind == 'ok' then
+      succeeded = succeeded + 1
+    elseif kind == 'fail' or kind == 'stopped' or kind == 'retry' then
+      failed = failed + 1
+    end
+    if kind ~= 'requeue' and kind ~= 'revoked' then worked_ms = worked_ms + tonumber(ARGV[i+8]) end
   elseif redis.call('EXISTS', jkey) == 1 and redis.call('HGET', jkey, 'tr_settled') ~= mark then
     rejected[#rejected + 1] = id
     redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', 'settle_rejected', 'job', id,
       'task', ARGV[i+9], 'worker', ctx.worker, 'outcome', kind, 'attempt', token)
   end
+end
+-- HINCRBY would create a hash that never expires for a worker RQ's tools already forgot.
+if KEYS[2] and (succeeded + failed) > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  if succeeded > 0 then redis.call('HINCRBY', KEYS[2], 'successful_job_count', succeeded) end
+  if failed > 0 then redis.call('HINCRBY', KEYS[2], 'failed_job_count', failed) end
+  redis.call('HINCRBYFLOAT', KEYS[2], 'total_working_time', worked_ms / 1000)
 end
 return {applied, unpack(rejected)}

@@ -6,6 +6,8 @@
 --   ok       finished; payload is the encoded return value ('' for none); ttl its result TTL
 --            (0: delete now, -1: keep)
 --   fail     failed; payload is the encoded traceback; ttl the failure TTL
+--   stopped  stopped by RQ's stop-job command: as fail (failed registry, a failure result), status
+--            stopped, as RQ records it; its dependents are treated as a revoked job's
 --   retry    another attempt at retry_at (now or earlier: queued again at once)
 --   requeue  back to the front of its queue (exc_type 'stalled' counts a stall; the event is
 --            exc_type, or 'requeued')
@@ -19,7 +21,7 @@
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
 -- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
--- Events: completed | failed | retried | requeued (or exc_type) | revoked, with job, task, worker,
+-- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
 --- @include "includes/queue_push"
@@ -33,8 +35,9 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
   release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
-  -- Canceled while it ran (RQ's Job.cancel): its dependents are released as a canceled job's.
+  -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
   local parent_kind = redis.call('HGET', jkey, 'status') == 'canceled' and 'revoked' or kind
+  if kind == 'stopped' then parent_kind = 'revoked' end
   local ev = kind
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
@@ -60,16 +63,17 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('HINCRBY', stats, 'completed', 1)
     redis.call('HINCRBY', tstats, 'completed', 1)
     ev = 'completed'
-  elseif kind == 'fail' then
+  elseif kind == 'fail' or kind == 'stopped' then
     local rkey = K.results .. id
-    redis.call('HSET', jkey, 'status', 'failed', 'ended_at', now_text, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
+    local status = kind == 'stopped' and 'stopped' or 'failed'
+    redis.call('HSET', jkey, 'status', status, 'ended_at', now_text, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
     redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', worker, 'exc_string', payload)
     redis.call('ZADD', K.failed .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
     redis.call('EXPIRE', rkey, ttl)
     redis.call('HINCRBY', stats, 'failed', 1)
     redis.call('HINCRBY', tstats, 'failed', 1)
-    ev = 'failed'
+    ev = status
   elseif kind == 'retry' then
     redis.call('HINCRBY', jkey, 'tr_retries', 1)
     redis.call('HSET', jkey, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)

@@ -1,0 +1,107 @@
+"""RQ's worker operations under workers.Worker: its pub/sub commands and its exception handlers.
+
+Commands (``rq.command.send_shutdown_command``, ``send_stop_job_command``, ``send_kill_horse_command``)
+arrive on RQ's channel for the worker (``rq:pubsub:<name>``), which RQ's own ``subscribe()`` listens
+to in a thread; ``workers.Worker.handle_payload`` hands each one to ``handle_command``:
+
+- ``shutdown``: a graceful stop, as SIGTERM (running jobs finish until the shutdown deadline).
+- ``stop-job``: the job, if this worker runs it, stops with ``JobStopped``: status ``stopped``, in the
+  failed registry with RQ's failure text, never retried (RQ's ``_handle_stopped_job``).
+- ``kill-horse``: every running job stops with ``HorseKilled`` (with ``isolation: fork`` its work-horse
+  is killed) and fails, as RQ fails a job whose work-horse died.
+- ``stop-execution`` is refused: taskrail writes no RQ execution records, so RQ's sender cannot even
+  address one; ``send_stop_job_command`` does the same.
+
+Exception handlers (``exception_handlers=``, ``rq worker --exception-handler``) run after the settle
+of a failed or retried job, with an rq ``Job`` and ``(exc_type, exc_value, traceback)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
+
+from tasks.core import keys
+from workers.runner import Outcome
+
+__all__ = ["CommandedWorker", "handle_command", "run_exception_handlers"]
+
+log = logging.getLogger("taskrail.commands")
+
+
+class CommandedWorker(Protocol):
+    """What the commands need of their worker (workers/worker.py's ``Worker``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def request_stop(self, signum: int | None = None, frame: Any = None) -> None: ...
+    def stop_job(self, job_id: str) -> bool: ...
+    def kill_horse(self, sig: Any = None) -> None: ...
+
+
+def handle_command(worker: CommandedWorker, payload: dict[str, Any]) -> None:
+    """Act on one command sent with rq.command; an unknown or malformed one is logged and ignored."""
+    command = payload.get("command")
+    if command == "shutdown":
+        log.info("worker %s: shutdown command received", worker.name)
+        worker.request_stop()
+    elif command == "stop-job":
+        job_id = payload.get("job_id")
+        if not (isinstance(job_id, str) and worker.stop_job(job_id)):
+            log.warning("worker %s: not running job %r, stop-job command ignored", worker.name, job_id)
+    elif command == "kill-horse":
+        log.info("worker %s: kill-horse command received", worker.name)
+        worker.kill_horse()
+    elif command == "stop-execution":
+        log.warning("worker %s: stop-execution is not supported (taskrail writes no RQ executions); "
+                    "use rq.command.send_stop_job_command", worker.name)  # fmt: skip
+    else:
+        log.warning("worker %s: unknown command %r ignored", worker.name, command)
+
+
+Handler = Callable[..., Any]
+
+
+def run_exception_handlers(
+    conn: redis.Redis, handlers: Sequence[Handler], outcomes: list[Outcome], serializer: Any, drop_failed: bool
+) -> None:
+    """Call RQ exception handlers for the failed and retried ``outcomes``, after their settle.
+
+    With ``drop_failed`` (RQ's ``disable_default_exception_handler``) failed jobs also leave the
+    failed registry, as RQ then never puts them there.
+    """
+    failed = [o for o in outcomes if o.kind in ("fail", "retry")]
+    if not failed:
+        return
+    try:
+        _run_handlers(conn, handlers, failed, serializer, drop_failed)
+    except redis.RedisError as exc:  # the settle is done; a lost connection must not repeat it
+        log.warning("exception handlers of %d failed jobs not run: %s", len(failed), exc)
+
+
+def _run_handlers(
+    conn: redis.Redis, handlers: Sequence[Handler], failed: list[Outcome], serializer: Any, drop_failed: bool
+) -> None:
+    if drop_failed:
+        with conn.pipeline(transaction=False) as pipe:
+            for outcome in failed:
+                if outcome.kind == "fail":
+                    pipe.zrem(keys.FAILED.format(outcome.job.queue), outcome.job.id)
+            pipe.execute()
+    for outcome in failed:
+        try:
+            job = Job.fetch(outcome.job.id, connection=conn, serializer=serializer)
+        except NoSuchJobError:
+            continue
+        error = outcome.error or Exception(f"{outcome.exc_type}: {outcome.exc_message}")  # from a work-horse
+        try:
+            call_exception_handlers(handlers, job, type(error), error, error.__traceback__)
+        except Exception:  # a failing handler must not take the worker down
+            log.exception("an exception handler failed for job %s", outcome.job.id)
