@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
@@ -36,6 +37,22 @@ class Task(Generic[P, R]):
         self.name = options.name
         self.signature = inspect.signature(func)
         functools.update_wrapper(self, func)
+        if self.name != f"{func.__module__}.{func.__qualname__}" and "." in self.name:
+            # RQ names a function ``__module__.__qualname__``: make that the registered name.
+            self.__module__, _, self.__qualname__ = self.name.rpartition(".")
+
+    # RQ's ``Queue.enqueue(task)``, ``@rq.decorators.job`` and ``rq.Callback(task)`` store a function as
+    # ``f"{f.__module__}.{f.__qualname__}"`` only if ``inspect.isfunction(f)``, which is an isinstance
+    # check, and isinstance honours ``__class__`` (as unittest.mock's specs use): a task is then enqueued
+    # under its registered name, where any other callable object would be stored as an instance. ``type()``
+    # is still ``Task``; ``__code__`` keeps ``inspect`` helpers that follow an ``isfunction`` working.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return types.FunctionType if "." in self.name else type(self)
+
+    @property
+    def __code__(self) -> types.CodeType:
+        return self.func.__code__
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.options.queue}>"
