@@ -61,7 +61,9 @@ def _child(run: Callable[[], Outcome], write_fd: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
     code = 0
     try:
-        data = pickle.dumps(run())
+        outcome = run()
+        outcome.error = None  # the exception may not pickle; on_failure gets a TaskFailed instead
+        data = pickle.dumps(outcome)
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(data)
     except BaseException:  # nothing may escape a forked child into the worker's own code

@@ -10,15 +10,17 @@ import time
 import traceback
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
+from rq.job import _current_job
 
 from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
+from workers.current import RunningJob
 
 __all__ = [
     "BUCKETS_S",
@@ -56,6 +58,7 @@ class ClaimedJob:
     stalls: int
     flow: bytes = b""
     poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
+    callbacks: str = ""  # the RQ callbacks the job has: s success, f failure, t stopped ("" = none)
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -82,6 +85,7 @@ class ClaimedJob:
             stalls=num(row[8], 0),
             flow=row[9] if len(row) > 9 else b"",
             poison=row[10].decode(errors="replace") if len(row) > 10 else "",
+            callbacks=row[11].decode() if len(row) > 11 else "",
         )
 
 
@@ -102,6 +106,7 @@ class Outcome:
     exc_type: str = ""
     exc_message: str = ""
     duration_s: float = 0.0
+    error: BaseException | None = field(default=None, repr=False, compare=False)  # a failure's, for on_failure
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
@@ -130,8 +135,12 @@ def run_job(
     write_progress: ProgressWriter | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
     resolve: ArgumentResolver | None = None,
+    connection: redis.Redis | None = None,
 ) -> Outcome:
-    """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
+    """Decode, look up and call the job's task; classify success, retry, failure or interruption.
+
+    With ``connection``, ``rq.get_current_job()`` returns the job inside the task (workers/current.py).
+    """
     if job.poison:
         return _failed(job, "", InvalidJob(job.poison), 0.0)
     try:
@@ -153,6 +162,7 @@ def run_job(
             args, kwargs = resolve(job, args, kwargs)
         except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
+    token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
         if task.options.bind:
             request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
@@ -167,6 +177,9 @@ def run_job(
         return Outcome(job, "revoked", name, ttl=job.failure_ttl, duration_s=time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, time.perf_counter() - started)
+    finally:
+        if token is not None:
+            _current_job.reset(token)
     duration = time.perf_counter() - started
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
@@ -207,7 +220,9 @@ def job_error(job: ClaimedJob, exc: BaseException) -> Outcome:
 
 def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
     message = f"{context}: {_text(exc)}" if context else _text(exc)
-    return Outcome(job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration)
+    return Outcome(
+        job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration, exc
+    )
 
 
 def _text(exc: BaseException) -> str:
