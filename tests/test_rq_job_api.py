@@ -82,17 +82,21 @@ def test_except_job_timeout_exception_catches_a_time_limit(worker, conn: redis.R
     assert conn.get("timeout") == b"TaskTimeout"
 
 
-def test_success_and_failure_callbacks_run_once_with_rq_arguments(worker, conn: redis.Redis, queue: Queue) -> None:
-    ok = queue.enqueue(
-        tasks_rqapi.mul, 2, 3, on_success=Callback(tasks_rqapi.on_ok), on_failure=Callback(tasks_rqapi.on_fail)
-    )
-    bad = queue.enqueue(
-        tasks_rqapi.fail, "broken", on_success=Callback(tasks_rqapi.on_ok), on_failure=Callback(tasks_rqapi.on_fail)
-    )
+@pytest.mark.parametrize("mode", MODES)
+def test_success_and_failure_callbacks_run_once_with_rq_arguments(
+    mode: str, settings, procs: Processes, conn: redis.Redis, queue: Queue
+) -> None:
+    _start(procs, conn, MODES[mode])
+    both = {"on_success": Callback(tasks_rqapi.on_ok), "on_failure": Callback(tasks_rqapi.on_fail)}
+    ok = queue.enqueue(tasks_rqapi.mul, 2, 3, **both)
+    bad = queue.enqueue(tasks_rqapi.fail, "broken", **both)
     by_task = queue.enqueue(tasks_rqapi.mul, 1, 1, on_success=Callback(tasks_rqapi.task_as_callback))
     records = _callbacks(conn, 3)
     assert ["success", ok.id, 6, "tests.tasks_rqapi.mul"] in records
-    assert ["failure", bad.id, "ValueError", "broken"] in records
+    if mode == "fork":  # the exception stayed in the work-horse: a TaskFailed carries it
+        assert ["failure", bad.id, "TaskFailed", f"task {bad.id} failed: ValueError: broken"] in records
+    else:
+        assert ["failure", bad.id, "ValueError", "broken"] in records
     assert ["task-callback", by_task.id, 1] in records
     assert len(records) == 3
     assert AsyncResult(bad.id).state == "FAILURE"

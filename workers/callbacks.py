@@ -28,7 +28,7 @@ from config.errors import TaskFailed, TaskTimeout
 from tasks.core import keys
 from tasks.core.protocol import decode_exc_string, decode_return_value
 from tasks.core.registry import lookup_callback
-from workers.runner import Outcome
+from workers.runner import Interrupted, Outcome
 
 __all__ = ["has_callback", "run_callbacks"]
 
@@ -72,6 +72,8 @@ def _run_one(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -
             func(job, connection, *_arguments(outcome))
     except TaskTimeout:
         _record(connection, job, f"{kind} callback {name!r} passed its timeout of {timeout}s and was stopped")
+    except Interrupted:  # the shutdown deadline passed while it ran; the worker is stopping
+        _record(connection, job, f"{kind} callback {name!r} was stopped: the worker shut down")
     except Exception as exc:
         _record(connection, job, f"{kind} callback {name!r} raised {type(exc).__name__}: {exc}")
 

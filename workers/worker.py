@@ -297,18 +297,18 @@ class Worker(RQWorker):
             log.warning("results of jobs %s not recorded: this worker no longer held their claims (it looked "
                         "dead and they were recovered); raise TASKRAIL_HEARTBEAT_TTL_S if tasks hold the GIL long",
                         refused)  # fmt: skip
-        if any(has_callback(outcome) for outcome in outcomes):  # RQ's callbacks run once the outcome is settled
-            not_held = {r.decode() for r in replies[0][1:]}
-            run_callbacks(conn, [o for o in outcomes if o.job.id not in not_held], self._callback_limit)
         if claim:
             self._state = "busy"
-        if not claim:
-            return []
-        s = self.settings
-        rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
-        claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
-        with self._held_lock:
-            self._held.update(job.id for job in claimed)
+        claimed: list[ClaimedJob] = []
+        if claim:
+            s = self.settings
+            rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
+            claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
+            with self._held_lock:
+                self._held.update(job.id for job in claimed)
+        if any(has_callback(outcome) for outcome in outcomes):  # RQ's, once settled (and the new claims held)
+            not_held = {r.decode() for r in replies[0][1:]}
+            run_callbacks(conn, [o for o in outcomes if o.job.id not in not_held], self._callback_limit)
         return claimed
 
     @contextlib.contextmanager
