@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import pickle
 
 import pytest
 import redis
@@ -11,8 +13,9 @@ from rq import Callback, Queue
 from rq.decorators import job as rq_job
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import resolve_function_reference
 
-from tasks import AsyncResult
+from tasks import AsyncResult, Task
 from tests import tasks_rqapi
 from tests.conftest import Processes, live_workers, wait_for
 from workers.current import RunningJob
@@ -140,3 +143,14 @@ def test_running_job_loads_its_hash_only_when_a_field_needs_it(conn: redis.Redis
     assert again.get_status(refresh=False) == "queued" and again.meta == {"k": 1, "z": 2, "q": 3}
     again.save_meta()
     assert Job.fetch(stored.id, connection=conn, serializer=JSONSerializer).meta == {"k": 1, "z": 2, "q": 3}
+
+
+def test_a_task_is_a_function_to_rq_and_still_a_task() -> None:
+    assert resolve_function_reference(tasks_rqapi.mul) == (None, "tests.tasks_rqapi.mul")
+    assert resolve_function_reference(tasks_rqapi.renamed) == (None, "rqapi.renamed")
+    assert Callback(tasks_rqapi.task_as_callback).name == "tests.tasks_rqapi.task_as_callback"
+    assert type(tasks_rqapi.mul) is Task and isinstance(tasks_rqapi.mul, Task)
+    assert list(inspect.signature(tasks_rqapi.mul).parameters) == ["a", "b"]
+    assert inspect.iscoroutinefunction(tasks_rqapi.current_async) and not inspect.iscoroutinefunction(tasks_rqapi.mul)
+    assert pickle.loads(pickle.dumps(tasks_rqapi.renamed)) is tasks_rqapi.renamed
+    assert tasks_rqapi.mul(6, 7) == 42

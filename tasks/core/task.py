@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import inspect
 import types
 from collections.abc import Callable, Iterable
@@ -53,6 +54,10 @@ class Task(Generic[P, R]):
     @property
     def __code__(self) -> types.CodeType:
         return self.func.__code__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # By reference, as pickle does for functions (pickle would also check ``__class__``).
+        return (_by_reference, (self.func.__module__, self.func.__qualname__))
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.options.queue}>"
@@ -168,6 +173,14 @@ class Task(Generic[P, R]):
         return JobSpec(
             spec.job_id, spec.queue, spec.fields, spec.run_at, spec.priority, f"{self.name}:{key}", int(ttl), mode
         )
+
+
+def _by_reference(module: str, qualname: str) -> Any:
+    """The task defined as ``module.qualname`` (unpickling)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
 
 
 @overload
