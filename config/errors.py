@@ -9,7 +9,7 @@ TaskrailError
 ├── TaskError                   a task could not run or finished badly
 │   ├── TaskNotRegistered
 │   ├── InvalidJob              a job hash that cannot run as it stands (a poison job)
-│   ├── TaskTimeout
+│   ├── TaskTimeout             also RQ's ``rq.timeouts.JobTimeoutException``
 │   ├── TaskRevoked
 │   ├── TaskFailed              carries the remote exception type and traceback
 │   ├── RetriesExhausted
@@ -22,6 +22,8 @@ TaskrailError
 """
 
 from __future__ import annotations
+
+from rq.timeouts import JobTimeoutException
 
 __all__ = [
     "BenchError",
@@ -81,8 +83,8 @@ class InvalidJob(TaskError):
     taskrail's format, or a ``tr_*`` field that is not what taskrail writes."""
 
 
-class TaskTimeout(TaskError):
-    """Raised when a task runs past its hard ``time_limit``."""
+class TaskTimeout(TaskError, JobTimeoutException):
+    """Raised when a task runs past its hard ``time_limit``; ``except JobTimeoutException`` catches it too."""
 
 
 class TaskRevoked(TaskError):

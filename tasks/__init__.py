@@ -25,7 +25,7 @@ from tasks.core.events import Event, follow_events, read_events
 from tasks.core.groups import FlowResult, GroupResult
 from tasks.core.options import RateLimit, TaskOptions, parse_rate_limit
 from tasks.core.queues import is_paused, pause, paused_queues, resume
-from tasks.core.registry import all_tasks, lookup
+from tasks.core.registry import all_tasks, lookup, register_callback
 from tasks.core.result import STATES, AsyncResult
 from tasks.core.task import Task, task
 
@@ -71,6 +71,7 @@ __all__ = [
     "pause",
     "paused_queues",
     "read_events",
+    "register_callback",
     "resume",
     "signature",
     "task",

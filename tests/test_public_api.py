@@ -13,7 +13,7 @@ PUBLIC = {
         "ResultTimeout", "RetriesExhausted", "Retry", "STATES", "Signature", "SupervisorError", "Task", "TaskContext",
         "TaskError", "TaskFailed", "TaskNotRegistered", "TaskOptions", "TaskRevoked", "TaskTimeout", "TaskrailError",
         "all_tasks", "chain", "chord", "default_client", "follow_events", "group", "is_paused", "lookup",
-        "parse_rate_limit", "pause", "paused_queues", "read_events", "resume", "signature", "task",
+        "parse_rate_limit", "pause", "paused_queues", "read_events", "register_callback", "resume", "signature", "task",
     ],
     "workers": ["Supervisor", "Worker", "build_registry", "duration_percentiles"],
     "config": [

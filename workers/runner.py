@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
+from rq.job import _current_job
 
 from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
+from workers.current import RunningJob
 
 __all__ = [
     "BUCKETS_S",
@@ -71,6 +73,7 @@ class ClaimedJob:
     stalls: int
     flow: bytes = b""
     poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
+    callbacks: str = ""  # the RQ callbacks the job has: s success, f failure, t stopped ("" = none)
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -97,6 +100,7 @@ class ClaimedJob:
             stalls=num(row[8], 0),
             flow=row[9] if len(row) > 9 else b"",
             poison=row[10].decode(errors="replace") if len(row) > 10 else "",
+            callbacks=row[11].decode() if len(row) > 11 else "",
         )
 
 
@@ -117,7 +121,8 @@ class Outcome:
     exc_type: str = ""
     exc_message: str = ""
     duration_s: float = 0.0
-    # The exception itself, for RQ exception handlers; never sent to Redis nor across a fork.
+    # The exception itself, for RQ exception handlers and on_failure callbacks; never sent to Redis nor
+    # across a fork.
     error: BaseException | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> list[Any]:
@@ -147,8 +152,12 @@ def run_job(
     write_progress: ProgressWriter | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
     resolve: ArgumentResolver | None = None,
+    connection: redis.Redis | None = None,
 ) -> Outcome:
-    """Decode, look up and call the job's task; classify success, retry, failure or interruption."""
+    """Decode, look up and call the job's task; classify success, retry, failure or interruption.
+
+    With ``connection``, ``rq.get_current_job()`` returns the job inside the task (workers/current.py).
+    """
     if job.poison:
         return _failed(job, "", InvalidJob(job.poison), 0.0)
     try:
@@ -170,6 +179,7 @@ def run_job(
             args, kwargs = resolve(job, args, kwargs)
         except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
+    token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
         if task.options.bind:
             request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
@@ -186,6 +196,9 @@ def run_job(
         return operator_stop(job, name, stop, time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, time.perf_counter() - started)
+    finally:
+        if token is not None:
+            _current_job.reset(token)
     duration = time.perf_counter() - started
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)

@@ -9,6 +9,7 @@ structure RQ's tools read is kept; a maintenance thread adds heartbeats, recover
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import logging
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,7 @@ from config.settings import Settings, load_settings
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command, run_pipeline
+from workers.callbacks import has_callback, run_callbacks
 from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
 from workers.commands import handle_command, run_exception_handlers
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
@@ -278,10 +281,10 @@ class Worker(RQWorker):
             slot.deadline = time.monotonic() + limit if limit else None
             self.interrupter.arm(slot, limit)
             if self.settings.isolation == "fork":
-                run = functools.partial(run_job, job, self._write_progress, None, self._resolve_flow)
+                run = functools.partial(run_job, job, self._write_progress, None, self._resolve_flow, self.connection)
                 outcome = run_forked(job, run, self.settings.max_stalled)
             else:
-                outcome = run_job(job, self._write_progress, loop, self._resolve_flow)
+                outcome = run_job(job, self._write_progress, loop, self._resolve_flow, self.connection)
         except (Interrupted, TaskRevoked) as exc:  # a stop that landed just outside the task's code
             outcome = Outcome(job, "requeue" if isinstance(exc, Interrupted) else "revoked", ttl=job.failure_ttl)
         except (JobStopped, HorseKilled) as stop:
@@ -388,14 +391,32 @@ class Worker(RQWorker):
                                    self.disable_default_exception_handler)  # fmt: skip
         if claim:
             self._state = "busy"
-        if not claim:
-            return []
-        s = self.settings
-        rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
-        claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
-        with self._held_lock:
-            self._held.update(job.id for job in claimed)
+        claimed: list[ClaimedJob] = []
+        if claim:
+            s = self.settings
+            rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
+            claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
+            with self._held_lock:
+                self._held.update(job.id for job in claimed)
+        if any(has_callback(outcome) for outcome in outcomes):  # RQ's, once settled (and the new claims held)
+            not_held = {r.decode() for r in replies[0][1:]}
+            run_callbacks(conn, [o for o in outcomes if o.job.id not in not_held], self._callback_limit)
         return claimed
+
+    @contextlib.contextmanager
+    def _callback_limit(self, seconds: int) -> Iterator[None]:
+        """A callback's timeout, enforced like a job's on this thread's slot (TaskTimeout inside it)."""
+        ident = threading.get_ident()
+        slot = next((s for s in self.slots if s.thread_ident == ident), None)
+        if slot is None or seconds <= 0:
+            yield
+            return
+        slot.deadline = time.monotonic() + seconds
+        self.interrupter.arm(slot, seconds)
+        try:
+            yield
+        finally:
+            self.interrupter.disarm(slot)
 
     def _wait_for_work(self, conn: redis.Redis) -> None:
         try:

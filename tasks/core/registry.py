@@ -1,17 +1,25 @@
-"""The task registry: the one piece of mutable module-level state taskrail allows."""
+"""The task registry: the one piece of mutable module-level state taskrail allows.
+
+It also holds the functions allowed as RQ job callbacks (``on_success``, ``on_failure``, ``on_stopped``):
+a worker runs a callback only if its name is registered here, never by importing a dotted name.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.errors import ConfigError
 
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["all_tasks", "lookup", "register"]
+__all__ = ["all_tasks", "lookup", "lookup_callback", "register", "register_callback"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _TASKS: dict[str, Task[Any, Any]] = {}
+_CALLBACKS: dict[str, Callable[..., Any]] = {}
 
 
 def register(task: Task[Any, Any]) -> None:
@@ -27,6 +35,22 @@ def register(task: Task[Any, Any]) -> None:
 def lookup(name: str) -> Task[Any, Any] | None:
     """The registered task called ``name``, or None. Never imports anything."""
     return _TASKS.get(name)
+
+
+def register_callback(func: F) -> F:
+    """Allow ``func`` as an RQ job callback, under the name RQ stores for it (``module.qualname``); a decorator."""
+    _CALLBACKS[f"{func.__module__}.{func.__qualname__}"] = func
+    return func
+
+
+def lookup_callback(name: str) -> Callable[..., Any] | None:
+    """The callback RQ stored as ``name``: a registered callback or a registered task's function, or None.
+    Never imports anything."""
+    found = _CALLBACKS.get(name)
+    if found is not None:
+        return found
+    task = _TASKS.get(name)
+    return task.func if task is not None else None
 
 
 def all_tasks() -> dict[str, Task[Any, Any]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import inspect
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
@@ -36,6 +38,26 @@ class Task(Generic[P, R]):
         self.name = options.name
         self.signature = inspect.signature(func)
         functools.update_wrapper(self, func)
+        if self.name != f"{func.__module__}.{func.__qualname__}" and "." in self.name:
+            # RQ names a function ``__module__.__qualname__``: make that the registered name.
+            self.__module__, _, self.__qualname__ = self.name.rpartition(".")
+
+    # RQ's ``Queue.enqueue(task)``, ``@rq.decorators.job`` and ``rq.Callback(task)`` store a function as
+    # ``f"{f.__module__}.{f.__qualname__}"`` only if ``inspect.isfunction(f)``, which is an isinstance
+    # check, and isinstance honours ``__class__`` (as unittest.mock's specs use): a task is then enqueued
+    # under its registered name, where any other callable object would be stored as an instance. ``type()``
+    # is still ``Task``; ``__code__`` keeps ``inspect`` helpers that follow an ``isfunction`` working.
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return types.FunctionType if "." in self.name else type(self)
+
+    @property
+    def __code__(self) -> types.CodeType:
+        return self.func.__code__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # By reference, as pickle does for functions (pickle would also check ``__class__``).
+        return (_by_reference, (self.func.__module__, self.func.__qualname__))
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.options.queue}>"
@@ -151,6 +173,14 @@ class Task(Generic[P, R]):
         return JobSpec(
             spec.job_id, spec.queue, spec.fields, spec.run_at, spec.priority, f"{self.name}:{key}", int(ttl), mode
         )
+
+
+def _by_reference(module: str, qualname: str) -> Any:
+    """The task defined as ``module.qualname`` (unpickling)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
 
 
 @overload

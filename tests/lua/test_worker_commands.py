@@ -44,6 +44,16 @@ def test_claim_moves_a_job_from_its_queue_into_the_claims_and_the_started_regist
     assert [(e["event"], e["job"]) for e in events(conn, "q")] == [("started", "j1")]
 
 
+def test_claim_says_in_one_column_which_rq_callbacks_a_job_has(conn: redis.Redis) -> None:
+    job(conn, "none", success_callback_name="", failure_callback_name="")  # RQ writes empty names
+    job(conn, "ok", success_callback_name="m.on_ok", success_callback_timeout=60)
+    job(conn, "all", success_callback_name="m.a", failure_callback_name="m.b", stopped_callback_name="m.c")
+    job(conn, "stop", stopped_callback_name="m.c")
+    conn.rpush("rq:queue:q", "none", "ok", "all", "stop")
+    rows = _claim(conn, count=4)[:-1]
+    assert [(row[0], row[11]) for row in rows] == [(b"none", b""), (b"ok", b"s"), (b"all", b"sft"), (b"stop", b"t")]
+
+
 def test_claim_skips_paused_queues_and_drops_canceled_jobs(conn: redis.Redis) -> None:
     job(conn, "gone", status="canceled")
     job(conn, "p1", queue="p")

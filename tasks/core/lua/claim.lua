@@ -18,7 +18,8 @@
 --          count (0 = none), worker limit period, data limit (bytes), default failure TTL (s), then
 --          per queue: weight, limit count (0 = none), limit period
 -- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
---          flow, poison}, poison the reason a job cannot run ('' = it can; its data is then ''), then
+--          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
+--          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped), then
 --          the milliseconds until a limited job may start (0 = none waits)
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
@@ -79,9 +80,10 @@ local function try_limits(entry, id, jkey, task, rate, lkey, conc, member)
   return 0
 end
 
--- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..13] these.
+-- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..16] these.
 local FIELDS = {'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl', 'failure_ttl', 'tr_task',
-  'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc'}
+  'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc', 'success_callback_name', 'failure_callback_name',
+  'stopped_callback_name'}
 local COUNTS, SECONDS = {3, 4, 9}, {5, 6, 7}  -- f indexes of tr_attempts, tr_retries, tr_stalls; timeout, TTLs
 local function read_job(jkey)
   local size = redis.call('HSTRLEN', jkey, 'data')
@@ -183,6 +185,15 @@ local function fail_here(q, id, jkey, f)
     'task', '', 'worker', worker, 'error', 'InvalidJob')
 end
 
+-- Which RQ callbacks a job has, as one short column: only those jobs make the worker read them.
+local function callbacks_of(f)
+  local flags = ''
+  for i, flag in ipairs({'s', 'f', 't'}) do
+    if f[13 + i] and f[13 + i] ~= '' then flags = flags .. flag end
+  end
+  return flags
+end
+
 local function claim(entry, id, jkey, f, attempts, poison)
   local q = entry.name
   redis.call('HSET', jkey, 'status', 'started', 'started_at', now_text, 'worker_name', worker,
@@ -194,10 +205,10 @@ local function claim(entry, id, jkey, f, attempts, poison)
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
     'task', task, 'worker', worker)
   if poison then  -- only what the worker needs to fail it; the bad fields stay behind
-    out[#out + 1] = {id, q, '', attempts, '0', '-1', '', seconds_ok(f[7]) and f[7] or '', '0', '', poison}
+    out[#out + 1] = {id, q, '', attempts, '0', '-1', '', seconds_ok(f[7]) and f[7] or '', '0', '', poison, ''}
   else
     out[#out + 1] = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0',
-      f[10] or '', ''}
+      f[10] or '', '', callbacks_of(f)}
   end
 end
 

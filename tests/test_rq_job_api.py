@@ -1,0 +1,156 @@
+"""RQ's job API inside taskrail tasks, against real workers: get_current_job, Queue.enqueue(task),
+@rq.decorators.job, JobTimeoutException and job callbacks."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+
+import pytest
+import redis
+from rq import Callback, Queue
+from rq.decorators import job as rq_job
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.utils import resolve_function_reference
+
+from tasks import AsyncResult, Task
+from tests import tasks_rqapi
+from tests.conftest import Processes, live_workers, wait_for
+from workers.current import RunningJob
+
+IMPORTS = {"TASKRAIL_IMPORTS": "tests.tasks_rqapi"}
+MODES = {
+    "inline": {},
+    "threads": {"TASKRAIL_CONCURRENCY": "4"},
+    "fork": {"TASKRAIL_ISOLATION": "fork"},
+}
+
+
+def _start(procs: Processes, conn: redis.Redis, extra: dict[str, str]) -> None:
+    procs.worker("rqapi", env={**IMPORTS, **extra})
+    wait_for(lambda: live_workers(conn), 15, what="worker heartbeat")
+
+
+@pytest.fixture
+def queue(settings, conn: redis.Redis) -> Queue:
+    return Queue("rqapi", connection=conn, serializer=JSONSerializer)
+
+
+@pytest.fixture
+def worker(settings, procs: Processes, conn: redis.Redis) -> None:
+    _start(procs, conn, {})
+
+
+def _callbacks(conn: redis.Redis, count: int) -> list[list[object]]:
+    wait_for(lambda: conn.llen("callbacks") >= count, 15, what=f"{count} callback records")
+    return [json.loads(raw) for raw in conn.lrange("callbacks", 0, -1)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("func", ["current", "current_async"])
+def test_get_current_job_is_the_running_job_and_saves_meta(
+    mode: str, func: str, settings, procs: Processes, conn: redis.Redis, queue: Queue
+) -> None:
+    _start(procs, conn, MODES[mode])
+    task = getattr(tasks_rqapi, func)
+    job = queue.enqueue(task, f"seen:{mode}", meta={"before": "kept"})
+    assert AsyncResult(job.id).get(timeout=15) == "ok"
+    seen = json.loads(conn.get(f"seen:{mode}"))
+    assert seen["id"] == job.id and seen["origin"] == "rqapi" and seen["func"] == task.name
+    assert Job.fetch(job.id, connection=conn, serializer=JSONSerializer).meta == {"before": "kept", "seen": 1}
+    # taskrail's own enqueue too
+    assert task.delay(f"again:{mode}").get(timeout=15) == "ok"
+
+
+def test_queue_enqueue_stores_a_task_by_its_registered_name(worker, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.mul, 6, 7)
+    assert job.func_name == "tests.tasks_rqapi.mul"
+    assert AsyncResult(job.id).get(timeout=15) == 42
+    renamed = queue.enqueue(tasks_rqapi.renamed, 1)
+    assert renamed.func_name == "rqapi.renamed"
+    assert AsyncResult(renamed.id).get(timeout=15) == 2
+
+
+def test_rq_job_decorator_on_a_registered_task(worker, conn: redis.Redis, queue: Queue) -> None:
+    decorated = rq_job(queue, connection=conn)(tasks_rqapi.task_for_decorator)
+    job = decorated.delay(3, 5)
+    assert job.func_name == "tests.tasks_rqapi.task_for_decorator"
+    assert AsyncResult(job.id).get(timeout=15) == 15
+
+
+def test_except_job_timeout_exception_catches_a_time_limit(worker, conn: redis.Redis) -> None:
+    assert tasks_rqapi.catch_timeout.delay("timeout").get(timeout=15) == "caught"
+    assert conn.get("timeout") == b"TaskTimeout"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_success_and_failure_callbacks_run_once_with_rq_arguments(
+    mode: str, settings, procs: Processes, conn: redis.Redis, queue: Queue
+) -> None:
+    _start(procs, conn, MODES[mode])
+    both = {"on_success": Callback(tasks_rqapi.on_ok), "on_failure": Callback(tasks_rqapi.on_fail)}
+    ok = queue.enqueue(tasks_rqapi.mul, 2, 3, **both)
+    bad = queue.enqueue(tasks_rqapi.fail, "broken", **both)
+    by_task = queue.enqueue(tasks_rqapi.mul, 1, 1, on_success=Callback(tasks_rqapi.task_as_callback))
+    records = _callbacks(conn, 3)
+    assert ["success", ok.id, 6, "tests.tasks_rqapi.mul"] in records
+    if mode == "fork":  # the exception stayed in the work-horse: a TaskFailed carries it
+        assert ["failure", bad.id, "TaskFailed", f"task {bad.id} failed: ValueError: broken"] in records
+    else:
+        assert ["failure", bad.id, "ValueError", "broken"] in records
+    assert ["task-callback", by_task.id, 1] in records
+    assert len(records) == 3
+    assert AsyncResult(bad.id).state == "FAILURE"
+
+
+def test_stopped_callback_runs_for_a_revoked_running_job(worker, conn: redis.Redis, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.nap, 30, on_stopped=Callback(tasks_rqapi.on_stop))
+    wait_for(lambda: AsyncResult(job.id).state == "STARTED", 15, what="the job to start")
+    AsyncResult(job.id).revoke()
+    assert _callbacks(conn, 1) == [["stopped", job.id]]
+
+
+def test_unregistered_callback_is_refused_and_recorded(worker, conn: redis.Redis, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.mul, 4, 4, on_success=Callback(tasks_rqapi.not_registered))
+    assert AsyncResult(job.id).get(timeout=15) == 16
+    error = wait_for(lambda: conn.hget(f"rq:job:{job.id}", "tr_callback_error"), 15, what="the recorded error")
+    assert b"'tests.tasks_rqapi.not_registered' is not registered" in error
+    assert conn.llen("callbacks") == 0  # it never ran
+    assert AsyncResult(job.id).state == "SUCCESS"  # the job's own outcome stands
+
+
+def test_callback_past_its_timeout_is_stopped_and_recorded(worker, conn: redis.Redis, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.mul, 1, 2, on_success=Callback(tasks_rqapi.slow_callback, timeout=1))
+    error = wait_for(lambda: conn.hget(f"rq:job:{job.id}", "tr_callback_error"), 15, what="the recorded error")
+    assert b"passed its timeout of 1s" in error
+    assert AsyncResult(job.id).get(timeout=5) == 2
+    assert tasks_rqapi.mul.delay(2, 2).get(timeout=15) == 4  # the worker carries on
+
+
+def test_running_job_loads_its_hash_only_when_a_field_needs_it(conn: redis.Redis, queue: Queue) -> None:
+    stored = queue.enqueue("tests.tasks_rqapi.mul", 1, 2, meta={"k": 1}, description="desc")
+    job = RunningJob(stored.id, "rqapi", conn)
+    assert job.id == stored.id and job.origin == "rqapi"
+    assert "meta" not in job.__dict__  # id and origin came from the claim: nothing read yet
+    job.meta["z"] = 2
+    job.save_meta()
+    assert (job.description, job.args, job.func_name) == ("desc", [1, 2], "tests.tasks_rqapi.mul")
+    again = RunningJob(stored.id, "rqapi", conn)
+    again.refresh()  # called by a task first: later reads of other fields keep what it loaded
+    again.meta["q"] = 3
+    assert again.get_status(refresh=False) == "queued" and again.meta == {"k": 1, "z": 2, "q": 3}
+    again.save_meta()
+    assert Job.fetch(stored.id, connection=conn, serializer=JSONSerializer).meta == {"k": 1, "z": 2, "q": 3}
+
+
+def test_a_task_is_a_function_to_rq_and_still_a_task() -> None:
+    assert resolve_function_reference(tasks_rqapi.mul) == (None, "tests.tasks_rqapi.mul")
+    assert resolve_function_reference(tasks_rqapi.renamed) == (None, "rqapi.renamed")
+    assert Callback(tasks_rqapi.task_as_callback).name == "tests.tasks_rqapi.task_as_callback"
+    assert type(tasks_rqapi.mul) is Task and isinstance(tasks_rqapi.mul, Task)
+    assert list(inspect.signature(tasks_rqapi.mul).parameters) == ["a", "b"]
+    assert inspect.iscoroutinefunction(tasks_rqapi.current_async) and not inspect.iscoroutinefunction(tasks_rqapi.mul)
+    assert pickle.loads(pickle.dumps(tasks_rqapi.renamed)) is tasks_rqapi.renamed
+    assert tasks_rqapi.mul(6, 7) == 42
