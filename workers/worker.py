@@ -127,6 +127,10 @@ class Worker(RQWorker):
         init_sentry(self.settings)
         self.max_jobs = max_jobs or None
         self.burst = burst
+        # Each call starts afresh, as RQ's does (its completed_jobs is local to work()): a program may call
+        # work(burst=True, max_jobs=1) on one worker again and again.
+        self.jobs_done, self._exit_code, self.shutdown_deadline = 0, 0, None
+        self._stop.clear()
         self._install_signals()
         self.register_birth()
         self.subscribe()  # RQ's pub/sub commands: handle_payload

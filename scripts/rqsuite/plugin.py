@@ -17,10 +17,12 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from config.settings import Settings, load_settings
 from scripts.rqsuite.names import MODE_ENV, MODES, PORT_ENV, TIMEOUT_ENV
 
 __all__ = [
@@ -75,10 +77,16 @@ def _use_taskrail_worker() -> None:
     from scripts.rqsuite.fixtures import register_fixtures
     from workers import Worker
 
+    class ForkingWorker(Worker):
+        """RQ's ``Worker`` runs each job in a forked work-horse: taskrail's ``isolation: fork`` does the same."""
+
+        def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, settings=settings or replace(load_settings(), isolation="fork"), **kwargs)
+
     for module in (rq, rq.worker, rq.worker.base, rq.worker.worker_classes):
-        for name in ("Worker", "SimpleWorker"):
+        for name, cls in (("Worker", ForkingWorker), ("SimpleWorker", Worker)):
             if hasattr(module, name):
-                setattr(module, name, Worker)
+                setattr(module, name, cls)
     register_fixtures()
 
 
