@@ -10,17 +10,11 @@ from pathlib import Path
 
 from config.errors import ConfigError
 from config.settings import load_settings
+from scripts.args import positive_int
 from scripts.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json, write_markdown
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +29,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--peers", action="store_true", help="also run Celery, Dramatiq, BullMQ (make bench-peers)")
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
     parser.add_argument(
-        "--jobs", type=_positive, help="jobs per no-op drain for the fastest systems (50000; quick 2000)"
+        "--jobs", type=positive_int, help="jobs per no-op drain for the fastest systems (50000; quick 2000)"
     )
-    parser.add_argument("--enqueue-jobs", type=_positive, help="jobs enqueued one by one, 4x in bulk (5000; quick 500)")
-    parser.add_argument("--latency-jobs", type=_positive, help="jobs in the latency run (600; quick 100)")
-    parser.add_argument("--memory-jobs", type=_positive, help="jobs in the memory run (100000; quick 5000)")
-    parser.add_argument("--repeat", type=_positive, help="repetitions; figures are medians (3; quick 1)")
+    parser.add_argument(
+        "--enqueue-jobs", type=positive_int, help="jobs enqueued one by one, 4x in bulk (5000; quick 500)"
+    )
+    parser.add_argument("--latency-jobs", type=positive_int, help="jobs in the latency run (600; quick 100)")
+    parser.add_argument("--memory-jobs", type=positive_int, help="jobs in the memory run (100000; quick 5000)")
+    parser.add_argument("--repeat", type=positive_int, help="repetitions; figures are medians (3; quick 1)")
     parser.add_argument("--rate", type=float, help="jobs/s for the latency run (100)")
     parser.add_argument(
         "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all)"

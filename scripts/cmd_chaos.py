@@ -9,19 +9,13 @@ import sys
 from pathlib import Path
 
 from config.settings import load_settings
+from scripts.args import positive_int
 from scripts.chaos import ChaosOptions, format_details, format_table, run_chaos, write_docs, write_findings
 from workers.exitcodes import RET_CHAOS_LOST, RET_OK
 
 __all__ = ["register"]
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "or completed twice.",
     )
     parser.add_argument("--quick", action="store_true", help="about 3,000 jobs, a minute or two")
-    parser.add_argument("--jobs", type=_positive, help="jobs to send (50000; quick 3000)")
+    parser.add_argument("--jobs", type=positive_int, help="jobs to send (50000; quick 3000)")
     parser.add_argument("--seed", type=int, help="seed of the job mix and the faults (13)")
     parser.add_argument("--out", type=Path, help="where findings.json and the workers' log go (chaos-output)")
     parser.add_argument("--write-docs", action="store_true", help=f"put the table into {DOCS.name}'s chaos section")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from config.settings import load_settings
+from scripts.args import positive_int
 from scripts.rqsuite import (
     DEFAULT_FILES,
     SuiteOptions,
@@ -25,13 +26,6 @@ from scripts.rqsuite import (
 from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _files(text: str) -> tuple[str, ...]:
@@ -51,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--files", type=_files, default=DEFAULT_FILES,
                         help=f"comma-separated test files of RQ's suite (default: {','.join(DEFAULT_FILES)})")  # fmt: skip
-    parser.add_argument("--timeout", type=_positive, default=60, help="seconds one test may take (60)")
+    parser.add_argument("--timeout", type=positive_int, default=60, help="seconds one test may take (60)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (TASKRAIL_DATA_DIR/rq-suite)")
     parser.set_defaults(func=run)
 
