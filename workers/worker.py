@@ -385,26 +385,25 @@ class Worker(RQWorker):
         replies = run_pipeline(conn, build)
         with self._held_lock:
             self._held.difference_update(outcome.job.id for outcome in outcomes)
-        if outcomes and len(replies[0]) > 1:
-            refused = ", ".join(r.decode() for r in replies[0][1:])
+        refused = {r.decode() for r in replies[0][1:]} if outcomes else set()  # settles finish.lua fenced off
+        if refused:
             log.warning("results of jobs %s not recorded: this worker no longer held their claims (it looked "
                         "dead and they were recovered); raise TASKRAIL_HEARTBEAT_TTL_S if tasks hold the GIL long",
-                        refused)  # fmt: skip
+                        ", ".join(sorted(refused)))  # fmt: skip
+        settled = [o for o in outcomes if o.job.id not in refused] if refused else outcomes
         if self._exc_handlers or self.disable_default_exception_handler:
-            run_exception_handlers(conn, self._exc_handlers, outcomes, self.serializer,
+            run_exception_handlers(conn, self._exc_handlers, settled, self.serializer,
                                    self.disable_default_exception_handler)  # fmt: skip
-        if claim:
-            self._state = "busy"
         claimed: list[ClaimedJob] = []
         if claim:
+            self._state = "busy"
             s = self.settings
             rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
             claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
             with self._held_lock:
                 self._held.update(job.id for job in claimed)
-        if any(has_callback(outcome) for outcome in outcomes):  # RQ's, once settled (and the new claims held)
-            not_held = {r.decode() for r in replies[0][1:]}
-            run_callbacks(conn, [o for o in outcomes if o.job.id not in not_held], self._callback_limit)
+        if any(has_callback(outcome) for outcome in settled):  # RQ's, once settled (and the new claims held)
+            run_callbacks(conn, settled, self._callback_limit)
         return claimed
 
     @contextlib.contextmanager
