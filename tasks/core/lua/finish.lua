@@ -42,11 +42,14 @@ for i = 6, #ARGV, RECORD_FIELDS do
   local jkey = K.job .. id
   local mark = ctx.worker .. ':' .. token
   local holds = redis.call('HEXISTS', KEYS[1], id) == 1
-  if holds and token > 0 and tonumber(redis.call('HGET', jkey, 'tr_attempts')) ~= token then holds = false end
+  -- One read for the fence and for settle: both need the job's fields.
+  local job = settle_read(jkey, {'tr_attempts', 'tr_settled'})
+  if holds and token > 0 and tonumber(job.tr_attempts) ~= token then holds = false end
   if holds then
-    settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10])
+    ctx.mark = mark  -- settle writes it with the job's new status
+    settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10],
+      job)
     redis.call('HDEL', KEYS[1], id)
-    if redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', mark) end
     applied = applied + 1
     if kind == 'ok' then
       succeeded = succeeded + 1
@@ -54,7 +57,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
       failed = failed + 1
     end
     if kind ~= 'requeue' and kind ~= 'revoked' then worked_ms = worked_ms + tonumber(ARGV[i+8]) end
-  elseif redis.call('EXISTS', jkey) == 1 and redis.call('HGET', jkey, 'tr_settled') ~= mark then
+  elseif (job.status or redis.call('EXISTS', jkey) == 1) and job.tr_settled ~= mark then
     rejected[#rejected + 1] = id
     redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', 'settle_rejected', 'job', id,
       'task', ARGV[i+9], 'worker', ctx.worker, 'outcome', kind, 'attempt', token)

@@ -1,5 +1,6 @@
--- release_dependents(ctx, id, kind): called once job id ended for good (kind ok | fail |
--- revoked; a job canceled while it ran counts as revoked). Two kinds of dependents:
+-- release_dependents(ctx, id, kind, flow_id): called once job id ended for good (kind ok | fail |
+-- revoked; a job canceled while it ran counts as revoked; flow_id: id's tr_flow_id when the caller
+-- already read it, false for none, nil to read it here). Two kinds of dependents:
 -- * Flow members (they have tr_pending): each counts its unfinished parents in tr_pending; this
 --   decrements it and queues (or schedules) the dependent once it reaches 0. A dependent that can no
 --   longer run (a parent failed under policy 'fail', or was revoked) fails or is canceled with the
@@ -48,9 +49,9 @@ local function flow_unkeep(id, now)
 end
 
 -- A member ended for good: the last member of its flow to end gives every member its own TTL back.
-local function flow_member_done(id, now)
+local function flow_member_done(id, now, fid)
   local jkey = K.job .. id
-  local fid = redis.call('HGET', jkey, 'tr_flow_id')
+  if fid == nil then fid = redis.call('HGET', jkey, 'tr_flow_id') end
   if not fid or redis.call('HSETNX', jkey, 'tr_flow_done', '1') == 0 then return end
   if redis.call('DECR', K.flow .. fid) <= 0 then
     for _, member in ipairs(redis.call('SMEMBERS', K.flow_members(fid))) do
@@ -153,13 +154,15 @@ local function flow_dependent(ctx, d, f, cur, ckind, work, kinds)
   end
 end
 
-local function release_dependents(ctx, id, kind)
+local function release_dependents(ctx, id, kind, flow_id)
   local work, kinds, i = {id}, {kind}, 1
   while i <= #work do
     local cur, ckind = work[i], kinds[i]
     i = i + 1
     local jkey = K.job .. cur
-    flow_member_done(cur, ctx.now)
+    local fid  -- id's tr_flow_id, when the caller read it (false: it has none); nil: read it here
+    if cur == id then fid = flow_id end
+    flow_member_done(cur, ctx.now, fid)
     redis.call('DEL', K.dependencies(cur))
     local dkey = K.dependents(cur)
     local deps = redis.call('SMEMBERS', dkey)

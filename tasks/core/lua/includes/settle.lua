@@ -13,12 +13,16 @@
 --            exc_type, or 'requeued')
 --   revoked  canceled; ttl the failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
+-- job, when given, is settle_read(jkey) as the caller already read it (finish reads the fence's
+-- fields in the same call); otherwise settle reads it. Every job field settle needs comes from that
+-- one read.
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
 -- dependents (release_dependents); a job canceled while it ran (its status says so; RQ's
 -- Job.cancel does not stop it) releases them as a canceled job, whatever its outcome, as RQ does.
 --
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
--- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
+-- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
+-- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
 -- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
@@ -29,22 +33,46 @@
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
 
-local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
+local SETTLE_FIELDS = {'status', 'tr_slot', 'tr_unique', 'tr_unique_mode', 'tr_exc_type', 'tr_flow_id'}
+
+-- The job's fields settle reads, plus the caller's extra ones, in one HMGET: a table by field name,
+-- false for a field the job lacks; status is false too when the job hash is gone.
+local function settle_read(jkey, extra)
+  local names = {unpack(SETTLE_FIELDS)}
+  for _, name in ipairs(extra or {}) do names[#names + 1] = name end
+  local values = redis.call('HMGET', jkey, unpack(names))
+  local job = {}
+  for i, name in ipairs(names) do job[name] = values[i] end
+  return job
+end
+
+-- HSET of the job's new status (and more fields), with finish's settled mark when ctx has one.
+local function set_status(ctx, jkey, ...)
+  if ctx.mark then
+    redis.call('HSET', jkey, 'tr_settled', ctx.mark, ...)
+  else
+    redis.call('HSET', jkey, ...)
+  end
+end
+
+local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket, job)
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
   local jkey = K.job .. id
+  job = job or settle_read(jkey)
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
-  release_slot(id, q)
-  if redis.call('EXISTS', jkey) == 0 then return end
+  release_slot(id, q, job.tr_slot)
+  -- Every job taskrail or RQ writes has a status; only a hash gone (or made by hand) lacks one.
+  if not job.status and redis.call('EXISTS', jkey) == 0 then return end
   -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
-  local parent_kind = redis.call('HGET', jkey, 'status') == 'canceled' and 'revoked' or kind
+  local parent_kind = job.status == 'canceled' and 'revoked' or kind
   if kind == 'stopped' then parent_kind = 'revoked' end
   local ev = kind
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
   local tstats = K.taskstats .. task
   if kind == 'ok' then
-    redis.call('HSET', jkey, 'status', 'finished', 'ended_at', now_text)
-    redis.call('HDEL', jkey, 'tr_exc_type', 'tr_exc_message')
+    set_status(ctx, jkey, 'status', 'finished', 'ended_at', now_text)
+    if job.tr_exc_type then redis.call('HDEL', jkey, 'tr_exc_type', 'tr_exc_message') end
     local rkey = K.results .. id
     if payload ~= '' then
       redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '1', 'worker_name', worker, 'return_value', payload)
@@ -66,7 +94,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   elseif kind == 'fail' or kind == 'stopped' then
     local rkey = K.results .. id
     local status = kind == 'stopped' and 'stopped' or 'failed'
-    redis.call('HSET', jkey, 'status', status, 'ended_at', now_text, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
+    set_status(ctx, jkey, 'status', status, 'ended_at', now_text, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
     redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', worker, 'exc_string', payload)
     redis.call('ZADD', K.failed .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
@@ -76,7 +104,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     ev = status
   elseif kind == 'retry' then
     redis.call('HINCRBY', jkey, 'tr_retries', 1)
-    redis.call('HSET', jkey, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
+    set_status(ctx, jkey, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
     redis.call('XADD', K.results .. id, 'MAXLEN', '10', '*', 'type', '4', 'worker_name', worker, 'exc_string', payload)
     if tonumber(retry_at) > now then
       redis.call('HSET', jkey, 'status', 'scheduled')
@@ -92,12 +120,12 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
       task = redis.call('HGET', jkey, 'tr_task') or task  -- a dead work-horse's outcome names no task
       redis.call('HINCRBY', K.taskstats .. task, 'stalled', 1)  -- as reap counts a dead worker's jobs
     end
-    redis.call('HSET', jkey, 'status', 'queued')
+    set_status(ctx, jkey, 'status', 'queued')
     redis.call('LPUSH', K.queue .. q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
   elseif kind == 'revoked' then
-    redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
+    set_status(ctx, jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
     redis.call('DEL', K.revoke .. id)
     ev = 'revoked'
@@ -108,12 +136,12 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   end
   redis.call('EXPIRE', stats, 7200)
   if kind ~= 'retry' and kind ~= 'requeue' then
-    local ukey = redis.call('HGET', jkey, 'tr_unique')
-    if ukey and redis.call('HGET', jkey, 'tr_unique_mode') ~= 'throttle' and redis.call('GET', ukey) == id then
+    local ukey = job.tr_unique
+    if ukey and job.tr_unique_mode ~= 'throttle' and redis.call('GET', ukey) == id then
       redis.call('DEL', ukey)
     end
     notify_waiters(id)
-    release_dependents(ctx, id, parent_kind)
+    release_dependents(ctx, id, parent_kind, job.tr_flow_id)
   end
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
