@@ -203,7 +203,12 @@ def _inflate(raw: bytes, limit: int) -> bytes:
 
 def _loads(raw: bytes | str, max_nesting: int) -> Any:
     """JSON with lists and dicts nested at most ``max_nesting`` levels, or a ValueError that says so."""
-    brackets = raw.count(b"[") + raw.count(b"{") if isinstance(raw, bytes) else raw.count("[") + raw.count("{")
+    if len(raw) <= max_nesting:  # too short to hold more brackets than the limit: the common case
+        brackets = 0
+    elif isinstance(raw, bytes):
+        brackets = raw.count(b"[") + raw.count(b"{")
+    else:
+        brackets = raw.count("[") + raw.count("{")
     try:
         value = json.loads(raw)
     except RecursionError as exc:  # past the parser's own limit, near 1000 levels

@@ -186,9 +186,11 @@ local function fail_here(q, id, jkey, f)
 end
 
 -- Which RQ callbacks a job has, as one short column: only those jobs make the worker read them.
+local CALLBACK_FLAGS = {'s', 'f', 't'}  -- f[14..16]: success, failure, stopped callback names
 local function callbacks_of(f)
+  if not (f[14] or f[15] or f[16]) then return '' end
   local flags = ''
-  for i, flag in ipairs({'s', 'f', 't'}) do
+  for i, flag in ipairs(CALLBACK_FLAGS) do
     if f[13 + i] and f[13 + i] ~= '' then flags = flags .. flag end
   end
   return flags
