@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config.connection import redis_url
+from config.embedded import running_server, stop_server
 from config.settings import Settings, writable_dir
 from config.urls import redact_url
 from tasks.core.client import Client
@@ -120,17 +122,33 @@ def start_processes(
             )
         out(f"workers: email, reports, default (logs in {procs.log_dir})")
     if "dashboard" in commands:
-        # Made here and shown once on the terminal: the dashboard would print its own into its log file.
-        password = None if any(env.get(name) for name in DASHBOARD_SECRETS) else secrets.token_urlsafe(18)
-        extra = {DASHBOARD_SECRETS[0]: password} if password else {}
-        procs.start("dashboard", [taskrail, "dashboard", "--port", str(port)], extra)
-        out(f"dashboard: http://127.0.0.1:{port}/" + (f" (password for this run: {password})" if password else ""))
+        _start_dashboard(procs, port, out)
     else:
         procs.start(
             "dashboard", [str(BIN / "rq-dashboard"), "-b", "127.0.0.1", "-p", str(DASHBOARD_PORT), "-j", "-u", url]
         )
         out(f"dashboard: http://127.0.0.1:{port}/")
     return procs
+
+
+def _start_dashboard(procs: Processes, port: int, out: Callable[[str], None]) -> None:
+    """``taskrail dashboard`` with a one-time login link (and a password) shown here, on the terminal only.
+
+    The secrets go to the dashboard in its environment, readable by this user only; the dashboard would
+    otherwise make its own and print them into its log file.
+    """
+    from workers.dashboard.loginlink import LINK_ENV, LINK_TTL_S, link_url
+
+    configured = any(procs.env.get(name) for name in DASHBOARD_SECRETS)
+    password = None if configured else secrets.token_urlsafe(18)
+    once = secrets.token_urlsafe(32)
+    extra = {LINK_ENV: once, **({DASHBOARD_SECRETS[0]: password} if password else {})}
+    procs.start("dashboard", [str(BIN / "taskrail"), "dashboard", "--port", str(port)], extra)
+    base = f"http://127.0.0.1:{port}"
+    out(f"dashboard: {base}/")
+    out(f"  log in: {link_url(base, once)}  (single use, within {LINK_TTL_S // 60} minutes, from this machine)")
+    if password:
+        out(f"  or with the password for this run: {password}")
 
 
 def describe(job: DemoJob) -> tuple[str, str, str]:
@@ -166,6 +184,7 @@ def follow(jobs: list[DemoJob], timeout_s: float | None, out: Callable[[str], No
     tty = sys.stdout.isatty()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: dict[str, tuple[str, str, str]] = {}
+    drawn = 0  # lines of the table on screen: redrawn in place, so the login lines above it stay readable
     while not stop():
         _adopt_children(jobs)
         everyone = [j for job in jobs for j in (job, *job.children)]
@@ -174,7 +193,10 @@ def follow(jobs: list[DemoJob], timeout_s: float | None, out: Callable[[str], No
             lines = [f"{'job':34} {'state':9} {'progress':27} detail"] + [
                 f"{label[:34]:34} {s:9} {p:27} {d}" for label, (s, p, d) in rows.items()
             ]
-            out("\x1b[H\x1b[J" + "\n".join(lines))
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line would throw the redraw off
+            lines = [line[:width] for line in lines]
+            out((f"\x1b[{drawn}F\x1b[J" if drawn else "") + "\n".join(lines))
+            drawn = len(lines)
         else:
             for label, row in rows.items():
                 if last.get(label, ("",))[0] != row[0]:
@@ -200,6 +222,9 @@ def _adopt_children(jobs: list[DemoJob]) -> None:
             job.children.append(DemoJob("  newsletter summary", AsyncResult(callback, job.result.client)))
 
 
+CALL_EXAMPLE = 'taskrail call tasks.emails.send_email dave@example.com Hello --kwargs \'{"text": "hi"}\' --wait'
+
+
 def run_demo(
     settings: Settings,
     once: bool,
@@ -211,30 +236,61 @@ def run_demo(
     """Run the whole demo; with ``once`` return when every demo job is done, else run until Ctrl-C.
 
     ``commands`` are the taskrail subcommands available (supervise, dashboard), used when present.
+    Ctrl-C (or SIGTERM) stops the processes it started, and the embedded server if it started that too.
     """
+    was_running = settings.redis_url is None and running_server(settings.data_dir) is not None
     url = redis_url(settings)
     out(
         f"server: {redact_url(url)}"
         + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})")
     )
-    procs = start_processes(settings, url, commands, port, out)
     interrupted = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: interrupted.__setitem__("flag", True))
+    procs = Processes({}, settings.data_dir)
     try:
-        client = Client(settings.replace(redis_url=url))
-        jobs = submit_jobs(client)
-        ok = follow(jobs, timeout_s if once else None, out, lambda: interrupted["flag"])
-        out(
-            "all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}"
-        )
-        if not once and ok:
-            out("still running: open the dashboard, send more jobs, Ctrl-C to stop")
-            while not interrupted["flag"]:
-                time.sleep(0.5)
-        return ok
-    except KeyboardInterrupt:
-        return True
+        procs = start_processes(settings, url, commands, port, out)
+        return _show(settings.replace(redis_url=url), once, timeout_s, procs, out, lambda: interrupted["flag"])
     finally:
-        out("stopping workers and dashboard gracefully...")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        _stop_all(settings, procs, url, started_server=settings.redis_url is None and not was_running, out=out)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _show(
+    settings: Settings,
+    once: bool,
+    timeout_s: float,
+    procs: Processes,
+    out: Callable[[str], None],
+    stop: Callable[[], bool],
+) -> bool:
+    """Send the demo jobs and follow them; unless ``once``, wait for Ctrl-C. True unless a job went wrong."""
+    jobs = submit_jobs(Client(settings))
+    ok = follow(jobs, timeout_s if once else None, out, stop)
+    if stop():
+        return True
+    out("all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}")
+    if not once and ok:
+        out(f"still running: open the dashboard, or send more jobs from another terminal, e.g.\n  {CALL_EXAMPLE}")
+        out("Ctrl-C stops the workers, the dashboard and the server this run started")
+        while not stop():
+            time.sleep(0.2)
+    return ok
+
+
+def _stop_all(settings: Settings, procs: Processes, url: str, started_server: bool, out: Callable[[str], None]) -> None:
+    """Stop what this run started and say what was stopped and what was left running."""
+    names = ", ".join(name for name, _ in procs.children)
+    if names:
+        out(f"stopping {names} gracefully...")
         procs.stop(timeout_s=settings.shutdown_timeout_s + 5)
-        out("stopped")
+        out(f"stopped: {names}")
+    if started_server:
+        stop_server(settings.data_dir)
+        out("stopped: the embedded server (this run started it)")
+    elif settings.redis_url is None:
+        out(f"left running: the embedded server at {redact_url(url)}, which was running before; "
+            "`taskrail server stop` stops it")  # fmt: skip
+    else:
+        out(f"left alone: the server at REDIS_URL {redact_url(url)}")

@@ -1,14 +1,7 @@
-"""A real headless Chromium, driven by Playwright, uses the dashboard while a real worker runs jobs.
-
-The Chromium is Debian's ``/usr/bin/chromium`` when present, otherwise Playwright's own download; ``make browser``
-installs one or the other.
-"""
+"""A real headless Chromium, driven by Playwright (the ``page`` fixture in conftest), uses the dashboard while a real
+worker runs jobs."""
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,30 +12,8 @@ from tests.tasks_web import PASSWORD, WEB, Dashboard, start_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 SHOTS = ROOT / "test-output"
 SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[sync_api.Page]:
-    debian = os.access(DEBIAN_CHROMIUM, os.X_OK)  # the same check as .ci/browser
-    executable = str(DEBIAN_CHROMIUM) if debian else None  # None: Playwright's own Chromium
-    with sync_api.sync_playwright() as pw:
-        try:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=executable, headless=True, args=ARGS,
-                viewport={"width": 1400, "height": 1000},
-            )  # fmt: skip
-        except sync_api.Error as exc:
-            which = executable or "Playwright's own Chromium"
-            pytest.fail(f"cannot start {which}: run `make browser` to install a Chromium\n{exc}")
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        context.close()
 
 
 def watch(page: sync_api.Page) -> dict[str, list[str]]:

@@ -20,9 +20,10 @@ from config.connection import redis_url
 from config.errors import ConfigError
 from config.settings import Settings
 from tasks.core.client import Client
-from workers.dashboard import api, auth, overview
+from workers.dashboard import api, auth, loginlink, overview
 from workers.dashboard.auth import SESSION_HOURS, AuthConfig
 from workers.dashboard.hosts import AllowedHosts, check_host
+from workers.dashboard.loginlink import LoginLink
 from workers.dashboard.rqmount import mount_rq_dashboard
 from workers.dashboard.sessions import FailureThrottle, SessionStore
 from workers.metrics import build_registry
@@ -60,10 +61,12 @@ def create_app(
     *,
     secure_cookie: bool = False,
     allowed_hosts: AllowedHosts | None = None,
+    login_link: LoginLink | None = None,
 ) -> Flask:
     """The whole dashboard, connected to the configured server.
 
     ``allowed_hosts`` are the ``Host`` names it answers to; by default the loopback names only.
+    ``login_link`` is the one-time login link printed on the terminal, if any.
 
     Raises:
         ConfigError: a task module cannot be imported, or the Redis URL is malformed.
@@ -87,10 +90,12 @@ def create_app(
     app.extensions["taskrail.allowed_hosts"] = allowed_hosts or AllowedHosts()
     app.extensions["taskrail.sessions"] = SessionStore(client.redis, SESSION_HOURS * 3600)
     app.extensions["taskrail.throttle"] = FailureThrottle(client.redis)
+    app.extensions["taskrail.login_link"] = login_link
     app.before_request(check_host)
     app.before_request(auth.guard)
     app.after_request(_security_headers)
     app.register_blueprint(auth.blueprint)
+    app.register_blueprint(loginlink.blueprint)
     app.register_blueprint(overview.blueprint)
     app.register_blueprint(api.blueprint)
     mount_rq_dashboard(app, client.redis, redis_url(settings))
