@@ -8,7 +8,7 @@ import redis
 
 from config.settings import Settings
 from tests.conftest import ROOT, Processes, live_workers, wait_for
-from tests.tasks_web import PASSWORD, WEB, Dashboard, start_dashboard
+from tests.tasks_web import LONG_NAME, PASSWORD, WEB, Dashboard, start_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -49,6 +49,8 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     failed = enqueue(dash, "fail", SCRIPT)
     for _ in range(6):
         enqueue(dash, "nap", 0.3)
+    answer = dash.post(f"/api/tasks/{LONG_NAME}", json={"args": []})
+    assert answer.status_code == 202, answer.text
     wait_for(lambda: dash.job(failed)["state"] == "FAILURE", 30, what="the failing job")
     seen = watch(page)
     SHOTS.mkdir(exist_ok=True)
@@ -64,7 +66,8 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
         " return svg && Number(svg.dataset.total) > 0 && svg.querySelector('path.series'); }"
     )
     page.wait_for_selector("#queues tbody tr[data-queue=web]")
-    page.wait_for_selector("#chart-durations svg rect.bar")
+    page.wait_for_selector(f"#chart-durations .bar-label[title='{LONG_NAME}']")
+    page.wait_for_selector("#chart-durations .bar-track .bar")
     page.wait_for_selector("#failures tbody td.args")
     page.wait_for_function("() => Number(document.querySelector('#chart-depth svg')?.dataset.points) >= 2")
     row = page.inner_text("#queues tbody tr[data-queue=web]")
@@ -73,6 +76,22 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     path = page.get_attribute("#chart-completed path.series", "d") or ""
     assert path.startswith("M") and "L" in path
     page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
+    # The longest task name is shown whole in the duration chart, nothing cut off.
+    label = page.locator(f"#chart-durations .bar-label[title='{LONG_NAME}']")
+    assert label.inner_text() == LONG_NAME
+    assert label.evaluate("(el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().left >= 0")
+    # At a phone's width every name is still readable: whole, or elided in the middle with the whole on hover.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("() => document.documentElement.clientWidth === 390")
+    for name in page.eval_on_selector_all("#chart-durations .bar-label", "(els) => els.map((el) => el.title)"):
+        shown = page.locator(f"#chart-durations .bar-label[title='{name}']")
+        head, _, tail = shown.inner_text().partition("…")
+        assert shown.inner_text() == name or (name.startswith(head) and name.endswith(tail) and len(head) > 8), name
+        fits = "(el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= 390"
+        assert shown.evaluate(fits), name
+        assert float(shown.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)")) >= 12
+    page.screenshot(path=str(SHOTS / "dashboard-overview-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     # The Pause button posts to the API with the page's CSRF token; the table then shows the queue paused.
     page.click("#queues tbody tr[data-queue=web] button")
