@@ -222,7 +222,16 @@ def _adopt_children(jobs: list[DemoJob]) -> None:
             job.children.append(DemoJob("  newsletter summary", AsyncResult(callback, job.result.client)))
 
 
-CALL_EXAMPLE = 'taskrail call tasks.emails.send_email dave@example.com Hello --kwargs \'{"text": "hi"}\' --wait'
+CALL_EXAMPLE = 'call tasks.emails.send_email dave@example.com Hello --kwargs \'{"text": "hi"}\' --wait'
+
+
+def _taskrail_command() -> str:
+    """How to run this taskrail from this directory: ``taskrail`` if the PATH finds it, else its path."""
+    own = BIN / "taskrail"
+    if shutil.which("taskrail") == str(own):
+        return "taskrail"
+    relative = os.path.relpath(own)
+    return relative if not relative.startswith("..") else str(own)
 
 
 def run_demo(
@@ -272,7 +281,9 @@ def _show(
         return True
     out("all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}")
     if not once and ok:
-        out(f"still running: open the dashboard, or send more jobs from another terminal, e.g.\n  {CALL_EXAMPLE}")
+        out(
+            f"still running: open the dashboard, or send more jobs from another terminal, e.g.\n  {_taskrail_command()} {CALL_EXAMPLE}"
+        )
         out("Ctrl-C stops the workers, the dashboard and the server this run started")
         while not stop():
             time.sleep(0.2)
