@@ -200,9 +200,8 @@ def _show(
         return True
     out("all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}")
     if not once and ok:
-        out(
-            f"still running: open the dashboard, or send more jobs from another terminal, e.g.\n  {_taskrail_command()} {CALL_EXAMPLE}"
-        )
+        out("still running: open the dashboard, or send more jobs from another terminal, e.g.")
+        out(f"  {_taskrail_command()} {CALL_EXAMPLE}")
         out("Ctrl-C stops the workers, the dashboard and the server this run started")
         while not stop():
             time.sleep(0.2)

@@ -100,7 +100,7 @@ def _start_dashboard(procs: Processes, port: int, out: Callable[[str], None]) ->
 
 def stop_all(settings: Settings, procs: Processes, url: str, started_server: bool, out: Callable[[str], None]) -> None:
     """Stop what this run started and say what was stopped and what was left running."""
-    names = ", ".join(name for name, _ in procs.children)
+    names = ", ".join("supervisor and its workers" if name == "supervisor" else name for name, _ in procs.children)
     if names:
         out(f"stopping {names} gracefully...")
         procs.stop(timeout_s=settings.shutdown_timeout_s + 5)
