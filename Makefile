@@ -3,28 +3,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install run test lint bench chaos rq-suite clean server-stop bench-peers browser
+.PHONY: install install-test run test lint bench chaos rq-suite clean server-stop bench-peers browser
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
 
+# The test-only packages (pytest, Playwright, mypy, matplotlib, ...) only for make test and make lint: they would
+# more than double the first make run's install.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 run: install
 	$(BIN)/taskrail demo
 
 # The dashboard's browser test drives Debian's chromium where apt-get (as root) has it, else Playwright's own download.
-browser: install
+browser: install-test
 	@.ci/browser $(BIN)
 
-test: install browser
+test: install-test browser
 	$(BIN)/pytest
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tasks workers config scripts deploy
@@ -45,7 +54,7 @@ bench-peers:
 	cd bench-peers && npm install --no-audit --no-fund
 
 # RQ's own test suite, run with RQ's worker and with workers.Worker (docs/rq-compatibility.md); not part of make test.
-rq-suite: install
+rq-suite: install-test
 	$(BIN)/taskrail rq-suite
 
 server-stop: install

@@ -17,6 +17,7 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "scripts.cmd_server",
     "scripts.cmd_demo",
+    "scripts.cmd_call",
     "scripts.cmd_dashboard",
     "scripts.cmd_failed",
     "scripts.cmd_events",

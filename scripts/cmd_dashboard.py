@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from config.settings import check_port, load_settings
 from workers.exitcodes import RET_OK
+
+if TYPE_CHECKING:
+    from workers.dashboard import AuthConfig
 
 __all__ = ["register"]
 
@@ -28,17 +32,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: Flask and rq-dashboard would slow every other taskrail command down.
-    from workers.dashboard import AllowedHosts, AuthConfig, check_bind, create_app, serve
+    from workers.dashboard import AllowedHosts, AuthConfig, LoginLink, check_bind, create_app, is_loopback, serve
 
+    link = LoginLink.from_env()  # a demo's (it shows the secret on its own terminal); taken out before settings load
     check_port(args.port, any_free=True)
     auth = AuthConfig.from_env(public_metrics=args.public_metrics)
     check_bind(args.host, auth)  # ConfigError -> exit code RET_CONFIG, before anything is started
     hosts = AllowedHosts.for_bind(args.host, args.allowed_host)
     settings = load_settings()
+    secret = None
     auth = auth.with_generated_password()
-    if auth.generated:
-        print(f"no TASKRAIL_DASHBOARD_PASSWORD or TASKRAIL_DASHBOARD_TOKEN set; password for this run: {auth.password}",
-              file=sys.stderr, flush=True)  # fmt: skip
-    app = create_app(settings, auth, secure_cookie=args.secure_cookie, allowed_hosts=hosts)
-    serve(app, args.host, args.port)
+    if link is None and auth.generated and is_loopback(args.host):
+        link, secret = LoginLink.new()
+    app = create_app(settings, auth, secure_cookie=args.secure_cookie, allowed_hosts=hosts, login_link=link)
+    serve(app, args.host, args.port, announce=lambda url: _announce(url, auth, secret))
     return RET_OK
+
+
+def _announce(base_url: str, auth: AuthConfig, secret: str | None) -> None:
+    """How to get in, on the terminal only, when no secret was configured."""
+    from workers.dashboard import LINK_TTL_S, link_url
+
+    if not auth.generated:
+        return
+    print(f"no TASKRAIL_DASHBOARD_PASSWORD or TASKRAIL_DASHBOARD_TOKEN set; password for this run: {auth.password}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    if secret:
+        print(f"log in once (single use, {LINK_TTL_S // 60} minutes, this machine only): {link_url(base_url, secret)}",
+              file=sys.stderr, flush=True)  # fmt: skip

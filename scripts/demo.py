@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import secrets
+import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -14,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from config.connection import redis_url
-from config.settings import Settings, writable_dir
+from config.embedded import running_server
+from config.settings import Settings
 from config.urls import redact_url
+from scripts.demo_processes import Processes, start_processes, stop_all
 from tasks.core.client import Client
 from tasks.core.result import AsyncResult
 
@@ -24,8 +25,6 @@ __all__ = ["DASHBOARD_PORT", "DemoJob", "run_demo"]
 BIN = Path(sys.executable).parent
 BAD_ADDRESS = "not-an-address"
 DASHBOARD_PORT = 9181
-DASHBOARD_SECRETS = ("TASKRAIL_DASHBOARD_PASSWORD", "TASKRAIL_DASHBOARD_TOKEN")
-LOG_MODE = 0o600  # logs may hold secrets (a URL in a traceback): for the user only, whatever the umask
 
 
 @dataclass
@@ -71,68 +70,6 @@ def _report_types() -> list[str]:
     return list(types) if types else ["sales", "signups"]
 
 
-class Processes:
-    """The demo's child processes, stopped gracefully (SIGTERM, then SIGKILL) at the end."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_MODE)
-        os.fchmod(fd, LOG_MODE)  # a log left by an older run may have been made with the umask's mode
-        with os.fdopen(fd, "ab") as log:
-            env = {**self.env, **(extra_env or {})}
-            proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.children.append((name, proc))
-
-    def stop(self, timeout_s: float) -> None:
-        for _, proc in self.children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for _, proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def dead(self) -> list[str]:
-        return [f"{name} (exit {proc.returncode})" for name, proc in self.children if proc.poll() is not None]
-
-
-def start_processes(
-    settings: Settings, url: str, commands: set[str], port: int, out: Callable[[str], None]
-) -> Processes:
-    env = {**os.environ, "REDIS_URL": url, "TASKRAIL_DATA_DIR": str(settings.data_dir)}
-    procs = Processes(env, writable_dir(settings.data_dir) / "logs")
-    taskrail = str(BIN / "taskrail")
-    if "supervise" in commands:
-        procs.start("supervisor", [taskrail, "supervise", "--profile", settings.profile])
-        out(f"supervisor: profile {settings.profile!r} from {settings.scaling_file} (logs in {procs.log_dir})")
-    else:
-        for queue in ("email", "reports", "default"):
-            procs.start(
-                f"worker-{queue}", [str(BIN / "rq"), "worker", "-w", "workers.Worker", "-c", "config.rq", queue]
-            )
-        out(f"workers: email, reports, default (logs in {procs.log_dir})")
-    if "dashboard" in commands:
-        # Made here and shown once on the terminal: the dashboard would print its own into its log file.
-        password = None if any(env.get(name) for name in DASHBOARD_SECRETS) else secrets.token_urlsafe(18)
-        extra = {DASHBOARD_SECRETS[0]: password} if password else {}
-        procs.start("dashboard", [taskrail, "dashboard", "--port", str(port)], extra)
-        out(f"dashboard: http://127.0.0.1:{port}/" + (f" (password for this run: {password})" if password else ""))
-    else:
-        procs.start(
-            "dashboard", [str(BIN / "rq-dashboard"), "-b", "127.0.0.1", "-p", str(DASHBOARD_PORT), "-j", "-u", url]
-        )
-        out(f"dashboard: http://127.0.0.1:{port}/")
-    return procs
-
-
 def describe(job: DemoJob) -> tuple[str, str, str]:
     """(state, progress, detail) for the live table."""
     snap = job.result.snapshot()
@@ -166,6 +103,7 @@ def follow(jobs: list[DemoJob], timeout_s: float | None, out: Callable[[str], No
     tty = sys.stdout.isatty()
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: dict[str, tuple[str, str, str]] = {}
+    drawn = 0  # lines of the table on screen: redrawn in place, so the login lines above it stay readable
     while not stop():
         _adopt_children(jobs)
         everyone = [j for job in jobs for j in (job, *job.children)]
@@ -174,7 +112,10 @@ def follow(jobs: list[DemoJob], timeout_s: float | None, out: Callable[[str], No
             lines = [f"{'job':34} {'state':9} {'progress':27} detail"] + [
                 f"{label[:34]:34} {s:9} {p:27} {d}" for label, (s, p, d) in rows.items()
             ]
-            out("\x1b[H\x1b[J" + "\n".join(lines))
+            width = shutil.get_terminal_size().columns - 1  # a wrapped line would throw the redraw off
+            lines = [line[:width] for line in lines]
+            out((f"\x1b[{drawn}F\x1b[J" if drawn else "") + "\n".join(lines))
+            drawn = len(lines)
         else:
             for label, row in rows.items():
                 if last.get(label, ("",))[0] != row[0]:
@@ -200,6 +141,18 @@ def _adopt_children(jobs: list[DemoJob]) -> None:
             job.children.append(DemoJob("  newsletter summary", AsyncResult(callback, job.result.client)))
 
 
+CALL_EXAMPLE = 'call tasks.emails.send_email dave@example.com Hello --kwargs \'{"text": "hi"}\' --wait'
+
+
+def _taskrail_command() -> str:
+    """How to run this taskrail from this directory: ``taskrail`` if the PATH finds it, else its path."""
+    own = BIN / "taskrail"
+    if shutil.which("taskrail") == str(own):
+        return "taskrail"
+    relative = os.path.relpath(own)
+    return relative if not relative.startswith("..") else str(own)
+
+
 def run_demo(
     settings: Settings,
     once: bool,
@@ -211,30 +164,45 @@ def run_demo(
     """Run the whole demo; with ``once`` return when every demo job is done, else run until Ctrl-C.
 
     ``commands`` are the taskrail subcommands available (supervise, dashboard), used when present.
+    Ctrl-C (or SIGTERM) stops the processes it started, and the embedded server if it started that too.
     """
+    was_running = settings.redis_url is None and running_server(settings.data_dir) is not None
     url = redis_url(settings)
     out(
         f"server: {redact_url(url)}"
         + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})")
     )
-    procs = start_processes(settings, url, commands, port, out)
     interrupted = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: interrupted.__setitem__("flag", True))
+    procs = Processes({}, settings.data_dir)  # none yet, if Ctrl-C comes before they start
     try:
-        client = Client(settings.replace(redis_url=url))
-        jobs = submit_jobs(client)
-        ok = follow(jobs, timeout_s if once else None, out, lambda: interrupted["flag"])
-        out(
-            "all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}"
-        )
-        if not once and ok:
-            out("still running: open the dashboard, send more jobs, Ctrl-C to stop")
-            while not interrupted["flag"]:
-                time.sleep(0.5)
-        return ok
-    except KeyboardInterrupt:
-        return True
+        procs = start_processes(settings, url, commands, port, out)
+        return _show(settings.replace(redis_url=url), once, timeout_s, procs, out, lambda: interrupted["flag"])
     finally:
-        out("stopping workers and dashboard gracefully...")
-        procs.stop(timeout_s=settings.shutdown_timeout_s + 5)
-        out("stopped")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        stop_all(settings, procs, url, started_server=settings.redis_url is None and not was_running, out=out)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _show(
+    settings: Settings,
+    once: bool,
+    timeout_s: float,
+    procs: Processes,
+    out: Callable[[str], None],
+    stop: Callable[[], bool],
+) -> bool:
+    """Send the demo jobs and follow them; unless ``once``, wait for Ctrl-C. True unless a job went wrong."""
+    jobs = submit_jobs(Client(settings))
+    ok = follow(jobs, timeout_s if once else None, out, stop)
+    if stop():
+        return True
+    out("all demo jobs finished as expected" if ok else f"demo incomplete; dead processes: {procs.dead() or 'none'}")
+    if not once and ok:
+        out("still running: open the dashboard, or send more jobs from another terminal, e.g.")
+        out(f"  {_taskrail_command()} {CALL_EXAMPLE}")
+        out("Ctrl-C stops the workers, the dashboard and the server this run started")
+        while not stop():
+            time.sleep(0.2)
+    return ok

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -17,8 +18,14 @@ from config import Settings, load_settings, start_server
 from config.embedded import EmbeddedServer
 from tasks.core.client import default_client
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
@@ -132,3 +139,25 @@ def live_workers(conn: redis.Redis) -> set[str]:
     """Names of taskrail workers whose heartbeat is fresh."""
     names = {n.decode() for n in conn.smembers("taskrail:workers")}
     return {n for n in names if conn.exists(f"taskrail:hb:{n}")}
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    """A page in a real headless Chromium: Debian's ``/usr/bin/chromium`` when present, else Playwright's own
+    download (``make browser`` installs one or the other); fails, not skips, when none starts."""
+    sync_api: Any = pytest.importorskip("playwright.sync_api")
+    debian = os.access(DEBIAN_CHROMIUM, os.X_OK)  # the same check as .ci/browser
+    executable = str(DEBIAN_CHROMIUM) if debian else None  # None: Playwright's own Chromium
+    with sync_api.sync_playwright() as pw:
+        try:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1000},
+            )  # fmt: skip
+        except sync_api.Error as exc:
+            which = executable or "Playwright's own Chromium"
+            pytest.fail(f"cannot start {which}: run `make browser` to install a Chromium\n{exc}")
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()

@@ -44,6 +44,15 @@ def fail(message: str) -> None:
     raise RuntimeError(message)
 
 
+LONG_NAME = "tests.tasks_web.newsletters.send_the_weekly_summary"
+
+
+@task(queue="web", name=LONG_NAME)
+def long_named() -> str:
+    """A task whose name is longer than the overview's charts used to have room for."""
+    return "sent"
+
+
 @task(queue="web")
 def nap(seconds: float) -> float:
     time.sleep(seconds)

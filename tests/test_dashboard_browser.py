@@ -1,48 +1,19 @@
-"""A real headless Chromium, driven by Playwright, uses the dashboard while a real worker runs jobs.
-
-The Chromium is Debian's ``/usr/bin/chromium`` when present, otherwise Playwright's own download; ``make browser``
-installs one or the other.
-"""
+"""A real headless Chromium, driven by Playwright (the ``page`` fixture in conftest), uses the dashboard while a real
+worker runs jobs."""
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from config.settings import Settings
 from tests.conftest import ROOT, Processes, live_workers, wait_for
-from tests.tasks_web import PASSWORD, WEB, Dashboard, start_dashboard
+from tests.tasks_web import LONG_NAME, PASSWORD, WEB, Dashboard, start_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 SHOTS = ROOT / "test-output"
 SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[sync_api.Page]:
-    debian = os.access(DEBIAN_CHROMIUM, os.X_OK)  # the same check as .ci/browser
-    executable = str(DEBIAN_CHROMIUM) if debian else None  # None: Playwright's own Chromium
-    with sync_api.sync_playwright() as pw:
-        try:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=executable, headless=True, args=ARGS,
-                viewport={"width": 1400, "height": 1000},
-            )  # fmt: skip
-        except sync_api.Error as exc:
-            which = executable or "Playwright's own Chromium"
-            pytest.fail(f"cannot start {which}: run `make browser` to install a Chromium\n{exc}")
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        context.close()
 
 
 def watch(page: sync_api.Page) -> dict[str, list[str]]:
@@ -78,6 +49,8 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     failed = enqueue(dash, "fail", SCRIPT)
     for _ in range(6):
         enqueue(dash, "nap", 0.3)
+    answer = dash.post(f"/api/tasks/{LONG_NAME}", json={"args": []})
+    assert answer.status_code == 202, answer.text
     wait_for(lambda: dash.job(failed)["state"] == "FAILURE", 30, what="the failing job")
     seen = watch(page)
     SHOTS.mkdir(exist_ok=True)
@@ -93,7 +66,8 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
         " return svg && Number(svg.dataset.total) > 0 && svg.querySelector('path.series'); }"
     )
     page.wait_for_selector("#queues tbody tr[data-queue=web]")
-    page.wait_for_selector("#chart-durations svg rect.bar")
+    page.wait_for_selector(f"#chart-durations .bar-label[title='{LONG_NAME}']")
+    page.wait_for_selector("#chart-durations .bar-track .bar")
     page.wait_for_selector("#failures tbody td.args")
     page.wait_for_function("() => Number(document.querySelector('#chart-depth svg')?.dataset.points) >= 2")
     row = page.inner_text("#queues tbody tr[data-queue=web]")
@@ -102,6 +76,22 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     path = page.get_attribute("#chart-completed path.series", "d") or ""
     assert path.startswith("M") and "L" in path
     page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
+    # The longest task name is shown whole in the duration chart, nothing cut off.
+    label = page.locator(f"#chart-durations .bar-label[title='{LONG_NAME}']")
+    assert label.inner_text() == LONG_NAME
+    assert label.evaluate("(el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().left >= 0")
+    # At a phone's width every name is still readable: whole, or elided in the middle with the whole on hover.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("() => document.documentElement.clientWidth === 390")
+    for name in page.eval_on_selector_all("#chart-durations .bar-label", "(els) => els.map((el) => el.title)"):
+        shown = page.locator(f"#chart-durations .bar-label[title='{name}']")
+        head, _, tail = shown.inner_text().partition("…")
+        assert shown.inner_text() == name or (name.startswith(head) and name.endswith(tail) and len(head) > 8), name
+        fits = "(el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= 390"
+        assert shown.evaluate(fits), name
+        assert float(shown.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)")) >= 12
+    page.screenshot(path=str(SHOTS / "dashboard-overview-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     # The Pause button posts to the API with the page's CSRF token; the table then shows the queue paused.
     page.click("#queues tbody tr[data-queue=web] button")

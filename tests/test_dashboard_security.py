@@ -17,7 +17,7 @@ from workers.dashboard import AuthConfig, create_app
 from workers.exitcodes import RET_CONFIG
 
 SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"
-PUBLIC = {"auth.login", "auth.login_post", "public"}
+PUBLIC = {"auth.login", "auth.login_post", "loginlink.login_once", "public"}
 SAMPLES = {
     "instance_number": "0",
     "queue_name": "web",

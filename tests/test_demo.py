@@ -27,7 +27,7 @@ def test_demo_once_processes_every_demo_job(env: dict[str, str], tmp_path: Path)
     assert message["To"] and message["Subject"]
     assert len(list((data / "reports").glob("*.html"))) == 2
     # The dashboard's password for the run is shown on the terminal once, never in a log; logs are the user's only.
-    password = re.search(r"password for this run: (\S+)\)", done.stdout).group(1)  # type: ignore[union-attr]
+    password = re.search(r"password for this run: (\S+)", done.stdout).group(1)  # type: ignore[union-attr]
     for log in (data / "logs").glob("*.log"):
         assert log.stat().st_mode & 0o777 == 0o600, log
         assert password not in log.read_text(), log

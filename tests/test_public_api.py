@@ -36,8 +36,8 @@ PUBLIC = {
         "format_table", "installed_rq_version", "junit_path", "read_junit", "run_suite", "write_report",
     ],
     "workers.dashboard": [
-        "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "PASSWORD_ENV", "TOKEN_ENV", "check_bind", "create_app",
-        "serve",
+        "ALLOWED_HOSTS_ENV", "AllowedHosts", "AuthConfig", "LINK_ENV", "LINK_TTL_S", "LoginLink", "PASSWORD_ENV",
+        "TOKEN_ENV", "check_bind", "create_app", "is_loopback", "link_url", "serve",
     ],
 }  # fmt: skip
 

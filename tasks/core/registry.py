@@ -6,7 +6,8 @@ a worker runs a callback only if its name is registered here, never by importing
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.errors import ConfigError
@@ -14,7 +15,7 @@ from config.errors import ConfigError
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["all_tasks", "lookup", "lookup_callback", "register", "register_callback"]
+__all__ = ["all_tasks", "import_task_modules", "lookup", "lookup_callback", "register", "register_callback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,6 +52,19 @@ def lookup_callback(name: str) -> Callable[..., Any] | None:
         return found
     task = _TASKS.get(name)
     return task.func if task is not None else None
+
+
+def import_task_modules(modules: Iterable[str]) -> None:
+    """Import the modules that define tasks (``settings.imports``), so that their tasks are registered.
+
+    Raises:
+        ConfigError: a module cannot be imported; the message names it and ``TASKRAIL_IMPORTS``.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
 
 
 def all_tasks() -> dict[str, Task[Any, Any]]:

@@ -5,7 +5,6 @@ Built by :func:`create_app` from settings and an :class:`AuthConfig`; nothing is
 
 from __future__ import annotations
 
-import importlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -17,12 +16,13 @@ from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from config.connection import redis_url
-from config.errors import ConfigError
 from config.settings import Settings
 from tasks.core.client import Client
-from workers.dashboard import api, auth, overview
+from tasks.core.registry import import_task_modules
+from workers.dashboard import api, auth, loginlink, overview
 from workers.dashboard.auth import SESSION_HOURS, AuthConfig
 from workers.dashboard.hosts import AllowedHosts, check_host
+from workers.dashboard.loginlink import LoginLink
 from workers.dashboard.rqmount import mount_rq_dashboard
 from workers.dashboard.sessions import FailureThrottle, SessionStore
 from workers.metrics import build_registry
@@ -45,31 +45,24 @@ SECURITY_HEADERS = {
 }
 
 
-def import_task_modules(settings: Settings) -> None:
-    """Import ``settings.imports`` so the API knows the tasks it may enqueue."""
-    for module in settings.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
-
-
 def create_app(
     settings: Settings,
     auth_config: AuthConfig,
     *,
     secure_cookie: bool = False,
     allowed_hosts: AllowedHosts | None = None,
+    login_link: LoginLink | None = None,
 ) -> Flask:
     """The whole dashboard, connected to the configured server.
 
     ``allowed_hosts`` are the ``Host`` names it answers to; by default the loopback names only.
+    ``login_link`` is the one-time login link printed on the terminal, if any.
 
     Raises:
         ConfigError: a task module cannot be imported, or the Redis URL is malformed.
         ConnectionFailed: the server does not answer.
     """
-    import_task_modules(settings)
+    import_task_modules(settings.imports)
     client = Client(settings)
     app = Flask("workers.dashboard", root_path=str(HERE), static_folder="static", template_folder="templates")
     app.secret_key = secrets.token_bytes(32)  # sessions end when the dashboard restarts
@@ -87,10 +80,12 @@ def create_app(
     app.extensions["taskrail.allowed_hosts"] = allowed_hosts or AllowedHosts()
     app.extensions["taskrail.sessions"] = SessionStore(client.redis, SESSION_HOURS * 3600)
     app.extensions["taskrail.throttle"] = FailureThrottle(client.redis)
+    app.extensions["taskrail.login_link"] = login_link
     app.before_request(check_host)
     app.before_request(auth.guard)
     app.after_request(_security_headers)
     app.register_blueprint(auth.blueprint)
+    app.register_blueprint(loginlink.blueprint)
     app.register_blueprint(overview.blueprint)
     app.register_blueprint(api.blueprint)
     mount_rq_dashboard(app, client.redis, redis_url(settings))

@@ -34,13 +34,27 @@ from flask import (
 
 from workers.dashboard.sessions import FailureThrottle, SessionStore
 
-__all__ = ["PASSWORD_ENV", "TOKEN_ENV", "AuthConfig", "blueprint", "csrf_token", "guard"]
+__all__ = [
+    "PASSWORD_ENV",
+    "TOKEN_ENV",
+    "AuthConfig",
+    "blueprint",
+    "count_failure",
+    "csrf_ok",
+    "csrf_token",
+    "guard",
+    "login_form",
+    "safe_next",
+    "start_session",
+    "throttled",
+    "too_many_form",
+]
 
 PASSWORD_ENV = "TASKRAIL_DASHBOARD_PASSWORD"
 TOKEN_ENV = "TASKRAIL_DASHBOARD_TOKEN"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials: the login form and the files it needs.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "public"})
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "auth.login_post", "loginlink.login_once", "public"})
 SESSION_HOURS = 12
 LOCAL_PATH = re.compile(r"/[A-Za-z0-9_.~%/?=&+:@,-]*")
 
@@ -129,7 +143,7 @@ def _bearer() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def _csrf_ok() -> bool:
+def csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
     if not isinstance(expected, str) or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -177,12 +191,12 @@ def guard() -> Response | None:
         return _refuse(401, "wrong bearer token")
     if not _logged_in():
         return _refuse(401, f"log in at /login, or send 'Authorization: Bearer <{TOKEN_ENV}>'")
-    if request.method not in SAFE_METHODS and not _csrf_ok():
+    if request.method not in SAFE_METHODS and not csrf_ok():
         return _refuse(403, "missing or wrong CSRF token: send the X-CSRF-Token header from the page's meta tag")
     return None
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only a local path, so the login form cannot send anyone to another site.
 
     Browsers drop tabs and newlines from URLs and read a backslash as a slash, so "/<tab>/evil.example"
@@ -195,31 +209,52 @@ def _safe_next(target: str | None) -> str:
 
 @blueprint.get("/login")
 def login() -> str:
-    return render_template("login.html", csrf=csrf_token(), next=_safe_next(request.args.get("next")), error=None)
+    return render_template("login.html", csrf=csrf_token(), next=safe_next(request.args.get("next")), error=None)
 
 
-@blueprint.post("/login")
-def login_post() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
-    target = _safe_next(request.form.get("next"))
-    if not _csrf_ok():
-        return render_template("login.html", csrf=csrf_token(), next=target, error="The form expired; try again."), 403
-    wait = _throttle().retry_after(_client())
-    if wait is not None:
-        error = f"Too many attempts; wait {wait} s."
-        return (
-            render_template("login.html", csrf=csrf_token(), next=target, error=error),
-            429,
-            {"Retry-After": str(wait)},
-        )
-    if not _config().matches(request.form.get("password", "")):
-        _throttle().failed(_client())
-        return render_template("login.html", csrf=csrf_token(), next=target, error="Wrong password or token."), 401
+def login_form(target: str, error: str, status: int) -> tuple[str, int]:
+    """The login form again, with an error."""
+    return render_template("login.html", csrf=csrf_token(), next=target, error=error), status
+
+
+def too_many_form(target: str, wait_s: int) -> tuple[str, int, dict[str, str]]:
+    """The login form for a client past the failure limit: 429 with ``Retry-After``."""
+    page, status = login_form(target, f"Too many attempts; wait {wait_s} s.", 429)
+    return page, status, {"Retry-After": str(wait_s)}
+
+
+def throttled() -> int | None:
+    """Seconds this client must wait after too many wrong secrets, or None."""
+    return _throttle().retry_after(_client())
+
+
+def count_failure() -> None:
+    """Count a wrong secret against this client."""
+    _throttle().failed(_client())
+
+
+def start_session() -> None:
+    """Log this browser in: a fresh session (and CSRF token), against session fixation."""
     _sessions().end(session.get("sid"))
-    session.clear()  # a fresh session (and CSRF token) on login, against session fixation
+    session.clear()
     session.permanent = True
     session["login_at"] = time.time()
     session["sid"] = _sessions().create()
     csrf_token()
+
+
+@blueprint.post("/login")
+def login_post() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    target = safe_next(request.form.get("next"))
+    if not csrf_ok():
+        return login_form(target, "The form expired; try again.", 403)
+    wait = throttled()
+    if wait is not None:
+        return too_many_form(target, wait)
+    if not _config().matches(request.form.get("password", "")):
+        count_failure()
+        return login_form(target, "Wrong password or token.", 401)
+    start_session()
     return redirect(target)  # type: ignore[return-value]
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from flask import Flask
@@ -43,8 +44,14 @@ def check_bind(host: str, auth: AuthConfig) -> None:
         )
 
 
-def serve(app: Flask, host: str, port: int, ready: threading.Event | None = None) -> None:
-    """Serve ``app`` with threads until SIGTERM or SIGINT."""
+def serve(
+    app: Flask,
+    host: str,
+    port: int,
+    ready: threading.Event | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``app`` with threads until SIGTERM or SIGINT; ``announce`` gets the base URL once it listens."""
     server = make_server(host, port, app, threaded=True)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -53,7 +60,10 @@ def serve(app: Flask, host: str, port: int, ready: threading.Event | None = None
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"taskrail dashboard on http://{host}:{server.server_port}/", file=sys.stderr, flush=True)
+    base_url = f"http://{host}:{server.server_port}"
+    print(f"taskrail dashboard on {base_url}/", file=sys.stderr, flush=True)
+    if announce is not None:
+        announce(base_url)
     if ready is not None:
         ready.set()
     server.serve_forever()

@@ -99,33 +99,73 @@
     legend(container, series.map((s) => s.name));
   }
 
-  /* rows: [{label, values: [a, b]}] drawn as pairs of horizontal bars named by keys. */
+  /* Shorten node's text in the middle until it fits its box; the whole text stays in its title. */
+  function elide(node) {
+    const full = node.title;
+    node.textContent = full;
+    if (node.scrollWidth <= node.clientWidth) return;
+    let lo = 1, hi = full.length - 1;
+    while (lo < hi) {  // the most characters that still fit, split between the head and the tail
+      const keep = Math.ceil((lo + hi) / 2);
+      node.textContent = middle(full, keep);
+      if (node.scrollWidth <= node.clientWidth) lo = keep; else hi = keep - 1;
+    }
+    node.textContent = middle(full, lo);
+  }
+
+  function middle(text, keep) {
+    const tail = Math.floor(keep / 2);
+    return `${text.slice(0, keep - tail)}…${text.slice(text.length - tail)}`;
+  }
+
+  function elideAll() {
+    for (const node of document.querySelectorAll(".bar-label")) elide(node);
+  }
+
+  /* rows: [{label, values: [a, b]}] as HTML: each label on its own line above its bars, whole (or elided in
+   * the middle, whole on hover), so a long task name stays readable at any width, a phone's too. */
   function bars(container, rows, keys, opts) {
     opts = opts || {};
     const format = opts.format || String;
     if (!rows.length) return empty(container, opts.emptyText || "no data yet");
     clear(container);
-    const rowH = 34, labelW = 190, height = TOP + rows.length * rowH + 6;
     let top = 0;
     for (const r of rows) for (const v of r.values) top = Math.max(top, v || 0);
     const max = niceMax(top);
-    const svg = svgEl("svg", { viewBox: `0 0 ${W * 2} ${height}`, class: "chart-svg bars", role: "img",
-                               "data-rows": rows.length }, container);
-    const plotW = W * 2 - labelW - 90;
-    rows.forEach((r, i) => {
-      const y0 = TOP + i * rowH;
-      label(svg, labelW - 8, y0 + 18, r.label, "end", "bar-label");
+    const box = document.createElement("div");
+    box.className = "bar-rows";
+    box.dataset.rows = String(rows.length);
+    container.appendChild(box);
+    for (const r of rows) {
+      const row = document.createElement("div");
+      row.className = "bar-row";
+      const name = document.createElement("div");
+      name.className = "bar-label";
+      name.title = r.label;
+      name.textContent = r.label;
+      row.appendChild(name);
       r.values.forEach((v, k) => {
-        const w = Math.max(1, (plotW * (v || 0)) / max);
-        const rect = svgEl("rect", { x: labelW, y: y0 + k * 13, width: w.toFixed(1), height: 11,
-                                     fill: colorFor(keys[k]), class: "bar" }, svg);
-        const title = svgEl("title", {}, rect);
-        title.textContent = `${r.label} ${keys[k]}: ${v == null ? "–" : format(v)}`;
-        label(svg, labelW + w + 6, y0 + k * 13 + 10, v == null ? "–" : format(v), "start");
+        const track = document.createElement("div");
+        track.className = "bar-track";
+        const bar = document.createElement("span");
+        bar.className = "bar";
+        bar.style.width = `${Math.max(0.3, (85 * (v || 0)) / max).toFixed(1)}%`;  // CSSOM: allowed by the CSP
+        bar.style.background = colorFor(keys[k]);
+        bar.title = `${r.label} ${keys[k]}: ${v == null ? "–" : format(v)}`;
+        const value = document.createElement("span");
+        value.className = "bar-value";
+        value.textContent = v == null ? "–" : format(v);
+        track.appendChild(bar);
+        track.appendChild(value);
+        row.appendChild(track);
       });
-    });
+      box.appendChild(row);
+    }
     legend(container, keys);
+    for (const node of box.querySelectorAll(".bar-label")) elide(node);
   }
+
+  window.addEventListener("resize", elideAll);
 
   global.Charts = { line: line, bars: bars, colorFor: colorFor };
 })(window);
