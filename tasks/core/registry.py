@@ -6,7 +6,8 @@ a worker runs a callback only if its name is registered here, never by importing
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.errors import ConfigError
@@ -14,7 +15,7 @@ from config.errors import ConfigError
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["all_tasks", "lookup", "lookup_callback", "register", "register_callback"]
+__all__ = ["all_tasks", "import_task_modules", "lookup", "lookup_callback", "register", "register_callback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +31,19 @@ def register(task: Task[Any, Any]) -> None:
             f"task name {task.name!r} is taken by {_origin(existing)}; give @task(name=...) a unique name"
         )
     _TASKS[task.name] = task
+
+
+def import_task_modules(modules: Iterable[str]) -> None:
+    """Import the task modules named by ``TASKRAIL_IMPORTS`` (``settings.imports``), registering their tasks.
+
+    Raises:
+        ConfigError: a module cannot be imported, naming it and the fix.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
 
 
 def lookup(name: str) -> Task[Any, Any] | None:

@@ -5,7 +5,6 @@ Built by :func:`create_app` from settings and an :class:`AuthConfig`; nothing is
 
 from __future__ import annotations
 
-import importlib
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -17,9 +16,9 @@ from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from config.connection import redis_url
-from config.errors import ConfigError
 from config.settings import Settings
 from tasks.core.client import Client
+from tasks.core.registry import import_task_modules
 from workers.dashboard import api, auth, overview
 from workers.dashboard.auth import SESSION_HOURS, AuthConfig
 from workers.dashboard.hosts import AllowedHosts, check_host
@@ -45,15 +44,6 @@ SECURITY_HEADERS = {
 }
 
 
-def import_task_modules(settings: Settings) -> None:
-    """Import ``settings.imports`` so the API knows the tasks it may enqueue."""
-    for module in settings.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
-
-
 def create_app(
     settings: Settings,
     auth_config: AuthConfig,
@@ -69,7 +59,7 @@ def create_app(
         ConfigError: a task module cannot be imported, or the Redis URL is malformed.
         ConnectionFailed: the server does not answer.
     """
-    import_task_modules(settings)
+    import_task_modules(settings.imports)
     client = Client(settings)
     app = Flask("workers.dashboard", root_path=str(HERE), static_folder="static", template_folder="templates")
     app.secret_key = secrets.token_bytes(32)  # sessions end when the dashboard restarts
