@@ -164,10 +164,10 @@ class Task(Generic[P, R]):
             key = hashlib.sha256(str(spec.fields["data"]).encode()).hexdigest()  # a short key, whatever the arguments
         if key is None:
             return spec
-        mode = options.get("unique_mode", "until_complete")
+        mode = options.get("unique_mode", self.options.unique_mode)
         if mode not in UNIQUE_MODES:
             raise ConfigError(f"{self.name}: unique_mode must be one of {', '.join(UNIQUE_MODES)}, got {mode!r}")
-        ttl = options.get("unique_ttl_s", 0)
+        ttl = options.get("unique_ttl_s", self.options.unique_ttl_s)
         if mode == "throttle" and not ttl:
             raise ConfigError(f"{self.name}: unique_mode 'throttle' needs unique_ttl_s > 0")
         return JobSpec(
