@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.connection import redis_url
+from config.embedded import ensure_server
 from config.settings import Settings, writable_dir
 from config.urls import redact_url
 from tasks.core.client import Client
@@ -212,11 +212,9 @@ def run_demo(
 
     ``commands`` are the taskrail subcommands available (supervise, dashboard), used when present.
     """
-    url = redis_url(settings)
-    out(
-        f"server: {redact_url(url)}"
-        + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})")
-    )
+    # The demo is one of the two commands that start the embedded server (or reuse the user's running one).
+    url = settings.redis_url or ensure_server(settings.data_dir, settings.server_file).url
+    out(f"server: {redact_url(url)}" + ("" if settings.redis_url else f" (embedded, named by {settings.server_file})"))
     procs = start_processes(settings, url, commands, port, out)
     interrupted = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: interrupted.__setitem__("flag", True))

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,10 @@ from tasks.core.client import default_client
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The suite never finds (or stops) the user's own embedded server, nor another worktree's suite's: its
+# server file is private to this run. Tests that need an embedded server start it under this name.
+SERVER_FILE = Path(tempfile.mkdtemp(prefix="taskrail-tests-")) / "server.json"
+os.environ["TASKRAIL_SERVER_FILE"] = str(SERVER_FILE)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
@@ -67,6 +72,7 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     environ.update(
         REDIS_URL=redis_url,
         TASKRAIL_DATA_DIR=str(tmp_path / "data"),
+        TASKRAIL_SERVER_FILE=str(tmp_path / "server.json"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         PYTHONUNBUFFERED="1",
     )
