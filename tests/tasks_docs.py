@@ -1,7 +1,8 @@
 """The placeholders of the docs' canvas examples, as real tasks (tests/test_docs.py runs those examples).
 
 README.md and docs/canvas.md write ``fetch.s(url) | parse.s() | store.s()`` and the like: the docs test
-evaluates them with the names below in the document's namespace, and its workers import this module.
+evaluates them with the names below in the document's namespace, and its workers import this module
+(and tests/tasks_canvas.py, for ``add``, ``mul`` and ``square``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from tasks import task
+from tests.tasks_canvas import add, mul, square  # queue 'canvas'
+
+__all__ = ["add", "fetch", "images", "mul", "parse", "paths", "resize", "square", "store", "url", "zip_up"]
 
 url = "https://example.com/page"
 images = ["a.png", "b.png", "c.png"]
@@ -38,18 +42,3 @@ def resize(path: str) -> str:
 @task(queue="default")
 def zip_up(files: list[str]) -> str:
     return ",".join(files)
-
-
-@task(queue="default")
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-@task(queue="default")
-def mul(a: int, b: int) -> int:
-    return a * b
-
-
-@task(queue="default")
-def square(x: int) -> int:
-    return x * x

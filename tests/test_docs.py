@@ -1,7 +1,7 @@
 """The docs stay true: every fenced Python and shell block of README.md and docs/ runs here (Sybil).
 
-Python blocks run in this process against the test server, with a real worker (``default``, ``email`` and
-``reports``; the demo modules, tests/tasks_docs.py for the canvas placeholders, and any module file the
+Python blocks run in this process against the test server, with a real worker (``default``, ``email``,
+``reports`` and ``canvas``; the demo modules, tests/tasks_docs.py for the canvas placeholders, and any module file the
 document shows) running the jobs. Shell blocks run with bash from the repository root, ``.venv/bin`` first
 on PATH. A block that cannot run here is marked just above it with ``<!-- skip: next "reason" -->``; a
 Python block whose first line is ``# some/module.py`` is that module's source: it is written to a scratch
@@ -92,12 +92,12 @@ def run_document(doc: Path, env: dict[str, str], procs: Processes, conn: object,
     document = sybil.parse(doc)
     examples = list(document)
     if any(e.region.evaluator is _run_python for e in examples):
-        imports = [*DEFAULT_IMPORTS, "tests.tasks_docs", *_modules(examples, project)]
+        imports = [*DEFAULT_IMPORTS, "tests.tasks_canvas", "tests.tasks_docs", *_modules(examples, project)]
         worker_env = {"TASKRAIL_IMPORTS": ",".join(imports),
                       "PYTHONPATH": os.pathsep.join([str(project), env["PYTHONPATH"]])}  # fmt: skip
-        procs.worker("default", "email", "reports", env=worker_env)
+        procs.worker("default", "email", "reports", "canvas", env=worker_env)
         wait_for(lambda: live_workers(conn), 30, what="the docs' worker")  # type: ignore[arg-type]
-    document.namespace.update({k: v for k, v in vars(tasks_docs).items() if not k.startswith("_")})
+    document.namespace.update({name: getattr(tasks_docs, name) for name in tasks_docs.__all__})
     document.namespace["__name__"] = "__main__"  # as a script run by a reader
     skipped = []
     for example in examples:
