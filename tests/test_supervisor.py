@@ -173,7 +173,7 @@ def test_profile_gives_exactly_the_planned_rq_workers_and_status_shows_them(sups
     wait_for(lambda: counts(conn, "n1") == {"email": 2, "reports": 1}, 30, what="3 workers")
     pid = int(conn.hget("rq:worker:n1.email.1", "pid"))
     child_env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
-    assert {k: child_env[k] for k in child_env if k.startswith("TASKRAIL_") and k != "TASKRAIL_DATA_DIR"} == {
+    assert {k: child_env[k] for k in child_env if k.startswith("TASKRAIL_") and k not in ("TASKRAIL_DATA_DIR", "TASKRAIL_SERVER_FILE")} == {
         "TASKRAIL_IMPORTS": "sv_tasks", "TASKRAIL_PROFILE": "t", "TASKRAIL_CONCURRENCY": "3",
         "TASKRAIL_ISOLATION": "inline", "TASKRAIL_MAX_JOBS": "1000", "TASKRAIL_MAX_MEMORY_MB": "0",
         "TASKRAIL_SHUTDOWN_TIMEOUT_S": "2", "TASKRAIL_MODE": "weighted",
