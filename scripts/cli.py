@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "scripts.cmd_deploy",
     "scripts.cmd_supervise",
     "scripts.cmd_queues",
+    "scripts.cmd_periodic",
     "scripts.cmd_rqsuite",
 )
 

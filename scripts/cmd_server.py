@@ -24,19 +24,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"REDIS_URL is set ({redact_url(settings.redis_url)}); the embedded server is not used")
         return RET_OK
     if args.action == "start":
-        server = ensure_server(settings.data_dir)
-        print(f"embedded server running at {redact_url(server.url)} (pid {server.pid}, data in {server.data_dir})")
+        server = ensure_server(settings.data_dir, settings.server_file)
+        print(f"embedded server running at {redact_url(server.url)} (pid {server.pid}, data in {server.data_dir}); "
+              f"every taskrail command and producer of this user without REDIS_URL uses it "
+              f"(named by {settings.server_file})")  # fmt: skip
         return RET_OK
     if args.action == "stop":
-        stopped = stop_server(settings.data_dir)
+        stopped = stop_server(settings.server_file)
         print("embedded server stopped" if stopped else "no embedded server was running")
         return RET_OK
     if settings.redis_url:
         print(f"using REDIS_URL {redact_url(settings.redis_url)}")
         return RET_OK
-    state = running_server(settings.data_dir)
+    state = running_server(settings.server_file)
     if state:
-        print(f"embedded server running at {redact_url(state.url)} (pid {state.pid})")
+        print(f"embedded server running at {redact_url(state.url)} (pid {state.pid}, data in {state.data_dir})")
         return RET_OK
-    print(f"no embedded server running (data dir {settings.data_dir})")
+    print(f"no embedded server running (none named by {settings.server_file}); start one with: taskrail server start")
     return RET_ERROR

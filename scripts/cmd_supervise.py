@@ -88,7 +88,8 @@ def run_scale(args: argparse.Namespace) -> int:
     conn = connect(settings)
     if args.reset is not None:
         version = coordination.reset_scale(conn, args.reset, args.node)
-        print(f"unpinned {', '.join(args.reset) or 'every queue'}" + (f" on {args.node}" if args.node else ""))
+        print(f"unpinned {', '.join(args.reset) or 'every queue'}"
+              + (f" on {args.node}" if args.node else " on every supervisor, node pins included"))  # fmt: skip
     if counts:
         version = coordination.request_scale(conn, counts, args.node)
         pairs = ", ".join(f"{q}={n}" for q, n in counts.items())
@@ -176,8 +177,8 @@ def _status_text(rows: list[QueueStatus], sups: list[dict[str, Any]]) -> str:
                 notes = (" pinned" if q["pinned"] else "") + (f" autoscale {q['autoscale'][0]}..{q['autoscale'][1]}"
                                                                if q["autoscale"] else "")  # fmt: skip
                 lines.append(f"    {queue}: {q['running']}/{q['target']} processes{notes}")
-        for w in s["workers"]:
-            lines.append(f"      {w['name']} pid {w['pid']} up {_age(w['uptime_s'])} {w['state']}")
+            lines += [f"      {w['name']} pid {w['pid']} up {_age(w['uptime_s'])} {w['state']}"
+                      for w in s["workers"] if w["queue"] == queue]  # fmt: skip
     return "\n".join(lines)
 
 

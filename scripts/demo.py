@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.connection import redis_url
-from config.embedded import running_server
+from config.embedded import ensure_server, running_server
 from config.settings import Settings
 from config.urls import redact_url
 from scripts.demo_processes import Processes, start_processes, stop_all
@@ -166,12 +165,10 @@ def run_demo(
     ``commands`` are the taskrail subcommands available (supervise, dashboard), used when present.
     Ctrl-C (or SIGTERM) stops the processes it started, and the embedded server if it started that too.
     """
-    was_running = settings.redis_url is None and running_server(settings.data_dir) is not None
-    url = redis_url(settings)
-    out(
-        f"server: {redact_url(url)}"
-        + ("" if settings.redis_url else f" (embedded, data in {settings.data_dir / 'redis'})")
-    )
+    # The demo is one of the two commands that start the embedded server (or reuse the user's running one).
+    was_running = settings.redis_url is None and running_server(settings.server_file) is not None
+    url = settings.redis_url or ensure_server(settings.data_dir, settings.server_file).url
+    out(f"server: {redact_url(url)}" + ("" if settings.redis_url else f" (embedded, named by {settings.server_file})"))
     interrupted = {"flag": False}
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: interrupted.__setitem__("flag", True))

@@ -106,7 +106,7 @@ def stop_all(settings: Settings, procs: Processes, url: str, started_server: boo
         procs.stop(timeout_s=settings.shutdown_timeout_s + 5)
         out(f"stopped: {names}")
     if started_server:
-        stop_server(settings.data_dir)
+        stop_server(settings.server_file)
         out("stopped: the embedded server (this run started it)")
     elif settings.redis_url is None:
         out(f"left running: the embedded server at {redact_url(url)}, which was running before; "

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,10 @@ BIN = Path(sys.executable).parent
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+# The suite never finds (or stops) the user's own embedded server, nor another worktree's suite's: its
+# server file is private to this run. Tests that need an embedded server start it under this name.
+SERVER_FILE = Path(tempfile.mkdtemp(prefix="taskrail-tests-")) / "server.json"
+os.environ["TASKRAIL_SERVER_FILE"] = str(SERVER_FILE)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
@@ -74,6 +79,7 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     environ.update(
         REDIS_URL=redis_url,
         TASKRAIL_DATA_DIR=str(tmp_path / "data"),
+        TASKRAIL_SERVER_FILE=str(tmp_path / "server.json"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
         PYTHONUNBUFFERED="1",
     )

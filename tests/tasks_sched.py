@@ -70,6 +70,12 @@ def unique_failing(key: str) -> None:
     raise ValueError(f"{key} fails on purpose")
 
 
+@task(queue="default", unique=True, unique_mode="throttle", unique_ttl_s=2)
+def throttled_save(key: str, value: str) -> str:
+    """``save`` with its unique mode declared on the task (docs/scheduling.md#unique-jobs)."""
+    return save(key, value)
+
+
 @task(queue="default")
 def save(key: str, value: str) -> str:
     """Record ``value`` under ``key`` (for throttle and debounce)."""

@@ -308,7 +308,7 @@ def test_health_follows_a_real_workers_heartbeat(settings, env: dict[str, str], 
 
 
 def test_health_never_starts_the_embedded_server(tmp_path: Path) -> None:
-    settings = load_settings({"TASKRAIL_DATA_DIR": str(tmp_path)})
+    settings = load_settings({"TASKRAIL_DATA_DIR": str(tmp_path), "TASKRAIL_SERVER_FILE": str(tmp_path / "s.json")})
     assert check_health(settings).status is Status.REDIS_DOWN
     assert not (tmp_path / "redis").exists()
 

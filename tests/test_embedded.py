@@ -17,32 +17,38 @@ def test_binary_comes_from_the_wheel() -> None:
 
 
 def test_ensure_starts_once_and_reuses(tmp_path: Path) -> None:
+    file = tmp_path / "server.json"
     try:
-        first = ensure_server(tmp_path)
-        second = ensure_server(tmp_path)
+        first = ensure_server(tmp_path, file)
+        second = ensure_server(tmp_path / "elsewhere", file)  # the user's running server, whatever the data dir
         assert first.pid == second.pid and first.url == second.url
         client = redis.Redis.from_url(first.url)
         config = client.config_get("appendonly") | client.config_get("maxmemory-policy")
         assert config == {"appendonly": "yes", "maxmemory-policy": "noeviction"}
         assert client.config_get("dir")["dir"].startswith(str(tmp_path))
     finally:
-        assert stop_server(tmp_path)
-    assert running_server(tmp_path) is None
+        assert stop_server(file)
+    assert running_server(file) is None
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:
+    file = tmp_path / "server.json"
     try:
-        server = ensure_server(tmp_path)
+        server = ensure_server(tmp_path, file)
         redis.Redis.from_url(server.url).set("kept", "yes")
-        stop_server(tmp_path)
-        again = ensure_server(tmp_path)
+        stop_server(file)
+        again = ensure_server(tmp_path, file)
         assert redis.Redis.from_url(again.url).get("kept") == b"yes"
     finally:
-        stop_server(tmp_path)
+        stop_server(file)
 
 
 def test_server_command(tmp_path: Path) -> None:
-    env = {"TASKRAIL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env = {
+        "TASKRAIL_DATA_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "TASKRAIL_SERVER_FILE": str(tmp_path / "s.json"),
+    }
     try:
         started = subprocess.run([str(BIN / "taskrail"), "server", "start"], env=env, capture_output=True, text=True,
                                  timeout=60)  # fmt: skip
@@ -60,7 +66,8 @@ def test_server_command(tmp_path: Path) -> None:
 def test_server_command_never_prints_the_password_of_redis_url(tmp_path: Path) -> None:
     secret = "Sup3rS3cretPW"
     for url in (f"redis://:{secret}@db.example:6379/0", f"redis://db.example:6379/0?password={secret}", secret):
-        env = {"TASKRAIL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "REDIS_URL": url}
+        env = {"TASKRAIL_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "REDIS_URL": url,
+               "TASKRAIL_SERVER_FILE": str(tmp_path / "s.json")}  # fmt: skip
         for action in ("status", "start"):
             done = subprocess.run([str(BIN / "taskrail"), "server", action], env=env, capture_output=True, text=True,
                                   timeout=60)  # fmt: skip

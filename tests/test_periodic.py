@@ -147,9 +147,65 @@ def test_occurrences_follow_cron_in_its_timezone() -> None:
     assert every.latest(95.0) == 90.0 and every.following(90.0) == 120.0
 
 
-def test_a_worker_with_a_bad_schedule_file_does_not_start(settings, procs: Processes, tmp_path: Path) -> None:
+BAD_ENTRIES = """
+periodic:
+  good:
+    task: tests.tasks_sched.tick
+    every_s: 1
+    args: [good]
+  wrong-kwargs:
+    task: tests.tasks_sched.tick
+    every_s: 1
+    kwargs: {kind: daily}
+  no-such-task:
+    task: tests.monitoring.ping
+    every_s: 1
+"""
+
+
+def test_the_leader_skips_and_reports_bad_entries_and_fires_the_rest(
+    settings, procs: Processes, tmp_path: Path, conn: redis.Redis
+) -> None:
+    path = tmp_path / "periodic.yaml"
+    path.write_text(BAD_ENTRIES)
+    proc = procs.worker("default", env={"TASKRAIL_IMPORTS": "tests.tasks_sched", "TASKRAIL_PERIODIC_FILE": str(path)})
+    wait_for(lambda: conn.llen("ticks:good") >= 2, 30, what="the good schedule to fire twice")
+    assert proc.poll() is None
+    log = procs.log(proc)
+    assert f"skipping a periodic schedule: {path}: periodic 'wrong-kwargs': tests.tasks_sched.tick(" in log
+    assert "fix its args/kwargs" in log
+    assert f"{path}: periodic 'no-such-task': task 'tests.monitoring.ping' is not registered here" in log
+    assert "add the module that defines it to TASKRAIL_IMPORTS" in log
+    assert {name for name, _, _ in _periodic_jobs(conn)} == {"good"}
+
+
+def test_periodic_check_names_file_entry_and_fix(settings, env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "periodic.yaml"
+    path.write_text(BAD_ENTRIES)
+    check = [str(BIN / "taskrail"), "periodic", "check", str(path)]
+    run = subprocess.run(check, env={**env, "TASKRAIL_IMPORTS": "tests.tasks_sched"}, capture_output=True, text=True)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: periodic 'wrong-kwargs': tests.tasks_sched.tick(")
+    assert lines[1].startswith(f"{path}: periodic 'no-such-task': task 'tests.monitoring.ping' is not registered")
+    assert lines[2] == f"{path}: 2 bad schedule(s), skipped by the workers until fixed; 1 OK"
+    path.write_text(SCHEDULES)
+    run = subprocess.run(check, env={**env, "TASKRAIL_IMPORTS": "tests.tasks_sched"}, capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, f"{path}: OK: 2 schedule(s)\n")
+
+
+def test_a_bad_periodic_file_stops_rq_worker_with_the_taskrail_message(
+    settings, procs: Processes, env: dict[str, str], tmp_path: Path
+) -> None:
     bad = tmp_path / "periodic.yaml"
-    bad.write_text("periodic: {nightly: {task: t, cron: 'every night'}}")
-    proc = procs.worker("default", env={"TASKRAIL_IMPORTS": "tests.tasks_sched", "TASKRAIL_PERIODIC_FILE": str(bad)})
-    assert proc.wait(timeout=30) != 0
-    assert "cron 'every night' is not 5 fields" in procs.log(proc)
+    bad.write_text("periodic: [nightly]")
+    files = {"TASKRAIL_IMPORTS": "tests.tasks_sched", "TASKRAIL_PERIODIC_FILE": str(bad)}
+    proc = procs.worker("default", env=files)
+    assert proc.wait(timeout=30) == 2
+    message = f"taskrail: {bad}: 'periodic' must map schedule names to schedules, got list"
+    worker_log = procs.log(proc)
+    assert "Traceback" not in worker_log
+    assert message in worker_log.splitlines()
+    run = subprocess.run([str(BIN / "taskrail"), "periodic", "check"], env={**env, **files}, capture_output=True,
+                         text=True)  # fmt: skip
+    assert (run.returncode, run.stderr.strip()) == (2, message)

@@ -108,7 +108,7 @@ def test_an_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ConfigError) as info:
-        ensure_server(blocker / "data")
+        ensure_server(blocker / "data", tmp_path / "server.json")
     assert str(info.value).startswith(f"TASKRAIL_DATA_DIR {blocker / 'data'}: cannot create or write this directory")
     assert "set TASKRAIL_DATA_DIR to a writable directory" in str(info.value)
     out = subprocess.run([str(BIN / "taskrail"), "server", "start"], capture_output=True, text=True, timeout=60,

@@ -20,10 +20,12 @@ from rq import Worker as RQWorker
 
 from config.scaling import Autoscale
 from scripts.cli import main as cli_main
+from scripts.cmd_supervise import _status_text
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_UNCLEAN
 from workers.supervisor.autoscale import UP_INTERVAL_S, Autoscaler, QueueLoad
 from workers.supervisor.restarts import RestartIntensity
+from workers.supervisor.status import QueueStatus
 
 TASKS = '''
 """Tasks the supervisor tests run; each counts its runs in Redis."""
@@ -171,7 +173,7 @@ def test_profile_gives_exactly_the_planned_rq_workers_and_status_shows_them(sups
     wait_for(lambda: counts(conn, "n1") == {"email": 2, "reports": 1}, 30, what="3 workers")
     pid = int(conn.hget("rq:worker:n1.email.1", "pid"))
     child_env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
-    assert {k: child_env[k] for k in child_env if k.startswith("TASKRAIL_") and k != "TASKRAIL_DATA_DIR"} == {
+    assert {k: child_env[k] for k in child_env if k.startswith("TASKRAIL_") and k not in ("TASKRAIL_DATA_DIR", "TASKRAIL_SERVER_FILE")} == {
         "TASKRAIL_IMPORTS": "sv_tasks", "TASKRAIL_PROFILE": "t", "TASKRAIL_CONCURRENCY": "3",
         "TASKRAIL_ISOLATION": "inline", "TASKRAIL_MAX_JOBS": "1000", "TASKRAIL_MAX_MEMORY_MB": "0",
         "TASKRAIL_SHUTDOWN_TIMEOUT_S": "2", "TASKRAIL_MODE": "weighted",
@@ -196,6 +198,9 @@ def test_profile_gives_exactly_the_planned_rq_workers_and_status_shows_them(sups
     assert sorted(w["name"] for w in sup["workers"]) == sorted(registered)
     table = taskrail("status", "--file", str(path), env=env).stdout
     assert re.search(r"email\s+0\s+0\s+0\s+0\s+0/2", table) and "n1.reports.1 pid" in table, table
+    worker = r"\n      n1\.{}\.{} pid \d+ up \d+s running"
+    layout = r"\n    email: 2/2 processes" + worker.format("email", 1) + worker.format("email", 2)
+    assert re.search(layout + r"\n    reports: 1/1 processes" + worker.format("reports", 1), table), table
 
 
 def test_sigkilled_worker_is_replaced_within_2s(sups, conn, record_property) -> None:
@@ -316,8 +321,10 @@ def test_taskrail_scale_reaches_every_supervisor_or_one_node(sups, conn, setting
     assert scale("email=1", "--node", "n2") == RET_OK  # one machine only; its own pin wins
     assert "n2: applied (email=1, reports=0)" in capsys.readouterr().out
     wait_for(lambda: both(2, 1), 30, what="n2 alone back at 1")
-    assert scale("--reset") == RET_OK and scale("--reset", "--node", "n2") == RET_OK
+    assert scale("--reset") == RET_OK  # without --node: the node's own pin goes too
+    assert "unpinned every queue on every supervisor, node pins included" in capsys.readouterr().out
     wait_for(lambda: both(1, 1), 30, what="both back to the profile's 1")
+    assert not conn.exists("taskrail:scale:node:n2")
 
     assert scale("emial=2") == RET_CONFIG
     assert "unknown queue 'emial'; the scaling file names: email, reports" in capsys.readouterr().err
@@ -413,3 +420,20 @@ def test_restart_back_off_grows_and_intensity_is_passed_after_max_restarts() -> 
     assert limits.record(now=3) == 2.0 and limits.exceeded(now=3)  # 4 crashes within 10 s
     assert not limits.exceeded(now=11.5)  # the first two have left the window
     assert limits.record(now=30) == 0.0  # a fresh start after a quiet spell
+
+
+def test_the_status_example_in_docs_is_what_the_command_prints() -> None:
+    docs = (ROOT / "docs" / "supervisor.md").read_text()
+    example = docs.split("## `taskrail status`\n\n```text\n", 1)[1].split("```", 1)[0]
+    rows = [QueueStatus("critical", 0, 0, 0, 0, 0, 2, 12, None), QueueStatus("email", 340, 4, 2, 1, 2, 2, 5210, 3.0)]
+    queues = {"critical": {"target": 2, "running": 2, "pinned": False, "autoscale": None},
+              "email": {"target": 2, "running": 2, "pinned": True, "autoscale": [2, 8]}}  # fmt: skip
+    workers = [  # as a supervisor publishes them: in start order, not grouped
+        {"name": "web1.critical.1", "queue": "critical", "pid": 4249, "uptime_s": 780, "state": "running"},
+        {"name": "web1.email.1", "queue": "email", "pid": 4250, "uptime_s": 780, "state": "running"},
+        {"name": "web1.critical.2", "queue": "critical", "pid": 4251, "uptime_s": 780, "state": "running"},
+        {"name": "web1.email.2", "queue": "email", "pid": 4252, "uptime_s": 95, "state": "stopping"},
+    ]
+    sup = {"node": "web1", "pid": 4242, "profile": "production", "started_at": time.time() - 7200,
+           "draining": False, "queues": queues, "workers": workers}  # fmt: skip
+    assert _status_text(rows, [sup]) + "\n" == example

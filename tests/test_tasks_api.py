@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,3 +160,16 @@ def test_revoke_cancels_a_queued_job(settings, conn: redis.Redis) -> None:
     assert conn.zscore("rq:canceled:core", result.id) is not None
     assert result.revoke() == "already canceled"
     assert AsyncResult("no-such-job").revoke() == "missing"
+
+
+def test_a_task_defined_in_main_is_refused_at_enqueue(settings, conn) -> None:
+    script = "from tasks import task\n@task\ndef f(x: int) -> int:\n    return x\nprint(f(2))\nf.delay(1)\n"
+    done = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 1 and done.stdout == "2\n"  # inline calls still work
+    assert done.stderr.strip().splitlines()[-1] == (
+        "config.errors.EnqueueError: task __main__.f is defined in __main__ (the script being run, or a REPL), which "
+        "no worker can import: move it into a module of a package (e.g. myapp/tasks.py) and list that module in the "
+        "workers' TASKRAIL_IMPORTS"
+    )
+    assert conn.dbsize() == 0  # nothing written

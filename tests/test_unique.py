@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from tasks import TaskFailed
+from tasks import ConfigError, TaskFailed, task
 from tests import tasks_sched
 from tests.conftest import Processes, live_workers, wait_for
 
@@ -76,6 +76,27 @@ def test_throttle_keeps_one_job_per_ttl_even_after_it_finished(worker, conn: red
     later = tasks_sched.save.apply_async(("t", "v3"), **options)
     assert later.id != first.id and later.get(timeout=20) == "v3"
     assert [v.decode() for v in conn.lrange("saved:t", 0, -1)] == ["v1", "v3"]
+
+
+def test_unique_mode_and_ttl_declared_on_the_task_apply_to_every_call(worker, conn: redis.Redis) -> None:
+    first = tasks_sched.throttled_save.delay("d", "v1")
+    assert first.get(timeout=20) == "v1"
+    assert tasks_sched.throttled_save.delay("d", "v1").id == first.id  # throttled, though it finished
+    other = tasks_sched.throttled_save.apply_async(("d", "v1"), unique_mode="until_complete")  # per call wins
+    assert other.id != first.id and other.get(timeout=20) == "v1"
+    assert [v.decode() for v in conn.lrange("saved:d", 0, -1)] == ["v1", "v1"]
+
+
+def test_unique_options_are_checked_when_task_runs() -> None:
+    def f() -> None: ...
+
+    for options, message in [
+        ({"unique_mode": "sometimes"}, "unique_mode must be one of until_complete, throttle, debounce"),
+        ({"unique_mode": "throttle"}, "unique_mode 'throttle' needs unique_ttl_s > 0"),
+        ({"unique_ttl_s": -1}, "unique_ttl_s must be seconds >= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            task(**options)(f)
 
 
 def test_debounce_runs_once_with_the_newest_arguments_after_the_last_call(worker, conn: redis.Redis) -> None:

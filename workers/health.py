@@ -102,7 +102,7 @@ def _url(settings: Settings) -> str | None:
     # Never start the embedded server from a probe: only use one that already runs.
     if settings.redis_url:
         return settings.redis_url
-    server = running_server(settings.data_dir)
+    server = running_server(settings.server_file)
     return server.url if server else None
 
 

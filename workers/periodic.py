@@ -29,10 +29,10 @@ from config.errors import ConfigError, TaskrailError
 from config.settings import Settings
 from tasks.core import keys, validate
 from tasks.core.client import Client
-from tasks.core.protocol import JobSpec, encode_job
+from tasks.core.protocol import JobSpec
 from tasks.core.registry import lookup
 
-__all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "load_periodic"]
+__all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "check_periodic", "load_periodic"]
 
 log = logging.getLogger("taskrail.periodic")
 
@@ -71,13 +71,41 @@ class PeriodicEntry:
 
 
 def load_periodic(path: Path) -> list[PeriodicEntry]:
-    """Read and validate a periodic file; a missing file means no schedules.
+    """Read and validate a periodic file strictly; a missing file means no schedules.
 
     Raises:
         ConfigError: bad YAML, an unknown key or a bad value, naming the file, schedule and fix.
     """
+    return [_entry(f"{path}: periodic '{name}'", str(name), raw) for name, raw in _section(path).items()]
+
+
+def check_periodic(path: Path) -> tuple[list[PeriodicEntry], list[str]]:
+    """The usable schedules of a periodic file, and one message (file, entry, fix) per bad entry.
+
+    An entry is bad if its shape or values are wrong, its task is not registered in this process
+    (``TASKRAIL_IMPORTS``), or its arguments do not fit the task's signature. The leader skips bad
+    entries and fires the rest; ``taskrail periodic check`` prints them.
+
+    Raises:
+        ConfigError: the file as a whole is unreadable or not a ``periodic:`` mapping.
+    """
+    entries: list[PeriodicEntry] = []
+    problems: list[str] = []
+    for name, raw in _section(path).items():
+        where = f"{path}: periodic '{name}'"
+        try:
+            entry = _entry(where, str(name), raw)
+            _check_task(where, entry)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        else:
+            entries.append(entry)
+    return entries, problems
+
+
+def _section(path: Path) -> dict[Any, Any]:
     if not path.exists():
-        return []
+        return {}
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -87,7 +115,20 @@ def load_periodic(path: Path) -> list[PeriodicEntry]:
     section = data.get("periodic") or {}
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'periodic' must map schedule names to schedules, got {type(section).__name__}")
-    return [_entry(f"{path}: periodic '{name}'", str(name), raw) for name, raw in section.items()]
+    return section
+
+
+def _check_task(where: str, entry: PeriodicEntry) -> None:
+    registered = lookup(entry.task)
+    if registered is None:
+        raise ConfigError(
+            f"{where}: task {entry.task!r} is not registered here; fix the name, or add the module that "
+            "defines it to TASKRAIL_IMPORTS"
+        )
+    try:
+        registered.check_arguments(entry.args, entry.kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}; fix its args/kwargs to fit the task's parameters") from exc
 
 
 def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
@@ -140,14 +181,12 @@ class PeriodicScheduler:
     """Fires due schedules; the leader calls :meth:`tick` often (it touches Redis only when one is due)."""
 
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
-        self.entries = load_periodic(settings.periodic_file)
+        self.entries, problems = check_periodic(settings.periodic_file)
+        for problem in problems:  # one bad schedule never stops a worker: skip it, say why, fire the rest
+            log.error("skipping a periodic schedule: %s", problem)
         self.conn = conn
         self.client = Client(settings, conn)
         self._next: dict[str, float] = {}
-        for entry in self.entries:  # arguments that cannot bind fail now, not at 2 a.m.
-            registered = lookup(entry.task)
-            if registered is not None:
-                registered.check_arguments(entry.args, entry.kwargs)
 
     def tick(self, now: float | None = None) -> int:
         """Enqueue every schedule whose occurrence is due; returns how many were enqueued."""
@@ -191,14 +230,10 @@ class PeriodicScheduler:
 
     def _spec(self, entry: PeriodicEntry, due: float) -> JobSpec:
         registered = lookup(entry.task)
-        if registered is not None:
-            options = {"queue": entry.queue} if entry.queue else {}
-            spec = registered.build_job(entry.args, entry.kwargs, self.client, **options)
-        else:  # registered only on other workers: enqueue by name, as any producer could
-            s = self.client.settings
-            spec = encode_job(entry.task, entry.args, entry.kwargs, queue=entry.queue or "default",
-                              max_payload_bytes=s.max_payload_bytes, result_ttl=s.result_ttl_s,
-                              failure_ttl=s.failure_ttl_s)  # fmt: skip
+        if registered is None:  # checked when the scheduler was built; tasks are never unregistered
+            raise ConfigError(f"periodic '{entry.name}': task {entry.task!r} is not registered here")
+        options = {"queue": entry.queue} if entry.queue else {}
+        spec = registered.build_job(entry.args, entry.kwargs, self.client, **options)
         spec.fields["tr_periodic"] = f"{entry.name}@{due:.3f}"
         return spec
 

@@ -43,6 +43,7 @@ from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
 from workers.maintenance import Maintenance
+from workers.periodic import check_periodic
 from workers.ratelimit import policy_for
 from workers.runner import (
     ClaimedJob,
@@ -485,9 +486,10 @@ class Worker(RQWorker):
     def _check_policy(self) -> None:
         try:
             policy_for(self.settings)  # queue weights and rate limits: fail now, not at the first claim
-        except ConfigError as exc:
-            log.error("%s", exc)
-            raise SystemExit(RET_CONFIG) from exc
+            check_periodic(self.settings.periodic_file)  # an unreadable file; bad entries are only skipped
+        except ConfigError as exc:  # the taskrail command's one paragraph and exit code, not a traceback
+            print(f"taskrail: {exc}", file=sys.stderr)
+            raise SystemExit(RET_CONFIG) from None
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)

@@ -8,10 +8,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from config.errors import ConfigError
 from tasks.core import validate
+from tasks.core.protocol import UniqueMode
 
 __all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
 
@@ -62,6 +63,8 @@ class TaskOptions:
     result_ttl: int | None = None
     bind: bool = False
     unique: bool = False
+    unique_mode: str = "until_complete"
+    unique_ttl_s: float = 0
     limit_key: str | Callable[..., Any] | None = None
     concurrency_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +123,7 @@ class TaskOptions:
         for flag in ("retry_jitter", "ignore_result", "bind", "unique"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}")
+        self._validate_unique(where)
         if self.concurrency_limit is not None and (not _is_int(self.concurrency_limit) or self.concurrency_limit < 1):
             raise ConfigError(f"{where}: concurrency_limit must be an integer >= 1, got {self.concurrency_limit!r}")
         if self.limit_key is not None:
@@ -127,6 +131,16 @@ class TaskOptions:
                 raise ConfigError(f"{where}: limit_key must be a parameter name or a function, got {self.limit_key!r}")
             if self.rate_limit is None and self.concurrency_limit is None:
                 raise ConfigError(f"{where}: limit_key needs rate_limit or concurrency_limit to count per key")
+
+    def _validate_unique(self, where: str) -> None:
+        modes = get_args(UniqueMode)
+        if self.unique_mode not in modes:
+            raise ConfigError(f"{where}: unique_mode must be one of {', '.join(modes)}, got {self.unique_mode!r}")
+        ttl = self.unique_ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= validate.MAX_DELAY_S:
+            raise ConfigError(f"{where}: unique_ttl_s must be seconds >= 0, got {ttl!r}")
+        if self.unique_mode == "throttle" and not ttl:
+            raise ConfigError(f"{where}: unique_mode 'throttle' needs unique_ttl_s > 0")
 
     def limit_fields(
         self, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]

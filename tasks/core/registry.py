@@ -33,6 +33,19 @@ def register(task: Task[Any, Any]) -> None:
     _TASKS[task.name] = task
 
 
+def import_task_modules(modules: Iterable[str]) -> None:
+    """Import the task modules named by ``TASKRAIL_IMPORTS`` (``settings.imports``), registering their tasks.
+
+    Raises:
+        ConfigError: a module cannot be imported, naming it and the fix.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
+
+
 def lookup(name: str) -> Task[Any, Any] | None:
     """The registered task called ``name``, or None. Never imports anything."""
     return _TASKS.get(name)
@@ -52,19 +65,6 @@ def lookup_callback(name: str) -> Callable[..., Any] | None:
         return found
     task = _TASKS.get(name)
     return task.func if task is not None else None
-
-
-def import_task_modules(modules: Iterable[str]) -> None:
-    """Import the modules that define tasks (``settings.imports``), so that their tasks are registered.
-
-    Raises:
-        ConfigError: a module cannot be imported; the message names it and ``TASKRAIL_IMPORTS``.
-    """
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import task module {module!r} ({exc}); fix TASKRAIL_IMPORTS") from exc
 
 
 def all_tasks() -> dict[str, Task[Any, Any]]:

@@ -10,7 +10,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
-from config.errors import ConfigError
+from config.errors import ConfigError, EnqueueError
 from tasks.core import validate
 from tasks.core.canvas import Signature
 from tasks.core.client import Client, default_client, is_plain
@@ -147,7 +147,17 @@ class Task(Generic[P, R]):
         return self._with_unique(spec, args, kwargs, options)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise a TypeError-like ConfigError when the call does not bind to the function's signature."""
+        """Raise a TypeError-like ConfigError when the call does not bind to the function's signature.
+
+        Raises:
+            EnqueueError: the task lives in ``__main__`` (a script or a REPL), where no worker can find it.
+        """
+        if self.name.startswith("__main__."):
+            raise EnqueueError(
+                f"task {self.name} is defined in __main__ (the script being run, or a REPL), which no worker "
+                "can import: move it into a module of a package (e.g. myapp/tasks.py) and list that module in "
+                "the workers' TASKRAIL_IMPORTS"
+            )
         params = list(self.signature.parameters.values())
         if self.options.bind:
             params = params[1:]
@@ -164,10 +174,10 @@ class Task(Generic[P, R]):
             key = hashlib.sha256(str(spec.fields["data"]).encode()).hexdigest()  # a short key, whatever the arguments
         if key is None:
             return spec
-        mode = options.get("unique_mode", "until_complete")
+        mode = options.get("unique_mode", self.options.unique_mode)
         if mode not in UNIQUE_MODES:
             raise ConfigError(f"{self.name}: unique_mode must be one of {', '.join(UNIQUE_MODES)}, got {mode!r}")
-        ttl = options.get("unique_ttl_s", 0)
+        ttl = options.get("unique_ttl_s", self.options.unique_ttl_s)
         if mode == "throttle" and not ttl:
             raise ConfigError(f"{self.name}: unique_mode 'throttle' needs unique_ttl_s > 0")
         return JobSpec(

@@ -52,14 +52,18 @@ def request_scale(conn: redis.Redis, counts: Mapping[str, int], node: str | None
 
 
 def reset_scale(conn: redis.Redis, queues: Iterable[str] = (), node: str | None = None) -> int:
-    """Unpin ``queues`` (all when empty): they follow the profile and autoscale again."""
-    key = SCALE_NODE.format(node) if node else SCALE
+    """Unpin ``queues`` (all when empty): they follow the profile and autoscale again.
+
+    With ``node`` only that node's pins go; without, the pins for every supervisor and every node's own.
+    """
+    targets = [SCALE_NODE.format(node)] if node else [SCALE, *conn.scan_iter(match=SCALE_NODE.format("*"))]
     names = list(queues)
     with conn.pipeline(transaction=True) as pipe:
-        if names:
-            pipe.hdel(key, *names)
-        else:
-            pipe.delete(key)
+        for key in targets:
+            if names:
+                pipe.hdel(key, *names)
+            else:
+                pipe.delete(key)
         pipe.incr(SCALE_VERSION)
         return int(pipe.execute()[-1])
 
