@@ -21,8 +21,9 @@ run: install
 browser: install
 	@.ci/browser $(BIN)
 
+# STRICT_TEST_PREREQS: a missing prerequisite (Chromium's driver, openssl) fails its tests instead of skipping them.
 test: install browser
-	$(BIN)/pytest
+	STRICT_TEST_PREREQS=1 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .

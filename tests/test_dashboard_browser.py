@@ -15,9 +15,10 @@ import redis
 
 from config.settings import Settings
 from tests.conftest import ROOT, Processes, live_workers, wait_for
+from tests.prereqs import require_module
 from tests.tasks_web import PASSWORD, WEB, Dashboard, start_dashboard
 
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_module("playwright.sync_api", "run make browser (or pip install -e '.[test]' then make browser)")
 
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
