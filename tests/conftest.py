@@ -18,6 +18,7 @@ import redis
 from config import Settings, load_settings, start_server
 from config.embedded import EmbeddedServer
 from tasks.core.client import default_client
+from tests.prereqs import require_module
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -151,7 +152,7 @@ def live_workers(conn: redis.Redis) -> set[str]:
 def page(tmp_path: Path) -> Iterator[Page]:
     """A page in a real headless Chromium: Debian's ``/usr/bin/chromium`` when present, else Playwright's own
     download (``make browser`` installs one or the other); fails, not skips, when none starts."""
-    sync_api: Any = pytest.importorskip("playwright.sync_api")
+    sync_api: Any = require_module("playwright.sync_api", "run make browser (or make install-test, then make browser)")
     debian = os.access(DEBIAN_CHROMIUM, os.X_OK)  # the same check as .ci/browser
     executable = str(DEBIAN_CHROMIUM) if debian else None  # None: Playwright's own Chromium
     with sync_api.sync_playwright() as pw:

@@ -43,6 +43,16 @@ def long_job(self, seconds: float) -> str:
 
 
 @task(queue="rec", bind=True)
+def gated_job(self, gate: str) -> str:
+    """Works until the test opens ``gate`` (at most 30 s), then counts one completion: it ends when the
+    test says, not after a time the test must race."""
+    conn = _started(self.request.id)
+    conn.blpop([gate], timeout=30)
+    conn.incr(f"rec:done:{self.request.id}")
+    return "done"
+
+
+@task(queue="rec", bind=True)
 def long_first(self, first_s: float, later_s: float) -> str:
     """Works ``first_s`` on its first start (long enough to be killed in any case), ``later_s`` after."""
     conn = _started(self.request.id)

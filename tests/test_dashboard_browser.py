@@ -3,14 +3,14 @@ worker runs jobs."""
 
 from __future__ import annotations
 
-import pytest
 import redis
 
 from config.settings import Settings
 from tests.conftest import ROOT, Processes, live_workers, wait_for
+from tests.prereqs import require_module
 from tests.tasks_web import LONG_NAME, PASSWORD, WEB, Dashboard, start_dashboard
 
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_module("playwright.sync_api", "run make browser (or make install-test, then make browser)")
 
 SHOTS = ROOT / "test-output"
 SCRIPT = "<script>alert('x')</script><img src=x onerror=alert(1)>"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import shutil
 import smtplib
 import socket
 import ssl
@@ -34,6 +33,7 @@ from tasks.emails import (
 )
 from tasks.mail import SmtpConfig
 from tests.conftest import Processes, wait_for
+from tests.prereqs import require_command
 
 EMAIL_ONLY = {"TASKRAIL_IMPORTS": "tasks.emails"}
 
@@ -93,8 +93,7 @@ def smtp_server() -> Iterator[Callable[..., int]]:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A self-signed certificate (and key, same folder) for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
+    require_command("openssl", "install it (apt-get install openssl) to make the TLS tests' certificate")
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(folder / "key.pem"),

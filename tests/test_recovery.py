@@ -213,10 +213,12 @@ def test_sigterm_requeues_jobs_past_the_deadline_at_the_front_and_lets_short_one
     env = {**FAST, "TASKRAIL_CONCURRENCY": "3", "TASKRAIL_MAX_BATCH": "1", "TASKRAIL_SHUTDOWN_TIMEOUT_S": "1.5"}
     worker = start_live(procs, conn, "draining", "rec", env=env)
     longs = [rt.long_job.delay(5.0), rt.long_job.delay(5.0)]
-    short = rt.long_job.delay(0.6)
+    short = rt.gated_job.delay("rec:gate")  # ends when the test opens its gate: no thread frees before
     wait_for(lambda: all(starts(conn, r.id) for r in (*longs, short)), 20, what="three jobs running")
     waiting = [rt.long_job.delay(0.1) for _ in range(2)]
     worker.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stop requested" in procs.log(worker), 10, what="the worker to take the SIGTERM")
+    conn.rpush("rec:gate", 1)  # the short job ends within the shutdown deadline, after the SIGTERM
     assert worker.wait(timeout=20) == 0, procs.log(worker)
     assert [completions(conn, r.id) for r in longs] == [0, 0], "the worker waited for the long jobs"
     assert completions(conn, short.id) == 1 and field(conn, short.id, "status") == "finished"

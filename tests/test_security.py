@@ -53,8 +53,11 @@ def test_pickled_job_data_is_refused(settings, procs: Processes, conn: redis.Red
 
     write_raw_job(conn, "pickled", pickle.dumps(("os.system", None, [Evil()], {})))
     procs.worker("core", env={"TASKRAIL_IMPORTS": "tests.tasks_core"})
-    with pytest.raises(TaskFailed):
+    with pytest.raises(TaskFailed) as info:
         AsyncResult("pickled").get(timeout=15)
+    # Refused as data that is not taskrail's JSON, never unpickled: not merely failing somewhere later.
+    assert info.value.exc_type == "InvalidJob"
+    assert "not taskrail's JSON format" in info.value.message
     assert not canary.exists()
 
 

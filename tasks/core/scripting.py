@@ -60,12 +60,13 @@ class LuaScript:
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
     def __call__(self, conn: redis.Redis, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Call it now, loading it first if the server does not know it."""
+        """Call it now; with its source when the server does not know it."""
         try:
             return conn.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            conn.script_load(self.source)
-            return conn.evalsha(self.sha, len(keys), *keys, *args)
+            # EVAL carries the source and caches it: unlike SCRIPT LOAD then EVALSHA, no second
+            # SCRIPT FLUSH (or restart) can slip in between and fail the call.
+            return conn.eval(self.source, len(keys), *keys, *args)
 
 
 def run_pipeline(conn: redis.Redis, build: Callable[[Pipeline], None]) -> list[Any]:
