@@ -35,7 +35,8 @@ __all__ = ["has_callback", "run_callbacks"]
 log = logging.getLogger("taskrail.callbacks")
 
 # outcome kind -> (claim flag, RQ's callback kind)
-KINDS = {"ok": ("s", "success"), "fail": ("f", "failure"), "revoked": ("t", "stopped")}
+# RQ runs on_failure for a failure it retries too (its own Retry); taskrail's own retries are not failures.
+KINDS = {"ok": ("s", "success"), "fail": ("f", "failure"), "rq_retry": ("f", "failure"), "revoked": ("t", "stopped")}
 
 TimeLimit = Callable[[int], AbstractContextManager[object]]
 
@@ -81,7 +82,7 @@ def _run_one(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -
 def _arguments(outcome: Outcome) -> tuple[Any, ...]:
     if outcome.kind == "ok":
         return (decode_return_value(outcome.payload),)
-    if outcome.kind == "fail":
+    if outcome.kind in ("fail", "rq_retry"):
         error = outcome.error
         if error is None:
             trace = decode_exc_string(outcome.payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import random
 import time
 import traceback
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
+from rq.job import Retry as RQRetry
 from rq.job import _current_job
 
 from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
@@ -34,6 +36,8 @@ __all__ = [
     "classify_error",
     "job_error",
     "operator_stop",
+    "rq_failure",
+    "rq_retry_spec",
     "run_job",
 ]
 
@@ -73,7 +77,8 @@ class ClaimedJob:
     stalls: int
     flow: bytes = b""
     poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
-    callbacks: str = ""  # the RQ callbacks the job has: s success, f failure, t stopped ("" = none)
+    # the RQ callbacks the job has: s success, f failure, t stopped ("" = none); r: RQ's Retry has retries left
+    callbacks: str = ""
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -105,7 +110,9 @@ class ClaimedJob:
 
 
 # The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
-OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped"]
+# rq_retry: a failure of a job with RQ retries left (Retry given to enqueue); rq_returned: the task
+# returned an RQ Retry (payload: rq_retry_spec); the server decides them as RQ does (includes/rq_retry.lua).
+OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped", "rq_retry", "rq_returned"]
 
 
 @dataclass
@@ -200,6 +207,8 @@ def run_job(
         if token is not None:
             _current_job.reset(token)
     duration = time.perf_counter() - started
+    if isinstance(value, RQRetry):  # RQ's way to ask for another attempt: the server decides (max, interval)
+        return Outcome(job, "rq_returned", name, rq_retry_spec(value), job.failure_ttl, duration_s=duration)
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
     try:
@@ -207,6 +216,18 @@ def run_job(
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
+
+
+def rq_retry_spec(retry: RQRetry) -> str:
+    """A returned RQ ``Retry`` as the FINISH script reads it (kind ``rq_returned``)."""
+    return json.dumps({"max": retry.max, "intervals": list(retry.intervals), "at_front": bool(retry.enqueue_at_front)})
+
+
+def rq_failure(outcome: Outcome) -> Outcome:
+    """A failure of a job with RQ retries left becomes kind ``rq_retry`` (RQ retries every failure but a stop)."""
+    if outcome.kind == "fail" and "r" in outcome.job.callbacks and not outcome.job.poison:
+        outcome.kind = "rq_retry"
+    return outcome
 
 
 def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:

@@ -52,6 +52,7 @@ from workers.runner import (
     Outcome,
     job_error,
     operator_stop,
+    rq_failure,
     run_job,
 )
 from workers.sentry import capture_failure, init_sentry
@@ -299,6 +300,7 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
+        outcome = rq_failure(outcome)
         self.jobs_done += 1
         self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
@@ -320,7 +322,7 @@ class Worker(RQWorker):
         """RQ's worker statistics, in memory (finish.lua counts them in the worker's hash)."""
         if outcome.kind == "ok":
             self.successful_job_count += 1
-        elif outcome.kind in ("fail", "retry", "stopped"):
+        elif outcome.kind not in ("requeue", "revoked"):  # fail, stopped and every retry, as RQ counts them
             self.failed_job_count += 1
         if outcome.kind not in ("requeue", "revoked"):
             self.total_working_time += outcome.duration_s

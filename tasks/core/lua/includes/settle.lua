@@ -12,6 +12,9 @@
 --   requeue  back to the front of its queue (exc_type 'stalled' counts a stall; the event is
 --            exc_type, or 'requeued')
 --   revoked  canceled; ttl the failure TTL
+--   rq_retry, rq_returned  RQ's own Retry (includes/rq_retry): a retried exception of a job enqueued
+--            with retries_left (a plain failure once none is left), or a returned Retry; ttl the
+--            failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
 -- dependents (release_dependents); a job canceled while it ran (its status says so; RQ's
@@ -28,6 +31,7 @@
 --- @include "includes/release_slot"
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
+--- @include "includes/rq_retry"
 
 local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
@@ -35,10 +39,9 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
   release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
-  -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
-  local parent_kind = redis.call('HGET', jkey, 'status') == 'canceled' and 'revoked' or kind
-  if kind == 'stopped' then parent_kind = 'revoked' end
-  local ev = kind
+  local canceled = redis.call('HGET', jkey, 'status') == 'canceled'
+  if kind == 'rq_retry' and not rq_retries_left(jkey) then kind = 'fail' end  -- none left since its claim
+  local ev, final = kind, kind ~= 'retry' and kind ~= 'requeue'
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
   local tstats = K.taskstats .. task
@@ -96,6 +99,16 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('LPUSH', K.queue .. q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
+  elseif kind == 'rq_retry' or kind == 'rq_returned' then
+    if kind == 'rq_retry' then redis.call('HSET', jkey, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg) end
+    ev = rq_retry(ctx, id, q, kind, payload, ttl, duration_ms)
+    final, kind = ev == 'failed', 'fail'
+    if final then
+      redis.call('HINCRBY', stats, 'failed', 1)
+      redis.call('HINCRBY', tstats, 'failed', 1)
+    else
+      redis.call('HINCRBY', tstats, 'retried', 1)
+    end
   elseif kind == 'revoked' then
     redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
@@ -107,13 +120,14 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('HINCRBY', tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
   end
   redis.call('EXPIRE', stats, 7200)
-  if kind ~= 'retry' and kind ~= 'requeue' then
+  if final then
     local ukey = redis.call('HGET', jkey, 'tr_unique')
     if ukey and redis.call('HGET', jkey, 'tr_unique_mode') ~= 'throttle' and redis.call('GET', ukey) == id then
       redis.call('DEL', ukey)
     end
     notify_waiters(id)
-    release_dependents(ctx, id, parent_kind)
+    -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
+    release_dependents(ctx, id, (canceled or kind == 'stopped') and 'revoked' or kind)
   end
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)

@@ -1,0 +1,87 @@
+-- RQ's own Retry, as RQ 3's worker applies it (rq/job.py Job.retry, Job._handle_retry_result and
+-- rq/worker/base.py handle_job_retry), for settle's two kinds:
+--   rq_retry     the task raised, and the job was enqueued with Retry(max, interval): RQ's Job.retry.
+--                retries_left - 1; the wait is retry_intervals[max(#intervals - retries_left, 0)] (0-based,
+--                0 when there are none); no result entry (RQ writes none for a retried exception).
+--   rq_returned  the task returned a Retry; payload is its JSON {max, intervals, at_front}. RQ's
+--                handle_job_retry: once number_of_retries >= max the job fails (status failed, in the
+--                failed registry for the failure TTL, a MAX_RETRIES_EXCEEDED result); otherwise a
+--                RETRIED result, number_of_retries + 1, enqueue_at_front_on_retry |= at_front and the
+--                wait is intervals[min(number_of_retries, #intervals - 1)].
+-- A wait above 0 schedules the job (status scheduled, in RQ's scheduled registry at now + wait), as
+-- RQ's queue.schedule_job; otherwise it is queued again at once, at the front of its queue when the
+-- job's enqueue_at_front_on_retry is set (RQ's _enqueue_job(at_front=...)).
+-- rq_retries_left(jkey): whether the job still has RQ retries (retries_left above 0).
+-- rq_retry(ctx, id, q, kind, payload, ttl): apply one; returns 'retried', or 'failed' for a returned
+--   Retry past its max (the caller then ends the job for good). ctx as settle's, plus token (the
+--   claim's attempt number, which names RQ's execution in the result entry).
+-- Keys: K.job, K.results, K.failed, K.scheduled, K.queue (and through includes K.prio, K.wake).
+--- @include "keys"
+--- @include "includes/queue_push"
+
+-- RQ's result value for a Retry under the JSON serializer: json.dumps of RQ's
+-- UNSERIALIZABLE_RETURN_VALUE_PAYLOAD ('Unserializable return value'), base64-encoded.
+local RQ_UNSERIALIZABLE = 'IlVuc2VyaWFsaXphYmxlIHJldHVybiB2YWx1ZSI='
+
+local function rq_retries_left(jkey)
+  return (tonumber(redis.call('HGET', jkey, 'retries_left')) or 0) > 0
+end
+
+-- The job's retry_intervals (a JSON list RQ writes), or {} when absent or unreadable.
+local function rq_intervals(jkey)
+  local raw = redis.call('HGET', jkey, 'retry_intervals')
+  if not raw then return {} end
+  local ok, list = pcall(cjson.decode, raw)
+  if ok and type(list) == 'table' then return list end
+  return {}
+end
+
+local function rq_result(ctx, id, type_, ms)
+  local now = ctx.now
+  redis.call('XADD', K.results .. id, 'MAXLEN', '10', '*', 'type', type_, 'worker_name', ctx.worker,
+    'return_value', RQ_UNSERIALIZABLE, 'execution_id', ctx.worker .. ':' .. (ctx.token or 0),
+    'execution_started_at', tostring(now - (tonumber(ms) or 0) / 1000), 'execution_ended_at', tostring(now))
+end
+
+local function rq_requeue(ctx, id, q, jkey, wait)
+  redis.call('HSET', jkey, 'ended_at', ctx.now_text)
+  if wait > 0 then
+    redis.call('HSET', jkey, 'status', 'scheduled')
+    redis.call('ZADD', K.scheduled .. q, ctx.now + wait, id)
+  elseif redis.call('HGET', jkey, 'enqueue_at_front_on_retry') == '1' then
+    redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', ctx.now_text)
+    redis.call('LPUSH', K.queue .. q, id)
+    wake(q)
+  else
+    make_ready(q, id, ctx.now_text)
+  end
+end
+
+local function rq_retry(ctx, id, q, kind, payload, ttl, ms)
+  local jkey = K.job .. id
+  if kind == 'rq_retry' then
+    local left = tonumber(redis.call('HGET', jkey, 'retries_left'))
+    local intervals = rq_intervals(jkey)
+    local wait = tonumber(intervals[math.max(#intervals - left, 0) + 1]) or 0
+    redis.call('HSET', jkey, 'retries_left', left - 1)
+    rq_requeue(ctx, id, q, jkey, wait)
+    return 'retried'
+  end
+  local spec = cjson.decode(payload)  -- checked by finish.lua before its first write
+  local done = tonumber(redis.call('HGET', jkey, 'number_of_retries')) or 0
+  if done > 0 and done >= spec.max then
+    redis.call('HSET', jkey, 'status', 'failed', 'ended_at', ctx.now_text)
+    redis.call('ZADD', K.failed .. q, ctx.now + ttl, id)
+    rq_result(ctx, id, '5', ms)
+    redis.call('EXPIRE', jkey, ttl)
+    redis.call('EXPIRE', K.results .. id, ttl)
+    return 'failed'
+  end
+  rq_result(ctx, id, '4', ms)
+  local intervals = spec.intervals
+  local wait = #intervals > 0 and tonumber(intervals[math.min(done, #intervals - 1) + 1]) or 0
+  redis.call('HSET', jkey, 'number_of_retries', done + 1)
+  if spec.at_front then redis.call('HSET', jkey, 'enqueue_at_front_on_retry', '1') end
+  rq_requeue(ctx, id, q, jkey, wait)
+  return 'retried'
+end

@@ -1,0 +1,30 @@
+"""Tasks of the RQ Retry tests (tests/test_rq_retry.py), imported by workers through TASKRAIL_IMPORTS."""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from rq import Retry
+
+from tasks import task
+
+
+def _runs(key: str) -> int:
+    """Count one more run under ``key`` (the tests read it) and return the count."""
+    return int(redis.Redis.from_url(os.environ["REDIS_URL"]).incr(key))
+
+
+@task(queue="rqretry")
+def flaky(key: str, failures: int) -> str:
+    """Fail the first ``failures`` runs, then succeed."""
+    if _runs(key) <= failures:
+        raise ZeroDivisionError(f"run {key} fails")
+    return "ok"
+
+
+@task(queue="rqretry")
+def again(key: str, max_: int, interval: int = 0) -> Retry:
+    """Ask RQ's way for another attempt, every run."""
+    _runs(key)
+    return Retry(max=max_, interval=interval)
