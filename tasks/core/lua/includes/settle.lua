@@ -16,6 +16,7 @@
 --            with retries_left (a plain failure once none is left), or a returned Retry; ttl the
 --            failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
+-- A job of RQ's RateLimit gives its slot back (includes/rq_rate_limit) unless it is queued again.
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
 -- dependents (release_dependents); a job canceled while it ran (its status says so; RQ's
 -- Job.cancel does not stop it) releases them as a canceled job, whatever its outcome, as RQ does.
@@ -23,7 +24,7 @@
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
+-- K.taskstats, K.revoke (and through includes K.rq_rate*, K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -32,6 +33,7 @@
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
 --- @include "includes/rq_retry"
+--- @include "includes/rq_rate_limit"
 
 local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket)
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
@@ -39,7 +41,9 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
   release_slot(id, q)
   if redis.call('EXISTS', jkey) == 0 then return end
-  local canceled = redis.call('HGET', jkey, 'status') == 'canceled'
+  local held = redis.call('HMGET', jkey, 'status', 'rate_limit_key', 'rate_limit_concurrency')
+  local canceled, rate_key = held[1] == 'canceled', held[2]
+  if not rate_key or rate_key == '' or not tonumber(held[3]) or tonumber(held[3]) == 0 then rate_key = nil end
   if kind == 'rq_retry' and not rq_retries_left(jkey) then kind = 'fail' end  -- none left since its claim
   local ev, final = kind, kind ~= 'retry' and kind ~= 'requeue'
   ttl = tonumber(ttl)
@@ -128,6 +132,10 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     notify_waiters(id)
     -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
     release_dependents(ctx, id, (canceled or kind == 'stopped') and 'revoked' or kind)
+  end
+  if rate_key then  -- RQ's release_slot: a job queued again (or still started) keeps its slot
+    local status = redis.call('HGET', jkey, 'status')
+    if status ~= 'queued' and status ~= 'started' then rq_release_slot(ctx, id, rate_key) end
   end
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
