@@ -1,4 +1,5 @@
-"""Tasks of the RQ Retry tests (tests/test_rq_retry.py), imported by workers through TASKRAIL_IMPORTS."""
+"""Tasks of the tests of RQ's Retry, RateLimit and Repeat (tests/test_rq_retry.py, tests/test_rq_repeat.py),
+imported by workers through TASKRAIL_IMPORTS."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def again(key: str, max_: int, interval: int = 0) -> Retry:
     """Ask RQ's way for another attempt, every run."""
     _runs(key)
     return Retry(max=max_, interval=interval)
+
+
+@task(queue="rqretry")
+def count(key: str) -> int:
+    """Count one more run and return the count."""
+    return _runs(key)

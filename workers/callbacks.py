@@ -36,7 +36,13 @@ log = logging.getLogger("taskrail.callbacks")
 
 # outcome kind -> (claim flag, RQ's callback kind)
 # RQ runs on_failure for a failure it retries too (its own Retry); taskrail's own retries are not failures.
-KINDS = {"ok": ("s", "success"), "fail": ("f", "failure"), "rq_retry": ("f", "failure"), "revoked": ("t", "stopped")}
+KINDS = {
+    "ok": ("s", "success"),
+    "rq_repeat": ("s", "success"),
+    "fail": ("f", "failure"),
+    "rq_retry": ("f", "failure"),
+    "revoked": ("t", "stopped"),
+}
 
 TimeLimit = Callable[[int], AbstractContextManager[object]]
 
@@ -80,7 +86,7 @@ def _run_one(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -
 
 
 def _arguments(outcome: Outcome) -> tuple[Any, ...]:
-    if outcome.kind == "ok":
+    if outcome.kind in ("ok", "rq_repeat"):
         return (decode_return_value(outcome.payload),)
     if outcome.kind in ("fail", "rq_retry"):
         error = outcome.error

@@ -36,7 +36,7 @@ __all__ = [
     "classify_error",
     "job_error",
     "operator_stop",
-    "rq_failure",
+    "rq_outcome",
     "rq_retry_spec",
     "run_job",
 ]
@@ -77,7 +77,8 @@ class ClaimedJob:
     stalls: int
     flow: bytes = b""
     poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
-    # the RQ callbacks the job has: s success, f failure, t stopped ("" = none); r: RQ's Retry has retries left
+    # the RQ callbacks the job has: s success, f failure, t stopped ("" = none); r: RQ's Retry has retries
+    # left, p: RQ's Repeat has repeats left
     callbacks: str = ""
 
     @classmethod
@@ -111,8 +112,9 @@ class ClaimedJob:
 
 # The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
 # rq_retry: a failure of a job with RQ retries left (Retry given to enqueue); rq_returned: the task
-# returned an RQ Retry (payload: rq_retry_spec); the server decides them as RQ does (includes/rq_retry.lua).
-OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped", "rq_retry", "rq_returned"]
+# returned an RQ Retry (payload: rq_retry_spec); rq_repeat: a success of a job with RQ Repeat left. The
+# server settles them as RQ does (includes/rq_retry.lua).
+OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped", "rq_retry", "rq_returned", "rq_repeat"]
 
 
 @dataclass
@@ -134,7 +136,8 @@ class Outcome:
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
-        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if self.kind in ("ok", "fail") else ""
+        timed = self.kind in ("ok", "fail", "rq_repeat")
+        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if timed else ""
         return [
             self.job.id,
             self.job.queue,
@@ -223,10 +226,14 @@ def rq_retry_spec(retry: RQRetry) -> str:
     return json.dumps({"max": retry.max, "intervals": list(retry.intervals), "at_front": bool(retry.enqueue_at_front)})
 
 
-def rq_failure(outcome: Outcome) -> Outcome:
-    """A failure of a job with RQ retries left becomes kind ``rq_retry`` (RQ retries every failure but a stop)."""
-    if outcome.kind == "fail" and "r" in outcome.job.callbacks and not outcome.job.poison:
+def rq_outcome(outcome: Outcome) -> Outcome:
+    """The outcome as RQ's Retry and Repeat see it: a failure of a job with RQ retries left becomes kind
+    ``rq_retry`` (RQ retries every failure but a stop), a success of one with repeats left ``rq_repeat``."""
+    flags = outcome.job.callbacks
+    if outcome.kind == "fail" and "r" in flags and not outcome.job.poison:
         outcome.kind = "rq_retry"
+    elif outcome.kind == "ok" and "p" in flags:
+        outcome.kind = "rq_repeat"
     return outcome
 
 

@@ -52,7 +52,7 @@ from workers.runner import (
     Outcome,
     job_error,
     operator_stop,
-    rq_failure,
+    rq_outcome,
     run_job,
 )
 from workers.sentry import capture_failure, init_sentry
@@ -300,7 +300,7 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
-        outcome = rq_failure(outcome)
+        outcome = rq_outcome(outcome)
         self.jobs_done += 1
         self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
@@ -320,7 +320,7 @@ class Worker(RQWorker):
 
     def _count(self, outcome: Outcome) -> None:
         """RQ's worker statistics, in memory (finish.lua counts them in the worker's hash)."""
-        if outcome.kind == "ok":
+        if outcome.kind in ("ok", "rq_repeat"):
             self.successful_job_count += 1
         elif outcome.kind not in ("requeue", "revoked"):  # fail, stopped and every retry, as RQ counts them
             self.failed_job_count += 1

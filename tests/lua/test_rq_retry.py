@@ -134,3 +134,42 @@ def test_a_bad_returned_retry_payload_is_refused_before_any_write(conn: redis.Re
     with pytest.raises(redis.ResponseError, match="rq_returned payload must be JSON"):
         _finish(conn, "a", "rq_returned", payload)
     assert _field(conn, "a", "status") == "started" and conn.hexists("taskrail:claims:w1", "a")
+
+
+def test_the_claim_flags_a_job_with_rq_repeats_left(conn: redis.Redis) -> None:
+    job(conn, "spent", repeats_left=0)
+    job(conn, "left", repeats_left=1, retries_left=1)
+    assert _claim(conn, "spent")[11] == b""
+    assert _claim(conn, "left")[11] == b"rp"
+
+
+def test_a_repeat_keeps_the_result_and_queues_the_job_again(conn: redis.Redis) -> None:
+    job(conn, "a", repeats_left=2)
+    _claim(conn, "a")
+    conn.rpush("rq:queue:q", "other")
+    assert _finish(conn, "a", "rq_repeat", "IjEi") == [1]
+    assert _field(conn, "a", "status") == "queued" and _field(conn, "a", "repeats_left") == "1"
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["other", "a"]
+    assert _results(conn, "a")[0][b"type"] == b"1" and conn.zscore("rq:finished:q", "a") == NOW + 500
+    assert conn.ttl("rq:job:a") == -1  # RQ does not expire a job that repeats
+    assert conn.hget("rq:worker:w1", "successful_job_count") is None  # no such worker hash: nothing created
+
+
+def test_repeat_intervals_are_consumed_from_the_head(conn: redis.Redis) -> None:
+    job(conn, "a", repeats_left=3, repeat_intervals="[5, 10]")
+    for wait, rest in ((5, "[10]"), (10, "[10]")):
+        conn.zrem("rq:scheduled:q", "a")
+        _claim(conn, "a")
+        _finish(conn, "a", "rq_repeat")
+        assert _field(conn, "a", "status") == "scheduled" and conn.zscore("rq:scheduled:q", "a") == NOW + wait
+        assert json.loads(_field(conn, "a", "repeat_intervals") or "") == json.loads(rest)
+    assert _field(conn, "a", "repeats_left") == "1"
+
+
+def test_a_repeat_with_none_left_since_its_claim_finishes_the_job(conn: redis.Redis) -> None:
+    job(conn, "a", repeats_left=1)
+    _claim(conn, "a")
+    conn.hset("rq:job:a", "repeats_left", 0)
+    _finish(conn, "a", "rq_repeat")
+    assert _field(conn, "a", "status") == "finished" and conn.llen("rq:queue:q") == 0
+    assert 0 < conn.ttl("rq:job:a") <= 500

@@ -63,7 +63,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
     redis.call('HDEL', KEYS[1], id)
     if redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', mark) end
     applied = applied + 1
-    if kind == 'ok' then
+    if kind == 'ok' or kind == 'rq_repeat' then
       succeeded = succeeded + 1
     elseif kind ~= 'requeue' and kind ~= 'revoked' then  -- fail, stopped and every retry
       failed = failed + 1

@@ -11,11 +11,16 @@
 -- A wait above 0 schedules the job (status scheduled, in RQ's scheduled registry at now + wait), as
 -- RQ's queue.schedule_job; otherwise it is queued again at once, at the front of its queue when the
 -- job's enqueue_at_front_on_retry is set (RQ's _enqueue_job(at_front=...)).
--- rq_retries_left(jkey): whether the job still has RQ retries (retries_left above 0).
+-- rq_left(jkey, field): whether the job still has RQ retries or repeats (retries_left or repeats_left above 0).
 -- rq_retry(ctx, id, q, kind, payload, ttl): apply one; returns 'retried', or 'failed' for a returned
 --   Retry past its max (the caller then ends the job for good). ctx as settle's, plus token (the
 --   claim's attempt number, which names RQ's execution in the result entry).
--- Keys: K.job, K.results, K.failed, K.scheduled, K.queue (and through includes K.prio, K.wake).
+-- rq_repeat(ctx, id, q, payload, ttl): a success of a job with RQ Repeat left (repeats_left above 0), as
+--   RQ's handle_job_success and Repeat.schedule: unless the result TTL is 0, a SUCCESSFUL result
+--   (payload, the encoded return value) and the finished registry, but the job hash does not expire;
+--   then repeats_left - 1 and the wait repeat_intervals[1], the list losing its head while it has more
+--   than one; queued again at the back (wait 0) or scheduled. The caller counts it as a success.
+-- Keys: K.job, K.finished, K.results, K.failed, K.scheduled, K.queue (and through includes K.prio, K.wake).
 --- @include "keys"
 --- @include "includes/queue_push"
 
@@ -23,13 +28,13 @@
 -- UNSERIALIZABLE_RETURN_VALUE_PAYLOAD ('Unserializable return value'), base64-encoded.
 local RQ_UNSERIALIZABLE = 'IlVuc2VyaWFsaXphYmxlIHJldHVybiB2YWx1ZSI='
 
-local function rq_retries_left(jkey)
-  return (tonumber(redis.call('HGET', jkey, 'retries_left')) or 0) > 0
+local function rq_left(jkey, field)
+  return (tonumber(redis.call('HGET', jkey, field)) or 0) > 0
 end
 
--- The job's retry_intervals (a JSON list RQ writes), or {} when absent or unreadable.
-local function rq_intervals(jkey)
-  local raw = redis.call('HGET', jkey, 'retry_intervals')
+-- The job's retry_intervals or repeat_intervals (a JSON list RQ writes), or {} when absent or unreadable.
+local function rq_intervals(jkey, field)
+  local raw = redis.call('HGET', jkey, field)
   if not raw then return {} end
   local ok, list = pcall(cjson.decode, raw)
   if ok and type(list) == 'table' then return list end
@@ -61,7 +66,7 @@ local function rq_retry(ctx, id, q, kind, payload, ttl, ms)
   local jkey = K.job .. id
   if kind == 'rq_retry' then
     local left = tonumber(redis.call('HGET', jkey, 'retries_left'))
-    local intervals = rq_intervals(jkey)
+    local intervals = rq_intervals(jkey, 'retry_intervals')
     local wait = tonumber(intervals[math.max(#intervals - left, 0) + 1]) or 0
     redis.call('HSET', jkey, 'retries_left', left - 1)
     rq_requeue(ctx, id, q, jkey, wait)
@@ -84,4 +89,33 @@ local function rq_retry(ctx, id, q, kind, payload, ttl, ms)
   if spec.at_front then redis.call('HSET', jkey, 'enqueue_at_front_on_retry', '1') end
   rq_requeue(ctx, id, q, jkey, wait)
   return 'retried'
+end
+
+local function rq_repeat(ctx, id, q, payload, ttl)
+  local jkey, rkey = K.job .. id, K.results .. id
+  redis.call('HSET', jkey, 'status', 'finished', 'ended_at', ctx.now_text)
+  redis.call('HDEL', jkey, 'tr_exc_type', 'tr_exc_message')
+  if ttl ~= 0 then
+    if payload ~= '' then
+      redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '1', 'worker_name', ctx.worker, 'return_value', payload)
+    else
+      redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '1', 'worker_name', ctx.worker)
+    end
+    if ttl > 0 then redis.call('EXPIRE', rkey, ttl) end
+    redis.call('ZADD', K.finished .. q, ttl > 0 and ctx.now + ttl or '+inf', id)
+  end
+  local left = tonumber(redis.call('HGET', jkey, 'repeats_left'))
+  local intervals = rq_intervals(jkey, 'repeat_intervals')
+  local wait = tonumber(intervals[1]) or 0
+  if #intervals > 1 then
+    table.remove(intervals, 1)
+    redis.call('HSET', jkey, 'repeat_intervals', cjson.encode(intervals))
+  end
+  redis.call('HSET', jkey, 'repeats_left', left - 1)
+  if wait > 0 then
+    redis.call('HSET', jkey, 'status', 'scheduled')
+    redis.call('ZADD', K.scheduled .. q, ctx.now + wait, id)
+  else
+    make_ready(q, id, ctx.now_text)
+  end
 end

@@ -12,6 +12,8 @@
 --   requeue  back to the front of its queue (exc_type 'stalled' counts a stall; the event is
 --            exc_type, or 'requeued')
 --   revoked  canceled; ttl the failure TTL
+--   rq_repeat  a success of a job with RQ's Repeat left (includes/rq_retry): as ok, then queued or
+--            scheduled again (a plain ok once none is left)
 --   rq_retry, rq_returned  RQ's own Retry (includes/rq_retry): a retried exception of a job enqueued
 --            with retries_left (a plain failure once none is left), or a returned Retry; ttl the
 --            failure TTL
@@ -44,7 +46,8 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   local held = redis.call('HMGET', jkey, 'status', 'rate_limit_key', 'rate_limit_concurrency')
   local canceled, rate_key = held[1] == 'canceled', held[2]
   if not rate_key or rate_key == '' or not tonumber(held[3]) or tonumber(held[3]) == 0 then rate_key = nil end
-  if kind == 'rq_retry' and not rq_retries_left(jkey) then kind = 'fail' end  -- none left since its claim
+  if kind == 'rq_retry' and not rq_left(jkey, 'retries_left') then kind = 'fail' end  -- none left since its claim
+  if kind == 'rq_repeat' and not rq_left(jkey, 'repeats_left') then kind = 'ok' end
   local ev, final = kind, kind ~= 'retry' and kind ~= 'requeue'
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
@@ -113,6 +116,13 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     else
       redis.call('HINCRBY', tstats, 'retried', 1)
     end
+  elseif kind == 'rq_repeat' then  -- RQ releases dependents on each success; the job itself goes on
+    rq_repeat(ctx, id, q, payload, ttl)
+    redis.call('HINCRBY', stats, 'completed', 1)
+    redis.call('HINCRBY', tstats, 'completed', 1)
+    notify_waiters(id)
+    release_dependents(ctx, id, canceled and 'revoked' or 'ok')
+    ev, final = 'completed', false
   elseif kind == 'revoked' then
     redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
