@@ -85,6 +85,21 @@ def test_except_job_timeout_exception_catches_a_time_limit(worker, conn: redis.R
     assert conn.get("timeout") == b"TaskTimeout"
 
 
+@pytest.mark.parametrize("mode", ["inline", "fork"])
+def test_a_timed_out_jobs_traceback_names_rqs_timeout_class(mode: str, settings, procs: Processes,
+                                                             conn: redis.Redis, queue: Queue) -> None:  # fmt: skip
+    _start(procs, conn, MODES[mode])
+    job = queue.enqueue(tasks_rqapi.nap, 30, job_timeout=1)
+    wait_for(lambda: job.get_status(refresh=True) == "failed", 20, what="timed-out job failed")
+    last = (
+        Job.fetch(job.id, connection=conn, serializer=JSONSerializer)
+        .latest_result()
+        .exc_string.strip()
+        .splitlines()[-1]
+    )
+    assert last.startswith("rq.timeouts.JobTimeoutException (TaskTimeout): job ") and "time limit" in last
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_success_and_failure_callbacks_run_once_with_rq_arguments(
     mode: str, settings, procs: Processes, conn: redis.Redis, queue: Queue

@@ -18,7 +18,7 @@ import redis
 from rq.job import Retry as RQRetry
 from rq.job import _current_job
 
-from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
+from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked, TaskTimeout
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
@@ -290,5 +290,12 @@ def _text(exc: BaseException) -> str:
 
 
 def _exc_string(exc: BaseException) -> str:
-    """RQ's result encoding of an exception's traceback."""
-    return encode_exc_string("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    """RQ's result encoding of an exception's traceback. A timeout's last line names RQ's class first
+    (``rq.timeouts.JobTimeoutException (TaskTimeout): ...``): RQ's users and tools look for it there."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, TaskTimeout):
+        own = f"{type(exc).__module__}.{type(exc).__qualname__}:"
+        head, found, tail = text.rpartition(own)
+        if found:
+            text = f"{head}rq.timeouts.JobTimeoutException ({type(exc).__qualname__}):{tail}"
+    return encode_exc_string(text)
