@@ -64,6 +64,12 @@ def test_get_current_job_is_the_running_job_and_saves_meta(
     assert task.delay(f"again:{mode}").get(timeout=15) == "ok"
 
 
+def test_meta_assigned_before_it_was_loaded_is_what_save_meta_stores(worker, conn: redis.Redis, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.replace_meta, 7, meta={"before": "replaced"})
+    AsyncResult(job.id).get(timeout=15)
+    assert Job.fetch(job.id, connection=conn, serializer=JSONSerializer).meta == {"replaced": 7}
+
+
 def test_queue_enqueue_stores_a_task_by_its_registered_name(worker, queue: Queue) -> None:
     job = queue.enqueue(tasks_rqapi.mul, 6, 7)
     assert job.func_name == "tests.tasks_rqapi.mul"

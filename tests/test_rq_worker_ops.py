@@ -129,6 +129,15 @@ def test_current_job_is_the_job_a_slot_runs(settings, conn: redis.Redis) -> None
     assert job is not None and job.id == result.id and job.origin == "ops"
 
 
+def test_current_job_of_an_execution_rqs_own_methods_prepared(settings, conn: redis.Redis) -> None:
+    other = ops.nap.delay(0)
+    worker = Worker(["ops"], connection=conn, settings=settings)
+    execution = worker.prepare_execution(Job.fetch(other.id, connection=conn, serializer=JSONSerializer))
+    assert worker.get_current_job_id() == other.id and worker.get_current_job() is execution._job
+    worker.slots[0].job_id = "running"  # a job a slot runs comes first
+    assert worker.get_current_job_id() == "running"
+
+
 @pytest.mark.parametrize("strategy", ["round_robin", "random"])
 def test_dequeue_strategy_orders_queues_as_rq_does(
     strategy: str, settings, procs: Processes, conn: redis.Redis

@@ -204,13 +204,18 @@ class Worker(RQWorker):
             self.pubsub.close()
 
     def get_current_job_id(self) -> str | None:
-        """The id of a job this worker runs now (the first busy slot's), None when idle; read in memory."""
+        """The id of a job this worker runs now (the first busy slot's; else that of an execution RQ's own
+        methods prepared, as ``prepare_execution``), None when idle; read in memory."""
+        running = self._running_id()
+        return running if running is not None else super().get_current_job_id()
+
+    def _running_id(self) -> str | None:
         return next((slot.job_id for slot in self.slots if slot.job_id), None)
 
     def get_current_job(self) -> Job | None:
-        job_id = self.get_current_job_id()
+        job_id = self._running_id()
         if job_id is None:
-            return None
+            return super().get_current_job()
         try:
             return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
