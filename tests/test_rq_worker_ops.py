@@ -175,3 +175,11 @@ def test_disabled_default_exception_handler_keeps_a_failed_job_out_of_the_failed
     proc = procs.start([*RQ_WORKER, "--burst", "--disable-default-exception-handler", "ops"], env=OPS, name="nodefault")
     assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
     assert failed.state == "FAILURE" and conn.zscore("rq:failed:ops", failed.id) is None
+
+
+def test_a_worker_that_ran_jobs_leaves_rqs_state_idle_when_it_exits(settings, procs: Processes,
+                                                                    conn: redis.Redis) -> None:  # fmt: skip
+    ops.nap.delay(0)
+    proc = procs.start([*RQ_WORKER, "--burst", "--name", "leaver", "ops"], env=OPS, name="leaver")
+    assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
+    assert conn.hget("rq:worker:leaver", "state") == b"idle" and conn.hget("rq:worker:leaver", "death")

@@ -510,6 +510,8 @@ class Worker(RQWorker):
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.delete(keys.HEARTBEAT.format(self.name))
                 pipe.hlen(claims)
+                if self._state == "busy":  # RQ's hash outlives the worker a minute: its jobs are done
+                    pipe.hset(self.key, "state", "idle")
                 held = pipe.execute()[1]
             if held:
                 log.warning("worker %s stops holding %d claims; the leader will hand them back", self.name, held)
