@@ -14,6 +14,7 @@ from rq.command import send_command, send_kill_horse_command, send_shutdown_comm
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
 from tests import tasks_rqops as ops
 from tests.conftest import BIN, Processes, live_workers, wait_for
@@ -183,3 +184,15 @@ def test_a_worker_that_ran_jobs_leaves_rqs_state_idle_when_it_exits(settings, pr
     proc = procs.start([*RQ_WORKER, "--burst", "--name", "leaver", "ops"], env=OPS, name="leaver")
     assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
     assert conn.hget("rq:worker:leaver", "state") == b"idle" and conn.hget("rq:worker:leaver", "death")
+
+
+def test_a_worker_started_while_suspended_claims_nothing(settings, conn: redis.Redis) -> None:
+    """RQ checks suspension before its first dequeue: work(burst=True) right after `rq suspend` runs nothing."""
+    result = ops.nap.delay(0)
+    worker = Worker(["ops"], connection=conn, settings=settings)
+    suspend(conn)
+    worker.work(burst=True)
+    assert conn.lrange("rq:queue:ops", 0, -1) == [result.id.encode()] and result.state == "PENDING"
+    resume(conn)
+    worker.work(burst=True)
+    assert result.get(timeout=5) == 0 and conn.llen("rq:queue:ops") == 0

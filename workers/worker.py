@@ -29,6 +29,7 @@ from rq.command import parse_payload
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
 
 from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
@@ -135,6 +136,7 @@ class Worker(RQWorker):
         self._install_signals()
         self.register_birth()
         self.subscribe()  # RQ's pub/sub commands: handle_payload
+        self.suspended = bool(is_suspended(self.connection))  # as RQ checks before its first dequeue
         maintenance = Maintenance(self)
         maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
