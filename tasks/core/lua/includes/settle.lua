@@ -106,23 +106,9 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('LPUSH', K.queue .. q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
-  elseif kind == 'rq_retry' or kind == 'rq_returned' then
-    if kind == 'rq_retry' then redis.call('HSET', jkey, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg) end
-    ev = rq_retry(ctx, id, q, kind, payload, ttl, duration_ms)
-    final, kind = ev == 'failed', 'fail'
-    if final then
-      redis.call('HINCRBY', stats, 'failed', 1)
-      redis.call('HINCRBY', tstats, 'failed', 1)
-    else
-      redis.call('HINCRBY', tstats, 'retried', 1)
-    end
-  elseif kind == 'rq_repeat' then  -- RQ releases dependents on each success; the job itself goes on
-    rq_repeat(ctx, id, q, payload, ttl)
-    redis.call('HINCRBY', stats, 'completed', 1)
-    redis.call('HINCRBY', tstats, 'completed', 1)
-    notify_waiters(id)
-    release_dependents(ctx, id, canceled and 'revoked' or 'ok')
-    ev, final = 'completed', false
+  elseif kind == 'rq_retry' or kind == 'rq_returned' or kind == 'rq_repeat' then
+    ev, final = settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, duration_ms, stats, tstats, canceled)
+    kind = 'fail'  -- only a returned Retry past its max ends the job here
   elseif kind == 'revoked' then
     redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
