@@ -4,11 +4,12 @@ imported by workers through TASKRAIL_IMPORTS."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import redis
 from rq import Retry
 
-from tasks import task
+from tasks import register_callback, task
 
 
 def _runs(key: str) -> int:
@@ -35,3 +36,9 @@ def again(key: str, max_: int, interval: int = 0) -> Retry:
 def count(key: str) -> int:
     """Count one more run and return the count."""
     return _runs(key)
+
+
+@register_callback
+def note_failure(job: Any, connection: redis.Redis, exc_type: type, value: BaseException, tb: Any) -> None:
+    """Record each on_failure call, as RQ makes it."""
+    connection.rpush("failures", f"{job.id}:{exc_type.__name__}")

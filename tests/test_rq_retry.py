@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.results import Result
@@ -58,6 +58,16 @@ def test_a_job_whose_retries_run_out_fails(settings, procs: Processes, conn: red
     assert _runs(conn, "runs") == 3 and done.retries_left == 0
     assert job.id in FailedJobRegistry(queue=queue) and "ZeroDivisionError" in done.latest_result().exc_string
     assert [r.type for r in done.results()] == [Result.Type.FAILED]  # RQ writes no result for a retried failure
+
+
+def test_on_failure_runs_on_every_failure_of_a_retried_job(settings, procs: Processes, conn: redis.Redis,
+                                                            queue: Queue) -> None:  # fmt: skip
+    """RQ runs the failure callback before it decides to retry (Worker.handle_exception path)."""
+    _start(procs, conn)
+    job = queue.enqueue(t.flaky, "runs", 99, retry=Retry(max=1), on_failure=Callback(t.note_failure))
+    _ended(conn, job, JobStatus.FAILED)
+    wait_for(lambda: conn.llen("failures") == 2, 10, what="two failure callbacks")
+    assert conn.lrange("failures", 0, -1) == [f"{job.id}:ZeroDivisionError".encode()] * 2
 
 
 def test_retry_intervals_schedule_the_job_in_rqs_scheduled_registry(settings, procs: Processes, conn: redis.Redis,

@@ -10,7 +10,8 @@ task). One that is not registered, raises or passes its timeout is logged and re
 A callback gets RQ's arguments: ``on_success(job, connection, result)``, ``on_failure(job, connection,
 type, value, traceback)`` (the task's exception; in ``isolation: fork`` a ``TaskFailed`` carrying its
 type, message and traceback text, as the exception stays in the work-horse) and ``on_stopped(job,
-connection)`` for a revoked running job. A retry is not a failure: ``on_failure`` runs after the last.
+connection)`` for a revoked running job. A retry of taskrail's own is not a failure: ``on_failure`` runs after
+the last; under RQ's ``Retry`` it runs on every failure, as RQ runs it.
 """
 
 from __future__ import annotations
