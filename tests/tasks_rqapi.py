@@ -33,6 +33,15 @@ def current(key: str) -> str:
 
 
 @task(queue="rqapi")
+def replace_meta(value: int) -> None:
+    """Replace the meta before anything loads it, as RQ's fixture save_key_ttl does."""
+    job = get_current_job()
+    job.connection.ping()
+    job.meta = {"replaced": value}
+    job.save_meta()
+
+
+@task(queue="rqapi")
 async def current_async(key: str) -> str:
     await asyncio.sleep(0)
     _conn().set(key, _note(get_current_job()))

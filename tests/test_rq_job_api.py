@@ -64,6 +64,12 @@ def test_get_current_job_is_the_running_job_and_saves_meta(
     assert task.delay(f"again:{mode}").get(timeout=15) == "ok"
 
 
+def test_meta_assigned_before_it_was_loaded_is_what_save_meta_stores(worker, conn: redis.Redis, queue: Queue) -> None:
+    job = queue.enqueue(tasks_rqapi.replace_meta, 7, meta={"before": "replaced"})
+    AsyncResult(job.id).get(timeout=15)
+    assert Job.fetch(job.id, connection=conn, serializer=JSONSerializer).meta == {"replaced": 7}
+
+
 def test_queue_enqueue_stores_a_task_by_its_registered_name(worker, queue: Queue) -> None:
     job = queue.enqueue(tasks_rqapi.mul, 6, 7)
     assert job.func_name == "tests.tasks_rqapi.mul"
@@ -83,6 +89,21 @@ def test_rq_job_decorator_on_a_registered_task(worker, conn: redis.Redis, queue:
 def test_except_job_timeout_exception_catches_a_time_limit(worker, conn: redis.Redis) -> None:
     assert tasks_rqapi.catch_timeout.delay("timeout").get(timeout=15) == "caught"
     assert conn.get("timeout") == b"TaskTimeout"
+
+
+@pytest.mark.parametrize("mode", ["inline", "fork"])
+def test_a_timed_out_jobs_traceback_names_rqs_timeout_class(mode: str, settings, procs: Processes,
+                                                             conn: redis.Redis, queue: Queue) -> None:  # fmt: skip
+    _start(procs, conn, MODES[mode])
+    job = queue.enqueue(tasks_rqapi.nap, 30, job_timeout=1)
+    wait_for(lambda: job.get_status(refresh=True) == "failed", 20, what="timed-out job failed")
+    last = (
+        Job.fetch(job.id, connection=conn, serializer=JSONSerializer)
+        .latest_result()
+        .exc_string.strip()
+        .splitlines()[-1]
+    )
+    assert last.startswith("rq.timeouts.JobTimeoutException (TaskTimeout): job ") and "time limit" in last
 
 
 @pytest.mark.parametrize("mode", MODES)

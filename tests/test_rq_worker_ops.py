@@ -14,6 +14,7 @@ from rq.command import send_command, send_kill_horse_command, send_shutdown_comm
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
 from tests import tasks_rqops as ops
 from tests.conftest import BIN, Processes, live_workers, wait_for
@@ -129,6 +130,15 @@ def test_current_job_is_the_job_a_slot_runs(settings, conn: redis.Redis) -> None
     assert job is not None and job.id == result.id and job.origin == "ops"
 
 
+def test_current_job_of_an_execution_rqs_own_methods_prepared(settings, conn: redis.Redis) -> None:
+    other = ops.nap.delay(0)
+    worker = Worker(["ops"], connection=conn, settings=settings)
+    execution = worker.prepare_execution(Job.fetch(other.id, connection=conn, serializer=JSONSerializer))
+    assert worker.get_current_job_id() == other.id and worker.get_current_job() is execution._job
+    worker.slots[0].job_id = "running"  # a job a slot runs comes first
+    assert worker.get_current_job_id() == "running"
+
+
 @pytest.mark.parametrize("strategy", ["round_robin", "random"])
 def test_dequeue_strategy_orders_queues_as_rq_does(
     strategy: str, settings, procs: Processes, conn: redis.Redis
@@ -166,3 +176,23 @@ def test_disabled_default_exception_handler_keeps_a_failed_job_out_of_the_failed
     proc = procs.start([*RQ_WORKER, "--burst", "--disable-default-exception-handler", "ops"], env=OPS, name="nodefault")
     assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
     assert failed.state == "FAILURE" and conn.zscore("rq:failed:ops", failed.id) is None
+
+
+def test_a_worker_that_ran_jobs_leaves_rqs_state_idle_when_it_exits(settings, procs: Processes,
+                                                                    conn: redis.Redis) -> None:  # fmt: skip
+    ops.nap.delay(0)
+    proc = procs.start([*RQ_WORKER, "--burst", "--name", "leaver", "ops"], env=OPS, name="leaver")
+    assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
+    assert conn.hget("rq:worker:leaver", "state") == b"idle" and conn.hget("rq:worker:leaver", "death")
+
+
+def test_a_worker_started_while_suspended_claims_nothing(settings, conn: redis.Redis) -> None:
+    """RQ checks suspension before its first dequeue: work(burst=True) right after `rq suspend` runs nothing."""
+    result = ops.nap.delay(0)
+    worker = Worker(["ops"], connection=conn, settings=settings)
+    suspend(conn)
+    worker.work(burst=True)
+    assert conn.lrange("rq:queue:ops", 0, -1) == [result.id.encode()] and result.state == "PENDING"
+    resume(conn)
+    worker.work(burst=True)
+    assert result.get(timeout=5) == 0 and conn.llen("rq:queue:ops") == 0

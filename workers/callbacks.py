@@ -10,7 +10,8 @@ task). One that is not registered, raises or passes its timeout is logged and re
 A callback gets RQ's arguments: ``on_success(job, connection, result)``, ``on_failure(job, connection,
 type, value, traceback)`` (the task's exception; in ``isolation: fork`` a ``TaskFailed`` carrying its
 type, message and traceback text, as the exception stays in the work-horse) and ``on_stopped(job,
-connection)`` for a revoked running job. A retry is not a failure: ``on_failure`` runs after the last.
+connection)`` for a revoked running job. A retry of taskrail's own is not a failure: ``on_failure`` runs after
+the last; under RQ's ``Retry`` it runs on every failure, as RQ runs it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ __all__ = ["has_callback", "run_callbacks"]
 log = logging.getLogger("taskrail.callbacks")
 
 # outcome kind -> (claim flag, RQ's callback kind)
-KINDS = {"ok": ("s", "success"), "fail": ("f", "failure"), "revoked": ("t", "stopped")}
+# RQ runs on_failure for a failure it retries too (its own Retry); taskrail's own retries are not failures.
+KINDS = {
+    "ok": ("s", "success"),
+    "rq_repeat": ("s", "success"),
+    "fail": ("f", "failure"),
+    "rq_retry": ("f", "failure"),
+    "revoked": ("t", "stopped"),
+}
 
 TimeLimit = Callable[[int], AbstractContextManager[object]]
 
@@ -79,9 +87,9 @@ def _run_one(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -
 
 
 def _arguments(outcome: Outcome) -> tuple[Any, ...]:
-    if outcome.kind == "ok":
+    if outcome.kind in ("ok", "rq_repeat"):
         return (decode_return_value(outcome.payload),)
-    if outcome.kind == "fail":
+    if outcome.kind in ("fail", "rq_retry"):
         error = outcome.error
         if error is None:
             trace = decode_exc_string(outcome.payload)

@@ -77,7 +77,7 @@ def run_exception_handlers(
     With ``drop_failed`` (RQ's ``disable_default_exception_handler``) failed jobs also leave the
     failed registry, as RQ then never puts them there.
     """
-    failed = [o for o in outcomes if o.kind in ("fail", "retry")]
+    failed = [o for o in outcomes if o.kind in ("fail", "retry", "rq_retry")]
     if not failed:
         return
     try:

@@ -4,7 +4,8 @@ RQ sets its context variable ``rq.job._current_job`` in ``Job.perform``; taskrai
 ``workers.runner.run_job`` sets it around the task call. The object it holds costs next to nothing until a task
 touches it: the first use builds the ``Job`` (id, origin and connection from the claim, no round trip),
 and the first read of a field only the job hash holds (``meta``, ``args``, ``description``, ...) loads
-the hash once, as ``Job.fetch`` would. So ``job.meta["x"] = 1; job.save_meta()`` keeps the stored meta.
+the hash once, as ``Job.fetch`` would. So ``job.meta["x"] = 1; job.save_meta()`` keeps the stored meta, and
+a field the task assigns before that load (``job.meta = {"x": 1}; job.save_meta()``) keeps its value.
 """
 
 from __future__ import annotations
@@ -38,10 +39,17 @@ class RunningJob(Job):
             self.origin = queue
             state["_tr_unloaded"] = {k: state.pop(k) for k in list(state) if k not in FROM_CLAIM}
         elif "_tr_unloaded" in state:
+            kept = {k: state[k] for k in state.pop("_tr_assigned", ()) if k in state}
             self.refresh()
+            state.update(kept)  # what the task assigned before this load stays (``job.meta = {...}``)
         else:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return getattr(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_tr_unloaded" in self.__dict__:  # assigned before the hash is loaded: the load must keep it
+            self.__dict__.setdefault("_tr_assigned", set()).add(name)
+        super().__setattr__(name, value)
 
     def restore(self, raw_data: dict[bytes, bytes]) -> None:
         """Load the hash (``refresh()``, on first use or called by the task), over the defaults of a new Job."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import random
 import time
 import traceback
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
+from rq.job import Retry as RQRetry
 from rq.job import _current_job
 
-from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked
+from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked, TaskTimeout
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
@@ -34,6 +36,8 @@ __all__ = [
     "classify_error",
     "job_error",
     "operator_stop",
+    "rq_outcome",
+    "rq_retry_spec",
     "run_job",
 ]
 
@@ -73,7 +77,9 @@ class ClaimedJob:
     stalls: int
     flow: bytes = b""
     poison: str = ""  # why CLAIM found the job unrunnable ("" = runnable); it fails without running
-    callbacks: str = ""  # the RQ callbacks the job has: s success, f failure, t stopped ("" = none)
+    # the RQ callbacks the job has: s success, f failure, t stopped ("" = none); r: RQ's Retry has retries
+    # left, p: RQ's Repeat has repeats left
+    callbacks: str = ""
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -105,7 +111,10 @@ class ClaimedJob:
 
 
 # The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
-OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped"]
+# rq_retry: a failure of a job with RQ retries left (Retry given to enqueue); rq_returned: the task
+# returned an RQ Retry (payload: rq_retry_spec); rq_repeat: a success of a job with RQ Repeat left. The
+# server settles them as RQ does (includes/rq_retry.lua).
+OutcomeKind = Literal["ok", "fail", "retry", "requeue", "revoked", "stopped", "rq_retry", "rq_returned", "rq_repeat"]
 
 
 @dataclass
@@ -127,7 +136,8 @@ class Outcome:
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
-        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if self.kind in ("ok", "fail") else ""
+        timed = self.kind in ("ok", "fail", "rq_repeat")
+        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if timed else ""
         return [
             self.job.id,
             self.job.queue,
@@ -200,6 +210,8 @@ def run_job(
         if token is not None:
             _current_job.reset(token)
     duration = time.perf_counter() - started
+    if isinstance(value, RQRetry):  # RQ's way to ask for another attempt: the server decides (max, interval)
+        return Outcome(job, "rq_returned", name, rq_retry_spec(value), job.failure_ttl, duration_s=duration)
     if task.options.ignore_result:
         return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
     try:
@@ -207,6 +219,22 @@ def run_job(
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
+
+
+def rq_retry_spec(retry: RQRetry) -> str:
+    """A returned RQ ``Retry`` as the FINISH script reads it (kind ``rq_returned``)."""
+    return json.dumps({"max": retry.max, "intervals": list(retry.intervals), "at_front": bool(retry.enqueue_at_front)})
+
+
+def rq_outcome(outcome: Outcome) -> Outcome:
+    """The outcome as RQ's Retry and Repeat see it: a failure of a job with RQ retries left becomes kind
+    ``rq_retry`` (RQ retries every failure but a stop), a success of one with repeats left ``rq_repeat``."""
+    flags = outcome.job.callbacks
+    if outcome.kind == "fail" and "r" in flags and not outcome.job.poison:
+        outcome.kind = "rq_retry"
+    elif outcome.kind == "ok" and "p" in flags:
+        outcome.kind = "rq_repeat"
+    return outcome
 
 
 def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
@@ -262,5 +290,12 @@ def _text(exc: BaseException) -> str:
 
 
 def _exc_string(exc: BaseException) -> str:
-    """RQ's result encoding of an exception's traceback."""
-    return encode_exc_string("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    """RQ's result encoding of an exception's traceback. A timeout's last line names RQ's class first
+    (``rq.timeouts.JobTimeoutException (TaskTimeout): ...``): RQ's users and tools look for it there."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, TaskTimeout):
+        own = f"{type(exc).__module__}.{type(exc).__qualname__}:"
+        head, found, tail = text.rpartition(own)
+        if found:
+            text = f"{head}rq.timeouts.JobTimeoutException ({type(exc).__qualname__}):{tail}"
+    return encode_exc_string(text)

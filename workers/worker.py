@@ -29,6 +29,7 @@ from rq.command import parse_payload
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
 
 from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
@@ -53,6 +54,7 @@ from workers.runner import (
     Outcome,
     job_error,
     operator_stop,
+    rq_outcome,
     run_job,
 )
 from workers.sentry import capture_failure, init_sentry
@@ -135,6 +137,7 @@ class Worker(RQWorker):
         self._install_signals()
         self.register_birth()
         self.subscribe()  # RQ's pub/sub commands: handle_payload
+        self.suspended = bool(is_suspended(self.connection))  # as RQ checks before its first dequeue
         maintenance = Maintenance(self)
         maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
@@ -204,13 +207,18 @@ class Worker(RQWorker):
             self.pubsub.close()
 
     def get_current_job_id(self) -> str | None:
-        """The id of a job this worker runs now (the first busy slot's), None when idle; read in memory."""
+        """The id of a job this worker runs now (the first busy slot's; else that of an execution RQ's own
+        methods prepared, as ``prepare_execution``), None when idle; read in memory."""
+        running = self._running_id()
+        return running if running is not None else super().get_current_job_id()
+
+    def _running_id(self) -> str | None:
         return next((slot.job_id for slot in self.slots if slot.job_id), None)
 
     def get_current_job(self) -> Job | None:
-        job_id = self.get_current_job_id()
+        job_id = self._running_id()
         if job_id is None:
-            return None
+            return super().get_current_job()
         try:
             return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
         except NoSuchJobError:
@@ -300,6 +308,7 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
+        outcome = rq_outcome(outcome)
         self.jobs_done += 1
         self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
@@ -319,9 +328,9 @@ class Worker(RQWorker):
 
     def _count(self, outcome: Outcome) -> None:
         """RQ's worker statistics, in memory (finish.lua counts them in the worker's hash)."""
-        if outcome.kind == "ok":
+        if outcome.kind in ("ok", "rq_repeat"):
             self.successful_job_count += 1
-        elif outcome.kind in ("fail", "retry", "stopped"):
+        elif outcome.kind not in ("requeue", "revoked"):  # fail, stopped and every retry, as RQ counts them
             self.failed_job_count += 1
         if outcome.kind not in ("requeue", "revoked"):
             self.total_working_time += outcome.duration_s
@@ -505,6 +514,8 @@ class Worker(RQWorker):
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.delete(keys.HEARTBEAT.format(self.name))
                 pipe.hlen(claims)
+                if self._state == "busy":  # RQ's hash outlives the worker a minute: its jobs are done
+                    pipe.hset(self.key, "state", "idle")
                 held = pipe.execute()[1]
             if held:
                 log.warning("worker %s stops holding %d claims; the leader will hand them back", self.name, held)

@@ -37,6 +37,10 @@ __all__ = [
     "RESULTS",
     "REVOKE",
     "RQ_QUEUE_WORKERS",
+    "RQ_RATE_ALLOWED",
+    "RQ_RATE_KEYS",
+    "RQ_RATE_LIMIT",
+    "RQ_RATE_WAITING",
     "RQ_WORKER",
     "RQ_WORKERS",
     "SCALE",
@@ -73,6 +77,10 @@ DEFERRED = "rq:deferred:{}"
 RQ_WORKERS = "rq:workers"  # set of worker keys
 RQ_WORKER = "rq:worker:{}"  # hash per worker
 RQ_QUEUE_WORKERS = "rq:workers:{}"  # set of worker keys per queue
+RQ_RATE_KEYS = "rq:rl-keys"  # set: the RateLimit keys in use
+RQ_RATE_LIMIT = "rq:rl:{}"  # hash per RateLimit key: its concurrency (RQ 3's RateLimitRegistry)
+RQ_RATE_ALLOWED = "rq:rl:{}:allowed"  # zset: ids holding a slot of that key (queued or started)
+RQ_RATE_WAITING = "rq:rl:{}:rate_limited"  # zset: ids waiting for a slot (status rate_limited), oldest first
 
 # taskrail's keys.
 WORKERS = "taskrail:workers"  # set: names of live taskrail workers
@@ -119,6 +127,7 @@ _LUA_KEYS = {
     "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "waiters": WAITERS,
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
     "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
+    "rq_rate": RQ_RATE_LIMIT, "rq_rate_keys": RQ_RATE_KEYS, "rq_rate_allowed": RQ_RATE_ALLOWED, "rq_rate_waiting": RQ_RATE_WAITING,
 }  # fmt: skip
 _LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PRIORITY}
 

@@ -19,7 +19,9 @@
 --          per queue: weight, limit count (0 = none), limit period
 -- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
---          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped), then
+--          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
+--          RQ's Retry has retries left, so a failure is settled as kind rq_retry; p: RQ's Repeat has
+--          repeats left, so a success is settled as kind rq_repeat), then
 --          the milliseconds until a limited job may start (0 = none waits)
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
@@ -80,10 +82,10 @@ local function try_limits(entry, id, jkey, task, rate, lkey, conc, member)
   return 0
 end
 
--- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..16] these.
+-- The job fields the claim reads: f[1] data ('' when over data_limit: not read), f[2..18] these.
 local FIELDS = {'status', 'tr_attempts', 'tr_retries', 'timeout', 'result_ttl', 'failure_ttl', 'tr_task',
   'tr_stalls', 'tr_flow', 'tr_rate', 'tr_limit_key', 'tr_conc', 'success_callback_name', 'failure_callback_name',
-  'stopped_callback_name'}
+  'stopped_callback_name', 'retries_left', 'repeats_left'}
 local COUNTS, SECONDS = {3, 4, 9}, {5, 6, 7}  -- f indexes of tr_attempts, tr_retries, tr_stalls; timeout, TTLs
 local function read_job(jkey)
   local size = redis.call('HSTRLEN', jkey, 'data')
@@ -185,14 +187,18 @@ local function fail_here(q, id, jkey, f)
     'task', '', 'worker', worker, 'error', 'InvalidJob')
 end
 
--- Which RQ callbacks a job has, as one short column: only those jobs make the worker read them.
+-- Which RQ callbacks a job has, as one short column: only those jobs make the worker read them; r when
+-- RQ's Retry has retries left for it (retries_left above 0), so that its failure is settled as a retry;
+-- p when RQ's Repeat has repeats left (repeats_left above 0), so that its success is settled as a repeat.
 local CALLBACK_FLAGS = {'s', 'f', 't'}  -- f[14..16]: success, failure, stopped callback names
 local function callbacks_of(f)
-  if not (f[14] or f[15] or f[16]) then return '' end
+  if not (f[14] or f[15] or f[16] or f[17] or f[18]) then return '' end  -- the common case
   local flags = ''
   for i, flag in ipairs(CALLBACK_FLAGS) do
     if f[13 + i] and f[13 + i] ~= '' then flags = flags .. flag end
   end
+  if f[17] and (count_of(f[17]) or 0) > 0 then flags = flags .. 'r' end
+  if f[18] and (count_of(f[18]) or 0) > 0 then flags = flags .. 'p' end
   return flags
 end
 

@@ -2,14 +2,15 @@
 -- by the claim it settles.
 -- KEYS[1]  the worker's claims hash (K.claims .. worker): each settled id is dropped from it
 -- KEYS[2]  optional: the worker's RQ hash (rq:worker:<name>); while it exists, its statistics
---          successful_job_count, failed_job_count (fail, stopped and retry, as RQ counts them) and
+--          successful_job_count, failed_job_count (fail, stopped and the retries, as RQ counts them) and
 --          total_working_time (seconds) count the applied records, as RQ's worker writes them
 -- ARGV     worker, now, now_text, maxlen, minute, then RECORD_FIELDS values per job:
 --          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket, token
---          (token: the attempt number the claim gave the job; 0 for a claim known only by id)
+--          (token: the attempt number the claim gave the job; 0 for a claim known only by id;
+--          kind rq_returned: payload is the returned Retry as JSON {max, intervals, at_front})
 -- Reply    {applied, id...}: how many records took effect, then the ids of settles refused because
 --          this worker no longer holds that claim; or an error (before any write) when the records
---          are not whole or a number is not one
+--          are not whole, a number is not one or an rq_returned payload is not a Retry
 -- Events   one per applied job from settle (completed, failed, retried, requeued, revoked, ...) and
 --          from release_dependents; settle_rejected for each refused settle
 -- Keys     K.job, K.events and those of includes/settle.
@@ -23,6 +24,15 @@
 --- @include "keys"
 --- @include "includes/settle"
 
+-- A returned Retry's payload (workers/runner.py): {max >= 1, intervals: a list of numbers >= 0, at_front}.
+local function rq_spec_ok(payload)
+  local ok, spec = pcall(cjson.decode, payload)
+  if not (ok and type(spec) == 'table' and type(spec.max) == 'number' and spec.max >= 1
+    and type(spec.intervals) == 'table' and type(spec.at_front) == 'boolean') then return false end
+  for _, v in ipairs(spec.intervals) do if type(v) ~= 'number' or v < 0 then return false end end
+  return true
+end
+
 local ctx = {worker = ARGV[1], now = tonumber(ARGV[2]), now_text = ARGV[3], maxlen = ARGV[4], minute = ARGV[5]}
 -- Check every record before the first write: an error after one would leave the batch half settled.
 if not ctx.now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
@@ -32,6 +42,10 @@ end
 for i = 6, #ARGV, RECORD_FIELDS do
   if not (tonumber(ARGV[i+4]) and tonumber(ARGV[i+5]) and tonumber(ARGV[i+8]) and tonumber(ARGV[i+11])) then
     return redis.error_reply('finish: job ' .. ARGV[i] .. ': ttl, retry_at, ms and token must be numbers')
+  end
+  if ARGV[i+2] == 'rq_returned' and not rq_spec_ok(ARGV[i+3]) then
+    return redis.error_reply('finish: job ' .. ARGV[i] .. ': an rq_returned payload must be JSON '
+      .. '{"max": 1 or more, "intervals": [seconds, ...], "at_front": true|false}')
   end
 end
 
@@ -46,14 +60,14 @@ for i = 6, #ARGV, RECORD_FIELDS do
   local job = settle_read(jkey, {'tr_attempts', 'tr_settled'})
   if holds and token > 0 and tonumber(job.tr_attempts) ~= token then holds = false end
   if holds then
-    ctx.mark = mark  -- settle writes it with the job's new status
+    ctx.mark, ctx.token = mark, token  -- settle writes the mark with the job's new status
     settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10],
       job)
     redis.call('HDEL', KEYS[1], id)
     applied = applied + 1
-    if kind == 'ok' then
+    if kind == 'ok' or kind == 'rq_repeat' then
       succeeded = succeeded + 1
-    elseif kind == 'fail' or kind == 'stopped' or kind == 'retry' then
+    elseif kind ~= 'requeue' and kind ~= 'revoked' then  -- fail, stopped and every retry
       failed = failed + 1
     end
     if kind ~= 'requeue' and kind ~= 'revoked' then worked_ms = worked_ms + tonumber(ARGV[i+8]) end

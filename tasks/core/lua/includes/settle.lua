@@ -12,7 +12,13 @@
 --   requeue  back to the front of its queue (exc_type 'stalled' counts a stall; the event is
 --            exc_type, or 'requeued')
 --   revoked  canceled; ttl the failure TTL
+--   rq_repeat  a success of a job with RQ's Repeat left (includes/rq_retry): as ok, then queued or
+--            scheduled again (a plain ok once none is left)
+--   rq_retry, rq_returned  RQ's own Retry (includes/rq_retry): a retried exception of a job enqueued
+--            with retries_left (a plain failure once none is left), or a returned Retry; ttl the
+--            failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
+-- A job of RQ's RateLimit gives its slot back (includes/rq_rate_limit) unless it is queued again.
 -- job, when given, is settle_read(jkey) as the caller already read it (finish reads the fence's
 -- fields in the same call); otherwise settle reads it. Every job field settle needs comes from that
 -- one read.
@@ -24,7 +30,7 @@
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
 -- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
+-- K.taskstats, K.revoke (and through includes K.rq_rate*, K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -32,8 +38,11 @@
 --- @include "includes/release_slot"
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
+--- @include "includes/rq_retry"
+--- @include "includes/rq_rate_limit"
 
-local SETTLE_FIELDS = {'status', 'tr_slot', 'tr_unique', 'tr_unique_mode', 'tr_exc_type', 'tr_flow_id'}
+local SETTLE_FIELDS = {'status', 'tr_slot', 'tr_unique', 'tr_unique_mode', 'tr_exc_type', 'tr_flow_id',
+  'rate_limit_key', 'rate_limit_concurrency'}
 
 -- The job's fields settle reads, plus the caller's extra ones, in one HMGET: a table by field name,
 -- false for a field the job lacks; status is false too when the job hash is gone.
@@ -63,10 +72,12 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   release_slot(id, q, job.tr_slot)
   -- Every job taskrail or RQ writes has a status; only a hash gone (or made by hand) lacks one.
   if not job.status and redis.call('EXISTS', jkey) == 0 then return end
-  -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
-  local parent_kind = job.status == 'canceled' and 'revoked' or kind
-  if kind == 'stopped' then parent_kind = 'revoked' end
-  local ev = kind
+  local canceled, rate_key = job.status == 'canceled', job.rate_limit_key
+  local concurrency = tonumber(job.rate_limit_concurrency)
+  if not rate_key or rate_key == '' or not concurrency or concurrency == 0 then rate_key = nil end
+  if kind == 'rq_retry' and not rq_left(jkey, 'retries_left') then kind = 'fail' end  -- none left since its claim
+  if kind == 'rq_repeat' and not rq_left(jkey, 'repeats_left') then kind = 'ok' end
+  local ev, final = kind, kind ~= 'retry' and kind ~= 'requeue'
   ttl = tonumber(ttl)
   local stats = K.stats(q, ctx.minute)
   local tstats = K.taskstats .. task
@@ -124,6 +135,10 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('LPUSH', K.queue .. q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
+  elseif kind == 'rq_retry' or kind == 'rq_returned' or kind == 'rq_repeat' then
+    ev, final = settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, duration_ms, stats, tstats, canceled)
+    if ctx.mark and redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', ctx.mark) end
+    kind = 'fail'  -- only a returned Retry past its max ends the job here
   elseif kind == 'revoked' then
     set_status(ctx, jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
@@ -135,13 +150,18 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('HINCRBY', tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
   end
   redis.call('EXPIRE', stats, 7200)
-  if kind ~= 'retry' and kind ~= 'requeue' then
+  if final then
     local ukey = job.tr_unique
     if ukey and job.tr_unique_mode ~= 'throttle' and redis.call('GET', ukey) == id then
       redis.call('DEL', ukey)
     end
     notify_waiters(id)
-    release_dependents(ctx, id, parent_kind, job.tr_flow_id)
+    -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
+    release_dependents(ctx, id, (canceled or kind == 'stopped') and 'revoked' or kind, job.tr_flow_id)
+  end
+  if rate_key then  -- RQ's release_slot: a job queued again (or still started) keeps its slot
+    local status = redis.call('HGET', jkey, 'status')
+    if status ~= 'queued' and status ~= 'started' then rq_release_slot(ctx, id, rate_key) end
   end
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', ev, 'job', id, 'task', task,
     'worker', worker, 'ms', duration_ms, 'error', exc_type)
