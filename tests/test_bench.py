@@ -6,10 +6,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import redis
 
+from config.errors import BenchError
+from scripts.bench.harness import Harness
 from scripts.bench.report import format_table
 from scripts.bench.results import Results
+from scripts.bench.systems import SYSTEMS
+from scripts.bench.workloads import check_exactly_once
 from tests.conftest import BIN, ROOT
 from workers.exitcodes import RET_CONFIG
 
@@ -66,3 +71,22 @@ def test_table_shows_how_many_times_better_than_rq_for_rates_and_latencies() -> 
     assert "60.0 (1.0x)" in lines["no-op drain (jobs/s)"] and "3,000 (50.0x)" in lines["no-op drain (jobs/s)"]
     assert "2.00 (100.0x)" in lines["latency p50 (ms)"]  # 100 times lower
     assert lines["worker memory drift (%)"].split()[-2:] == ["-", "1.50"]
+
+
+def test_the_exactly_once_check_fires_on_a_double_completion(redis_url: str, conn: redis.Redis, tmp_path: Path) -> None:
+
+    harness = Harness(redis_url, tmp_path, tmp_path)
+    taskrail = next(s for s in SYSTEMS if s.key == "taskrail")
+    conn.hset("taskrail:taskstats:bench.noop", "completed", 10)
+    check_exactly_once(harness, taskrail, "noop", 10)  # as many completions as jobs: silent
+    conn.hset("taskrail:taskstats:bench.noop", "completed", 11)
+    with pytest.raises(BenchError, match="10 noop jobs enqueued, 11 completions counted"):
+        check_exactly_once(harness, taskrail, "noop", 10)
+
+
+def test_a_drain_whose_workers_all_died_stops_with_their_last_words(redis_url: str, tmp_path: Path) -> None:
+
+    harness = Harness(redis_url, tmp_path, tmp_path)
+    harness.start([["sh", "-c", "echo dying words; exit 3"]], "dead", {}, lambda: True, "nothing")
+    with pytest.raises(BenchError, match=r"every worker exited \(0 of 5 jobs done\) with code 3(.|\n)*dying words"):
+        harness.wait_done(5)

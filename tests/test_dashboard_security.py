@@ -132,8 +132,14 @@ def test_rq_dashboard_actions_need_post_and_the_csrf_token(dash: Dashboard, conn
         "/rq/queue/web/failed/empty",
     ):
         assert browser.post(dash.url + path, timeout=30).status_code == 403, path
+    # The right token from another site's page (its Origin, or "null" from a sandboxed frame) is refused too.
+    for origin in ("http://evil.example", "null"):
+        cross = {"X-CSRF-Token": csrf, "Origin": origin}
+        assert browser.post(dash.url + "/rq/requeue/web", headers=cross, timeout=30).status_code == 403, origin
     assert conn.hget(f"rq:job:{failed}", "status") == b"failed"
-    answer = browser.post(dash.url + "/rq/requeue/web", headers={"X-CSRF-Token": csrf}, timeout=30)
+    answer = browser.post(
+        dash.url + "/rq/requeue/web", headers={"X-CSRF-Token": csrf, "Origin": dash.url}, timeout=30
+    )  # fmt: skip
     assert answer.status_code == 200 and answer.json() == {"status": "OK", "count": 1}
     assert conn.hget(f"rq:job:{failed}", "status") == b"queued"
     assert conn.lrange("rq:queue:web", 0, -1) == [failed.encode()]
