@@ -103,6 +103,7 @@ def demo_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 def test_demo_login_link_logs_chromium_in_and_ctrl_c_stops_what_it_started(demo_env: dict[str, str], page: Any) -> None:
     data = Path(demo_env["TASKRAIL_DATA_DIR"])
+    server_file = Path(demo_env["TASKRAIL_SERVER_FILE"])  # this test's own (conftest's env fixture)
     base = f"http://127.0.0.1:{free_port()}"
     term = Terminal([str(BIN / "taskrail"), "demo", "--port", base.rsplit(":", 1)[1]], demo_env)
     try:
@@ -132,7 +133,7 @@ def test_demo_login_link_logs_chromium_in_and_ctrl_c_stops_what_it_started(demo_
         term.expect(r"stopped: the embedded server \(this run started it\)", 60)
         assert term.proc.wait(timeout=30) == 0, term.output[-3000:]
         wait_for(lambda: not started_by(data), 30, what=f"{running} to be gone")
-        assert running_server(data) is None
+        assert running_server(server_file) is None
         assert "stopped: supervisor and its workers, dashboard" in term.output, term.output[-2000:]
     finally:
         term.close()
@@ -145,8 +146,9 @@ def test_demo_login_link_logs_chromium_in_and_ctrl_c_stops_what_it_started(demo_
 def test_demo_leaves_a_server_it_did_not_start_running(demo_env: dict[str, str]) -> None:
     taskrail = str(BIN / "taskrail")
     data = Path(demo_env["TASKRAIL_DATA_DIR"])
+    server_file = Path(demo_env["TASKRAIL_SERVER_FILE"])  # this test's own (conftest's env fixture)
     subprocess.run([taskrail, "server", "start"], env=demo_env, check=True, capture_output=True, timeout=60)
-    before = running_server(data)
+    before = running_server(server_file)
     assert before is not None
     done = subprocess.run(
         [taskrail, "demo", "--once", "--port", str(free_port())], env=demo_env, capture_output=True, text=True,
@@ -155,7 +157,7 @@ def test_demo_leaves_a_server_it_did_not_start_running(demo_env: dict[str, str])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "left running: the embedded server" in done.stdout
     assert "`taskrail server stop` stops it" in done.stdout
-    after = running_server(data)
+    after = running_server(server_file)
     assert after is not None and after.pid == before.pid
     assert set(started_by(data).values()) == {"server"}, "the workers and the dashboard are gone"
     subprocess.run([taskrail, "server", "stop"], env=demo_env, check=True, capture_output=True, timeout=60)
