@@ -83,16 +83,22 @@ class Dashboard:
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.api.post(self.url + path, timeout=30, allow_redirects=False, **kwargs)
 
-    def browser_session(self) -> tuple[requests.Session, str]:
+    def browser_session(self, password: str = PASSWORD) -> tuple[requests.Session, str]:
         """A cookie session logged in through the form, like a browser; returns it and its CSRF token."""
         session = requests.Session()
         form = session.get(self.url + "/login", timeout=30)
         csrf = _meta_or_field(form.text)
-        answer = session.post(self.url + "/login", data={"password": PASSWORD, "csrf_token": csrf, "next": "/"},
+        answer = session.post(self.url + "/login", data={"password": password, "csrf_token": csrf, "next": "/"},
                               timeout=30, allow_redirects=False)  # fmt: skip
         assert answer.status_code == 302, answer.text
         page = session.get(self.url + "/", timeout=30)
         return session, _meta_or_field(page.text)
+
+
+def listening_url(log: str) -> str | None:
+    """The address ``taskrail dashboard`` says it listens on, once its log says so."""
+    found = _LISTENING.search(log)
+    return found.group(1) if found else None
 
 
 def _meta_or_field(html: str) -> str:
@@ -111,8 +117,7 @@ def start_dashboard(procs: Any, *args: str, env: dict[str, str] | None = None) -
     def listening() -> str | None:
         if proc.poll() is not None:
             pytest.fail(f"dashboard exited with {proc.returncode}:\n{procs.log(proc)}")
-        found = _LISTENING.search(Path(proc.log_path).read_text(errors="replace"))  # type: ignore[attr-defined]
-        return found.group(1) if found else None
+        return listening_url(Path(proc.log_path).read_text(errors="replace"))  # type: ignore[attr-defined]
 
     url = str(wait_for(listening, 30, interval=0.1, what="the dashboard to listen"))
     dashboard = Dashboard(url, proc)

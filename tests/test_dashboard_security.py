@@ -12,7 +12,7 @@ from markupsafe import escape
 
 from config.settings import Settings
 from tests.conftest import BIN, Processes, wait_for
-from tests.tasks_web import PASSWORD, TOKEN, WEB, Dashboard, start_dashboard
+from tests.tasks_web import PASSWORD, TOKEN, WEB, Dashboard, listening_url, start_dashboard
 from workers.dashboard import AuthConfig, create_app
 from workers.exitcodes import RET_CONFIG
 
@@ -224,4 +224,11 @@ def test_no_secret_on_loopback_generates_a_password(env: dict[str, str], procs: 
     found = wait_for(
         lambda: re.search(r"password for this run: (\S+)", procs.log(proc)), 30, what="a generated password"
     )
-    assert len(found.group(1)) >= 20  # type: ignore[union-attr]
+    password = found.group(1)  # type: ignore[union-attr]
+    assert len(password) >= 20
+    url = str(wait_for(lambda: listening_url(procs.log(proc)), 30, what="the dashboard's address"))
+    dash = Dashboard(url, proc)
+    wait_for(lambda: requests.get(url + "/login", timeout=30).status_code == 200, 30, what="the login page")
+    session, _ = dash.browser_session(password)  # logs in with it, through the form, as a person would
+    assert session.get(url + "/api/queues", timeout=30).status_code == 200
+    assert requests.get(url + "/api/queues", timeout=30).status_code == 401  # and nobody without it
