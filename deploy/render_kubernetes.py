@@ -134,12 +134,14 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
         "securityContext": _security(),
         "volumeMounts": mounts,
     }
+    # Where a ScaledObject owns the count, `replicas` is left out: each `kubectl apply` would snap it back.
+    replicas = {} if spec.autoscale else {"replicas": spec.replicas}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {**_meta(f"{NAME}-{component}", component), "annotations": {"taskrail/queue": spec.queue}},
         "spec": {
-            "replicas": spec.replicas,
+            **replicas,
             "selector": {"matchLabels": _labels(component)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {

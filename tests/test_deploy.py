@@ -145,7 +145,7 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
     auth = _by_kind(files, "TriggerAuthentication")
     for plan in profile.queues:
         name = f"taskrail-worker-{plan.name}"
-        assert deployments[name]["spec"]["replicas"] == plan.workers and name in budgets
+        assert name in budgets
         command = deployments[name]["spec"]["template"]["spec"]["containers"][0]["command"]
         assert command[-len(plan.listens) :] == list(plan.listens)
         if plan.autoscale is None:
@@ -162,6 +162,21 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
     assert "taskrail-dashboard" in deployments and "taskrail-dashboard" in _by_kind(files, "Service")
     kustomization = yaml.safe_load(files["kustomization.yaml"].split("\n", 3)[-1])
     assert sorted(kustomization["resources"]) == sorted(n for n in files if n != "kustomization.yaml")
+
+
+def test_a_scaled_object_alone_sets_the_count_of_an_autoscaled_deployment() -> None:
+    """`kubectl apply -k` must not snap a KEDA-scaled Deployment back to the profile's `workers`."""
+    profile = load_profile(SCALING, "production")
+    deployments = _by_kind(_render("kubernetes"), "Deployment")
+    scaled = _by_kind(_render("kubernetes"), "ScaledObject")
+    assert scaled and any(not plan.autoscale for plan in profile.queues)
+    for plan in profile.queues:
+        spec = deployments[f"taskrail-worker-{plan.name}"]["spec"]
+        if plan.autoscale:
+            assert "replicas" not in spec, f"{plan.name}: the ScaledObject owns the count"
+        else:
+            assert spec["replicas"] == plan.workers
+    assert deployments["taskrail-dashboard"]["spec"]["replicas"] == 1
 
 
 def test_shutdown_chain_grace_period_outlasts_the_shutdown_timeout() -> None:
@@ -224,7 +239,7 @@ def test_render_follows_a_changed_count_and_range(tmp_path: Path) -> None:
         path.read_text().replace("{min: 2, max: 8, backlog_per_worker: 200", "{min: 3, max: 5, backlog_per_worker: 50")
     )
     kube = _render("kubernetes", path=path)
-    assert _by_kind(kube, "Deployment")["taskrail-worker-email"]["spec"]["replicas"] == 3
+    assert "replicas" not in _by_kind(kube, "Deployment")["taskrail-worker-email"]["spec"]  # KEDA's to set
     scaled = _by_kind(kube, "ScaledObject")["taskrail-worker-email"]["spec"]
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (3, 5)
     assert scaled["triggers"][0]["metadata"]["listLength"] == "50"
