@@ -106,6 +106,7 @@ def test_percentiles_from_buckets() -> None:
 def test_duration_percentiles_per_task(settings, conn: redis.Redis) -> None:
     conn.hset("taskrail:taskstats:t.fast", mapping={"b:0.005": 99, "b:0.01": 1, "completed": 100, "sum_us": 300000})
     conn.hset("taskrail:taskstats:t.never", mapping={"retried": 3})
+    conn.sadd("taskrail:tasks", "t.fast", "t.never")  # the index the worker scripts keep
     p50, p95, p99 = duration_percentiles(conn)["t.fast"]
     assert p50 == pytest.approx(0.0025, rel=0.05) and p95 == pytest.approx(0.0048, rel=0.01)
     assert p99 == pytest.approx(0.005)

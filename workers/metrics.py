@@ -126,13 +126,14 @@ def percentiles_from_buckets(counts: list[int], quantile: float) -> float:
 
 
 def _task_stats(conn: Any) -> dict[str, dict[str, int]]:
-    prefix = len(keys.TASK_STATS.format(""))
-    names = sorted(filter(None, (k.decode()[prefix:] for k in conn.scan_iter(keys.TASK_STATS.format("*")))))
+    # The index the worker scripts keep (tasks/core/lua/includes/settle.lua): never a SCAN of the keyspace.
+    names = sorted(filter(None, (name.decode() for name in conn.smembers(keys.TASKS))))
     with conn.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(keys.TASK_STATS.format(name))
         replies = pipe.execute()
     out = {}
     for name, raw in zip(names, replies, strict=True):
-        out[name] = {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
+        if raw:
+            out[name] = {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
     return out

@@ -20,7 +20,7 @@
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
+-- K.taskstats, K.tasks, K.revoke (and through includes K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -107,6 +107,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('HINCRBY', tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
   end
   redis.call('EXPIRE', stats, 7200)
+  if redis.call('EXISTS', K.taskstats .. task) == 1 then redis.call('SADD', K.tasks, task) end  -- metrics' index
   if kind ~= 'retry' and kind ~= 'requeue' then
     local ukey = redis.call('HGET', jkey, 'tr_unique')
     if ukey and redis.call('HGET', jkey, 'tr_unique_mode') ~= 'throttle' and redis.call('GET', ukey) == id then
