@@ -11,6 +11,7 @@ import signal
 
 import redis
 
+from tasks import pause
 from tests import tasks_observe as ot
 from tests.conftest import Processes, live_workers, wait_for
 from tests.test_metrics import OBS, scrape, serve_metrics
@@ -69,7 +70,9 @@ def test_oldest_wait_sees_the_job_behind_a_prioritized_one(settings, procs: Proc
 
     assert oldest_wait_s(conn, "obs") > 3600  # what `taskrail supervise` autoscales on
     port = serve_metrics(procs)
-    assert scrape(port)["taskrail_queue_oldest_job_age_seconds"][(("queue", "obs"),)] > 3600
+    m = scrape(port)
+    assert m["taskrail_queue_oldest_job_age_seconds"][(("queue", "obs"),)] > 3600
+    assert m["taskrail_leader_up"][()] == 0 and m["taskrail_queue_workers"][(("queue", "obs"),)] == 0  # no worker
 
 
 def test_oldest_enqueued_finds_the_first_job_of_every_priority(settings, conn: redis.Redis) -> None:
@@ -82,3 +85,21 @@ def test_oldest_enqueued_finds_the_first_job_of_every_priority(settings, conn: r
     assert order[-2:] == [b"9", b"9"], order  # the oldest job sits at the back
     oldest = oldest_enqueued(conn, ["obs", "empty"])
     assert oldest == {"obs": 1767225610.0}  # 2026-01-01T00:00:10Z: the first priority-9 job
+
+
+def test_the_gauges_alerts_need(settings, procs: Processes, conn: redis.Redis) -> None:
+    """Delayed, running, paused, workers per queue, leader present, last periodic firing."""
+    procs.worker("obs", env=OBS)
+    wait_for(lambda: conn.exists("taskrail:leader"), 15, what="a leader")
+    napping = ot.nap.delay(30)
+    wait_for(lambda: napping.state == "STARTED", 15, what="a running job")
+    ot.double.apply_async((1,), countdown=3600)
+    pause("idle")
+    conn.hset("taskrail:periodic", "nightly-report", repr(1767225600.0))  # as workers/periodic.py writes it
+    m = scrape(serve_metrics(procs))
+    obs, idle = (("queue", "obs"),), (("queue", "idle"),)
+    assert m["taskrail_queue_delayed_jobs"][obs] == 1 and m["taskrail_queue_running_jobs"][obs] == 1
+    assert m["taskrail_queue_paused"][obs] == 0 and m["taskrail_queue_paused"][idle] == 1
+    assert m["taskrail_queue_workers"][obs] == 1 and m["taskrail_queue_workers"][idle] == 0
+    assert m["taskrail_leader_up"][()] == 1
+    assert m["taskrail_periodic_last_fire_timestamp_seconds"][(("entry", "nightly-report"),)] == 1767225600.0
