@@ -264,6 +264,33 @@ def test_malformed_profile_renders_nothing_and_says_why(tmp_path: Path) -> None:
     assert str(path) in result.stderr and not out.exists()
 
 
+ALL_TO_ZERO = """queues: [email, bulk]
+profiles:
+  lean:
+    queues:
+      email: {workers: 0, autoscale: {min: 0, max: 4, backlog_per_worker: 10}}
+      bulk: {workers: 0, autoscale: {min: 0, max: 2, backlog_per_worker: 100}}
+"""
+
+
+def test_a_profile_where_every_queue_may_scale_to_zero_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "scaling.yaml"
+    path.write_text(ALL_TO_ZERO)
+    result = _taskrail("profile", "check", str(path))
+    assert result.returncode == RET_CONFIG, result.stdout
+    assert "every queue may scale to zero workers" in result.stderr and "autoscale min: 1" in result.stderr
+    out = tmp_path / "out"
+    result = _taskrail("deploy", "render", "--file", str(path), "--profile", "lean",
+                       "--target", "kubernetes", "--out", str(out))  # fmt: skip
+    assert result.returncode == RET_CONFIG and "scale to zero" in result.stderr and not out.exists()
+    with pytest.raises(ConfigError, match="scale to zero"):
+        load_profile(path, "lean")  # what `taskrail supervise` loads, too
+    path.write_text(
+        ALL_TO_ZERO.replace("bulk: {workers: 0, autoscale: {min: 0", "bulk: {workers: 1, autoscale: {min: 1")
+    )
+    assert _taskrail("profile", "check", str(path)).returncode == RET_OK  # one always-on queue is enough
+
+
 def test_unknown_profile_is_named_with_the_choices(tmp_path: Path) -> None:
     result = _taskrail("deploy", "render", "--profile", "prod", "--target", "compose")
     assert result.returncode == RET_CONFIG and "'prod'" in result.stderr and "production" in result.stderr
