@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench chaos rq-suite clean server-stop bench-peers browser
+.PHONY: install run test lint bench chaos rq-suite clean server-stop bench-peers browser promtool
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ run: install
 browser: install
 	@.ci/browser $(BIN)
 
-test: install browser
+# promtool (alert rule tests): Debian's prometheus package, unpacked into the venv; .ci/promtool says when it cannot.
+promtool: install
+	@.ci/promtool $(BIN)
+
+test: install browser promtool
 	$(BIN)/pytest
 
 lint: install

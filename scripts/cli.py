@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "scripts.cmd_deploy",
     "scripts.cmd_supervise",
     "scripts.cmd_queues",
+    "scripts.cmd_move",
     "scripts.cmd_rqsuite",
 )
 
