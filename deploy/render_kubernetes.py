@@ -26,6 +26,7 @@ DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue 
 POLLING_INTERVAL_S = 15
 NAME = "taskrail"
 UID = 10001  # the image's non-root user
+TMP_LIMIT, DATA_LIMIT = "256Mi", "512Mi"  # emptyDir sizeLimit: past it the kubelet evicts the pod
 
 
 def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str) -> dict[str, str]:
@@ -94,8 +95,12 @@ def _pod_security() -> dict[str, Any]:
 
 
 def _scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Writable /tmp and data dir on a read-only root filesystem."""
-    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]
+    """Writable /tmp and data dir on a read-only root filesystem, bounded: the data dir holds the email
+    outbox when no SMTP_URL is set, and a full node disk would evict every pod on it."""
+    volumes = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
+        {"name": "data", "emptyDir": {"sizeLimit": DATA_LIMIT}},
+    ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": "/app/data"}]
     return volumes, mounts
 
@@ -119,7 +124,8 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
         "name": "worker",
         "image": image,
         # The pod's hostname is its name, so the worker is `<pod>.<queue>.0` and the probes find it.
-        "command": spec.command("$(POD_NAME)"),
+        # `args`, not `command`: the image's ENTRYPOINT (tini) stays PID 1 and reaps orphans.
+        "args": spec.command("$(POD_NAME)"),
         "envFrom": _env_from(),
         "env": env,
         "resources": {
@@ -127,8 +133,9 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
             "limits": {"cpu": "1", "memory": f"{spec.memory_limit_mb}Mi"},
         },
         "startupProbe": _exec_probe(health, 2, 30),
-        "readinessProbe": _exec_probe(health, 10, 3),
-        # A Redis outage is not this pod's fault: restarting every worker would not fix it.
+        # A Redis outage is not this pod's fault: neither unready pods (the PDB would then block node drains)
+        # nor restarting every worker would fix it. The probes check this pod's heartbeat only.
+        "readinessProbe": _exec_probe([*health, "--ignore-redis-down"], 10, 3),
         "livenessProbe": _exec_probe([*health, "--ignore-redis-down"], 20, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}},
         "securityContext": _security(),
@@ -222,7 +229,7 @@ def _dashboard_deployment(profile: Profile, image: str) -> dict[str, Any]:
         "image": image,
         # In the cluster it is reached by its Service's name (more names, for an Ingress: the ConfigMap's
         # TASKRAIL_DASHBOARD_ALLOWED_HOSTS); kubectl port-forward by localhost, probes and scrapers by address.
-        "command": [*DASHBOARD_ARGS, "--allowed-host", f"{NAME}-dashboard"],
+        "args": [*DASHBOARD_ARGS, "--allowed-host", f"{NAME}-dashboard"],
         "ports": [{"name": "http", "containerPort": DASHBOARD_PORT}],
         "envFrom": _env_from(),
         "env": env,

@@ -146,7 +146,7 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
     for plan in profile.queues:
         name = f"taskrail-worker-{plan.name}"
         assert name in budgets
-        command = deployments[name]["spec"]["template"]["spec"]["containers"][0]["command"]
+        command = deployments[name]["spec"]["template"]["spec"]["containers"][0]["args"]
         assert command[-len(plan.listens) :] == list(plan.listens)
         if plan.autoscale is None:
             assert name not in scaled
@@ -200,7 +200,7 @@ def test_the_dashboard_answers_to_the_name_it_is_reached_by() -> None:
     """Its Host allow-list holds the Service (Compose: service) name other pods and containers use."""
     files = _render("kubernetes")
     service = next(iter(_by_kind(files, "Service")))
-    command = _by_kind(files, "Deployment")[service]["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = _by_kind(files, "Deployment")[service]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert command[command.index("--allowed-host") + 1] == service
     compose = yaml.safe_load(_render("compose")["compose.yaml"])["services"]["dashboard"]
     assert compose["command"][compose["command"].index("--allowed-host") + 1] == "dashboard"
@@ -227,6 +227,26 @@ def test_compose_redis_persists_and_never_evicts() -> None:
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
     assert redis_service["healthcheck"]["test"] and redis_service["volumes"]
+
+
+def test_compose_keeps_valkey_behind_a_password_and_the_dashboard_on_this_machine() -> None:
+    services = yaml.safe_load(_render("compose")["compose.yaml"])["services"]
+    command = services["redis"]["command"]
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert "PONG" in services["redis"]["healthcheck"]["test"][1]  # a NOAUTH reply is no health
+    assert services["worker-email"]["environment"]["REDIS_URL"].endswith(":-redis://:${REDIS_PASSWORD}@redis:6379/0}")
+    assert services["dashboard"]["ports"] == ["127.0.0.1:9181:9181"]
+
+
+def test_kubernetes_pods_run_tini_as_pid_1_stay_ready_in_a_redis_outage_and_bound_their_disks() -> None:
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in (DEPLOY / "Dockerfile").read_text()
+    for name, doc in _by_kind(_render("kubernetes"), "Deployment").items():
+        pod = doc["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert "command" not in container and container["args"], f"{name}: `command` would replace tini"
+        assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"]), name
+        if "readinessProbe" in container and "exec" in container["readinessProbe"]:
+            assert "--ignore-redis-down" in container["readinessProbe"]["exec"]["command"], name
 
 
 # ---- render follows the profile -----------------------------------------------------------------
