@@ -9,6 +9,7 @@ from pathlib import Path
 from config.scaling import load_profile
 from config.settings import load_settings
 from deploy.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
+from deploy.render_kubernetes import MONITORS
 from workers.exitcodes import RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
 from workers.health import Status, check_health, host_prefix
 
@@ -50,7 +51,10 @@ def run_render(args: argparse.Namespace) -> int:
     profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
     files = render(profile, args.target, image=args.image)
     if args.out is None:
-        sys.stdout.write("---\n".join(files[name] for name in files if name != "kustomization.yaml"))
+        # What `kubectl apply -f -` takes anywhere: no kustomization, no ServiceMonitor (an operator's CRD).
+        sys.stdout.write(
+            "---\n".join(text for name, text in files.items() if name not in ("kustomization.yaml", MONITORS))
+        )
         return RET_OK
     for path in write_rendered(files, args.out):
         print(f"wrote {path}")

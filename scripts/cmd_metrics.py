@@ -19,16 +19,19 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("metrics", help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    parser.add_argument("--port", type=int, default=9808, help="port to listen on (default 9808)")
+    parser.add_argument(
+        "--port", type=int, default=9808, help="port to listen on (default 9808; 0: any free one, printed)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_port(args.port)
+    check_port(args.port, any_free=True)
     conn = connect(load_settings())
     server, thread = start_http_server(args.port, addr=args.host, registry=build_registry(conn))
-    print(f"serving taskrail metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    port = server.server_port  # the one the system chose for --port 0
+    print(f"serving taskrail metrics on http://{args.host}:{port}/metrics", flush=True)
     done = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:

@@ -33,7 +33,7 @@ from workers.health import Status, check_health
 SCALING = ROOT / "config" / "scaling.yaml"
 DEPLOY = ROOT / "deploy"
 SECRET_KEYS = ("REDIS_URL", "SENTRY_DSN", "SMTP_URL", "TASKRAIL_DASHBOARD_PASSWORD")
-CRDS = {"ScaledObject", "TriggerAuthentication", "Kustomization"}  # no offline schema: checked below
+CRDS = {"ScaledObject", "TriggerAuthentication", "Kustomization", "ServiceMonitor"}  # no offline schema: checked below
 
 
 def _render(target: str, profile: str = "production", path: Path = SCALING) -> dict[str, str]:
@@ -161,7 +161,23 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
         assert trigger["authenticationRef"]["name"] in auth
     assert "taskrail-dashboard" in deployments and "taskrail-dashboard" in _by_kind(files, "Service")
     kustomization = yaml.safe_load(files["kustomization.yaml"].split("\n", 3)[-1])
-    assert sorted(kustomization["resources"]) == sorted(n for n in files if n != "kustomization.yaml")
+    # The ServiceMonitor needs the Prometheus Operator's CRD: applied on its own where that runs.
+    assert sorted(kustomization["resources"]) == sorted(set(files) - {"kustomization.yaml", "servicemonitor.yaml"})
+
+
+def test_metrics_are_scrapeable_as_deployed() -> None:
+    files = _render("kubernetes")
+    deployment = _by_kind(files, "Deployment")["taskrail-metrics"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["taskrail", "metrics"] and "0.0.0.0" in container["args"]
+    port = container["ports"][0]
+    service = _by_kind(files, "Service")["taskrail-metrics"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port["containerPort"])
+    [monitor] = _by_kind(files, "ServiceMonitor").values()
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
 
 
 def test_a_scaled_object_alone_sets_the_count_of_an_autoscaled_deployment() -> None:
@@ -336,7 +352,8 @@ def test_render_prints_to_stdout_without_out() -> None:
     assert result.returncode == RET_OK
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
     served = [p for p in load_profile(SCALING, "production").queues if p.workers or p.autoscale]
-    assert kinds.count("Deployment") == len(served) + 1 and "ScaledObject" in kinds  # + the dashboard
+    assert kinds.count("Deployment") == len(served) + 2 and "ScaledObject" in kinds  # + dashboard and metrics
+    assert "ServiceMonitor" not in kinds  # only where the Prometheus Operator runs: servicemonitor.yaml
 
 
 # ---- taskrail health ------------------------------------------------------------------------------
