@@ -17,6 +17,7 @@ from pathlib import Path
 
 from config.errors import ConfigError
 from config.scaling import Profile
+from deploy.keda import KedaRedis
 from deploy.output import GENERATED
 from deploy.render_compose import compose_files
 from deploy.render_kubernetes import kubernetes_files
@@ -28,8 +29,12 @@ TARGETS = ("compose", "kubernetes")
 DEFAULT_IMAGE = "taskrail:latest"
 
 
-def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict[str, str]:
+def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, redis_url: str | None = None
+           ) -> dict[str, str]:  # fmt: skip
     """Render ``profile`` for ``target``: file name -> YAML text, in a stable order.
+
+    ``redis_url`` (the workers' REDIS_URL without its password) tells KEDA about TLS, an ACL user and
+    the database (deploy/keda.py); Compose needs none of it.
 
     Raises:
         ConfigError: an unknown target, or a profile that cannot be deployed as it is.
@@ -37,7 +42,7 @@ def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict
     if target == "compose":
         return compose_files(profile, workloads(profile), image)
     if target == "kubernetes":
-        return kubernetes_files(profile, workloads(profile), image)
+        return kubernetes_files(profile, workloads(profile), image, KedaRedis.from_url(redis_url))
     raise ConfigError(f"unknown deploy target {target!r}; choose one of: {', '.join(TARGETS)}")
 
 

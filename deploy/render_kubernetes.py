@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
+from deploy.keda import KEDA_SECRET, KedaRedis
 from deploy.kube_parts import (
     CONFIG_MAP,
     NAME,
@@ -32,24 +33,25 @@ __all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "MONITORS"
 
 MONITORS = "servicemonitor.yaml"  # rendered beside, not in the kustomization: it needs the Prometheus Operator
 
-KEDA_SECRET = "taskrail-keda"  # keys: redis-address (host:port), redis-password
 DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue scales on wait time only
 POLLING_INTERVAL_S = 15
 
 
-def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str) -> dict[str, str]:
+def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, keda: KedaRedis | None = None
+                     ) -> dict[str, str]:  # fmt: skip
     """One file per queue plus the dashboard, KEDA's authentication and the kustomization."""
+    keda = keda or KedaRedis()
     files: dict[str, str] = {}
     top = header(profile, "kubernetes", ("Apply: kubectl apply -k <this directory> (Secrets first: docs/deploy.md).",))
     files["dashboard.yaml"] = top + to_yaml(*dashboard_documents(profile, image))
     files["metrics.yaml"] = top + to_yaml(*metrics_documents(image))
     scaled = [spec for spec in specs if spec.autoscale]
     if scaled:
-        files["keda-auth.yaml"] = top + to_yaml(_trigger_auth())
+        files["keda-auth.yaml"] = top + to_yaml(_trigger_auth(keda))
     for spec in specs:
         documents = [_deployment(spec, image), _pdb(spec)]
         if spec.autoscale:
-            documents.append(_scaled_object(spec))
+            documents.append(_scaled_object(spec, keda))
         files[f"worker-{spec.slug}.yaml"] = top + to_yaml(*documents)
     files["kustomization.yaml"] = top + to_yaml(
         {
@@ -136,7 +138,7 @@ def _pdb(spec: Workload) -> dict[str, Any]:
     }
 
 
-def _scaled_object(spec: Workload) -> dict[str, Any]:
+def _scaled_object(spec: Workload, keda: KedaRedis) -> dict[str, Any]:
     scale = spec.autoscale
     assert scale is not None
     component = f"worker-{spec.slug}"
@@ -160,7 +162,11 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
             "triggers": [
                 {
                     "type": "redis",
-                    "metadata": {"listName": keys.QUEUE.format(spec.queue), "listLength": str(backlog)},
+                    "metadata": {
+                        "listName": keys.QUEUE.format(spec.queue),
+                        "listLength": str(backlog),
+                        **keda.metadata(),
+                    },
                     "authenticationRef": {"name": NAME},
                 }
             ],
@@ -168,13 +174,10 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
     }
 
 
-def _trigger_auth() -> dict[str, Any]:
-    refs = [("address", "redis-address"), ("password", "redis-password")]
+def _trigger_auth(keda: KedaRedis) -> dict[str, Any]:
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
         "metadata": meta(NAME, "autoscaler"),
-        "spec": {
-            "secretTargetRef": [{"parameter": p, "name": KEDA_SECRET, "key": k} for p, k in refs],
-        },
+        "spec": {"secretTargetRef": keda.secret_refs()},
     }

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rendering.add_argument("--out", type=Path, help="write the files into this directory (default: print them)")
     rendering.add_argument("--file", type=Path, help="scaling file (default: TASKRAIL_SCALING_FILE)")
     rendering.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image (default: {DEFAULT_IMAGE})")
+    rendering.add_argument("--redis-url", help="Kubernetes: the workers' REDIS_URL without its password, so KEDA "
+                           "uses the same TLS (rediss://), ACL user and database")  # fmt: skip
     rendering.set_defaults(func=run_render)
 
     health = subparsers.add_parser(
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_render(args: argparse.Namespace) -> int:
     settings = load_settings()
     profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
-    files = render(profile, args.target, image=args.image)
+    files = render(profile, args.target, image=args.image, redis_url=args.redis_url)
     if args.out is None:
         # What `kubectl apply -f -` takes anywhere: no kustomization, no ServiceMonitor (an operator's CRD).
         sys.stdout.write(

@@ -165,6 +165,24 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
     assert sorted(kustomization["resources"]) == sorted(set(files) - {"kustomization.yaml", "servicemonitor.yaml"})
 
 
+def test_keda_reaches_redis_over_tls_as_an_acl_user_in_another_database() -> None:
+    result = _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes",
+                       "--redis-url", "rediss://taskrail@redis.example:6380/3")  # fmt: skip
+    assert result.returncode == RET_OK, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    [auth] = [doc for doc in docs if doc["kind"] == "TriggerAuthentication"]
+    refs = {ref["parameter"]: ref["key"] for ref in auth["spec"]["secretTargetRef"]}
+    assert refs == {"address": "redis-address", "password": "redis-password", "username": "redis-username"}
+    triggers = [doc["spec"]["triggers"][0]["metadata"] for doc in docs if doc["kind"] == "ScaledObject"]
+    assert triggers and all(t["enableTLS"] == "true" and t["databaseIndex"] == "3" for t in triggers)
+    plain = [d["spec"]["triggers"][0]["metadata"] for d in _by_kind(_render("kubernetes"), "ScaledObject").values()]
+    assert not any("enableTLS" in t or "databaseIndex" in t for t in plain)  # redis://, database 0: KEDA's defaults
+    for url, why in [("rediss://u:secret@r:6380/0", "leave the password out"), ("redis://r:6379/x", "a number"),
+                     ("redis+sentinel://s:26379/mymaster", "redis-sentinel")]:  # fmt: skip
+        refused = _taskrail("deploy", "render", "--target", "kubernetes", "--redis-url", url)
+        assert refused.returncode == RET_CONFIG and why in refused.stderr and "secret" not in refused.stderr, url
+
+
 def test_metrics_are_scrapeable_as_deployed() -> None:
     files = _render("kubernetes")
     deployment = _by_kind(files, "Deployment")["taskrail-metrics"]
