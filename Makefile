@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench chaos rq-suite clean server-stop bench-peers browser promtool
 
-$(STAMP): setup.cfg pyproject.toml
+# Runtime dependencies at the versions in deploy/constraints.txt, as the image has them
+# (`taskrail deploy constraints --out deploy/constraints.txt` after changing a dependency).
+$(STAMP): setup.cfg pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,6 +13,7 @@ described in deploy/workload.py.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 from config.errors import ConfigError
@@ -26,7 +27,7 @@ from deploy.workload import workloads
 __all__ = ["DEFAULT_IMAGE", "TARGETS", "render", "write_rendered"]
 
 TARGETS = ("compose", "kubernetes")
-DEFAULT_IMAGE = "taskrail:latest"
+DEFAULT_IMAGE = f"taskrail:{metadata.version('taskrail')}"  # a versioned tag, never `latest`: what a rollback names
 
 
 def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, redis_url: str | None = None

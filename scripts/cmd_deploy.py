@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                            "uses the same TLS (rediss://), ACL user and database")  # fmt: skip
     rendering.set_defaults(func=run_render)
 
+    pins = actions.add_parser("constraints", help="pin taskrail's runtime dependencies as installed here")
+    pins.add_argument("--out", type=Path, help="write this file (default: print)")
+    pins.set_defaults(func=run_constraints)
+
     health = subparsers.add_parser(
         "health",
         help="exit 0 if Redis answers (and the worker's heartbeat is fresh); for container probes",
@@ -46,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for Redis (default 3)")
     health.set_defaults(func=run_health)
+
+
+def run_constraints(args: argparse.Namespace) -> int:
+    from deploy.constraints import constraints_text, runtime_pins  # needs `packaging`: a dev tool, not the image's
+
+    text = constraints_text(runtime_pins())
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    return RET_OK
 
 
 def run_render(args: argparse.Namespace) -> int:

@@ -134,6 +134,20 @@ def test_docker_build_context_holds_every_package() -> None:
     assert {"!setup.cfg", "!pyproject.toml"} <= allowed
 
 
+def test_images_are_versioned_and_dependencies_pinned_as_tested() -> None:
+    from deploy.constraints import constraints_text, runtime_pins
+
+    for target in ("kubernetes", "compose"):
+        images = set(re.findall(r"image: (\S+)", "".join(_render(target).values())))
+        assert images and not [i for i in images if i.endswith(":latest") or ":" not in i], images
+    committed = (DEPLOY / "constraints.txt").read_text()
+    fix = "run `taskrail deploy constraints --out deploy/constraints.txt` (after make install) and commit"
+    assert committed == constraints_text(runtime_pins()), f"deploy/constraints.txt is not what is installed: {fix}"
+    assert {"rq", "redis", "prometheus-client"} <= set(runtime_pins())
+    assert "-c deploy/constraints.txt" in (DEPLOY / "Dockerfile").read_text()
+    assert "-c deploy/constraints.txt" in (ROOT / "Makefile").read_text()
+
+
 # ---- what the files say ---------------------------------------------------------------------------
 
 
