@@ -1,6 +1,12 @@
-"""How KEDA's ``redis`` scaler reaches the server the workers use: TLS, an ACL user, a database.
+"""What KEDA scales each queue on, and how its ``redis`` scaler reaches the server.
 
-KEDA does not take a URL: ``taskrail deploy render --redis-url URL`` reads the scheme (``rediss://``:
+The default trigger (``taskrail``) is KEDA's ``metrics-api`` on ``taskrail metrics``'
+``/scale/<queue>`` (workers/scale_load.py): waiting plus claimed jobs, 0 while the queue is paused,
+no growth while its rate limit is used up. KEDA calls it from its own namespace, so the URL names
+the Service with the namespace the manifests go into (``--namespace``). ``--keda-trigger redis``
+renders KEDA's ``redis`` trigger instead: only the waiting list, but no dependency on the metrics pod.
+
+For that one, KEDA does not take a URL: ``taskrail deploy render --redis-url URL`` reads the scheme (``rediss://``:
 TLS), the user name (an ACL user: its name comes from the Secret's ``redis-username``) and the
 database number from the workers' ``REDIS_URL`` given without its password, which stays in the
 ``taskrail-keda`` Secret (``redis-password``) and never in a rendered file.
@@ -8,6 +14,7 @@ database number from the workers' ``REDIS_URL`` given without its password, whic
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +22,9 @@ from typing import Any
 from config.errors import ConfigError
 from config.sentinel import is_sentinel_url
 
-__all__ = ["KEDA_SECRET", "KedaRedis"]
+__all__ = ["KEDA_SECRET", "TRIGGERS", "Keda", "KedaRedis"]
+
+TRIGGERS = ("taskrail", "redis")
 
 KEDA_SECRET = "taskrail-keda"  # keys: redis-address (host:port), redis-password, and redis-username with a user
 
@@ -64,3 +73,32 @@ class KedaRedis:
         if self.username:
             refs.append(("username", "redis-username"))
         return [{"parameter": p, "name": KEDA_SECRET, "key": k} for p, k in refs]
+
+
+@dataclass(frozen=True)
+class Keda:
+    """The trigger every ScaledObject gets."""
+
+    kind: str = "taskrail"
+    namespace: str = "default"
+    redis: KedaRedis = KedaRedis()
+    metrics_url: str = "http://taskrail-metrics.{namespace}.svc:{port}/scale/{queue}"
+    metrics_port: int = 9808
+
+    @classmethod
+    def of(cls, kind: str = "taskrail", namespace: str = "default", redis_url: str | None = None) -> Keda:
+        """Raises: ConfigError: an unknown trigger, a bad namespace, or a bad ``redis_url`` (see KedaRedis)."""
+        if kind not in TRIGGERS:
+            raise ConfigError(f"--keda-trigger must be one of {', '.join(TRIGGERS)}, got {kind!r}")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+            raise ConfigError(f"--namespace {namespace!r} is not a Kubernetes namespace name (lowercase, digits, -)")
+        if redis_url and kind != "redis":
+            raise ConfigError("--redis-url is for --keda-trigger redis; the taskrail trigger reads no Redis itself")
+        return cls(kind, namespace, KedaRedis.from_url(redis_url))
+
+    def trigger(self, queue: str, queue_key: str, backlog: int, auth: str) -> dict[str, Any]:
+        if self.kind == "redis":
+            metadata = {"listName": queue_key, "listLength": str(backlog), **self.redis.metadata()}
+            return {"type": "redis", "metadata": metadata, "authenticationRef": {"name": auth}}
+        url = self.metrics_url.format(namespace=self.namespace, port=self.metrics_port, queue=queue)
+        return {"type": "metrics-api", "metadata": {"url": url, "valueLocation": "load", "targetValue": str(backlog)}}

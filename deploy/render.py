@@ -18,7 +18,7 @@ from pathlib import Path
 
 from config.errors import ConfigError
 from config.scaling import Profile
-from deploy.keda import KedaRedis
+from deploy.keda import Keda
 from deploy.output import GENERATED
 from deploy.render_compose import compose_files
 from deploy.render_kubernetes import kubernetes_files
@@ -30,12 +30,12 @@ TARGETS = ("compose", "kubernetes")
 DEFAULT_IMAGE = f"taskrail:{metadata.version('taskrail')}"  # a versioned tag, never `latest`: what a rollback names
 
 
-def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, redis_url: str | None = None
+def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, keda: Keda | None = None
            ) -> dict[str, str]:  # fmt: skip
     """Render ``profile`` for ``target``: file name -> YAML text, in a stable order.
 
-    ``redis_url`` (the workers' REDIS_URL without its password) tells KEDA about TLS, an ACL user and
-    the database (deploy/keda.py); Compose needs none of it.
+    ``keda`` (deploy/keda.py): what the ScaledObjects scale on and how KEDA reaches Redis; Compose
+    needs none of it.
 
     Raises:
         ConfigError: an unknown target, or a profile that cannot be deployed as it is.
@@ -43,7 +43,7 @@ def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, redis_u
     if target == "compose":
         return compose_files(profile, workloads(profile), image)
     if target == "kubernetes":
-        return kubernetes_files(profile, workloads(profile), image, KedaRedis.from_url(redis_url))
+        return kubernetes_files(profile, workloads(profile), image, keda)
     raise ConfigError(f"unknown deploy target {target!r}; choose one of: {', '.join(TARGETS)}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
-from deploy.keda import KEDA_SECRET, KedaRedis
+from deploy.keda import KEDA_SECRET, Keda
 from deploy.kube_parts import (
     CONFIG_MAP,
     NAME,
@@ -37,16 +37,16 @@ DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue 
 POLLING_INTERVAL_S = 15
 
 
-def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, keda: KedaRedis | None = None
+def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, keda: Keda | None = None
                      ) -> dict[str, str]:  # fmt: skip
     """One file per queue plus the dashboard, KEDA's authentication and the kustomization."""
-    keda = keda or KedaRedis()
+    keda = keda or Keda()
     files: dict[str, str] = {}
     top = header(profile, "kubernetes", ("Apply: kubectl apply -k <this directory> (Secrets first: docs/deploy.md).",))
     files["dashboard.yaml"] = top + to_yaml(*dashboard_documents(profile, image))
-    files["metrics.yaml"] = top + to_yaml(*metrics_documents(image))
+    files["metrics.yaml"] = top + to_yaml(*metrics_documents(profile, image))
     scaled = [spec for spec in specs if spec.autoscale]
-    if scaled:
+    if scaled and keda.kind == "redis":
         files["keda-auth.yaml"] = top + to_yaml(_trigger_auth(keda))
     for spec in specs:
         documents = [_deployment(spec, image), _pdb(spec)]
@@ -138,7 +138,7 @@ def _pdb(spec: Workload) -> dict[str, Any]:
     }
 
 
-def _scaled_object(spec: Workload, keda: KedaRedis) -> dict[str, Any]:
+def _scaled_object(spec: Workload, keda: Keda) -> dict[str, Any]:
     scale = spec.autoscale
     assert scale is not None
     component = f"worker-{spec.slug}"
@@ -159,25 +159,17 @@ def _scaled_object(spec: Workload, keda: KedaRedis) -> dict[str, Any]:
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": round(scale.cooldown_s)}}
                 }
             },
-            "triggers": [
-                {
-                    "type": "redis",
-                    "metadata": {
-                        "listName": keys.QUEUE.format(spec.queue),
-                        "listLength": str(backlog),
-                        **keda.metadata(),
-                    },
-                    "authenticationRef": {"name": NAME},
-                }
-            ],
+            "triggers": [keda.trigger(spec.queue, keys.QUEUE.format(spec.queue), backlog, NAME)],
+            # When the trigger cannot be read (the metrics pod or Redis away): the profile's count, not zero.
+            "fallback": {"failureThreshold": 3, "replicas": max(spec.replicas, scale.min, 1)},
         },
     }
 
 
-def _trigger_auth(keda: KedaRedis) -> dict[str, Any]:
+def _trigger_auth(keda: Keda) -> dict[str, Any]:
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
         "metadata": meta(NAME, "autoscaler"),
-        "spec": {"secretTargetRef": keda.secret_refs()},
+        "spec": {"secretTargetRef": keda.redis.secret_refs()},
     }

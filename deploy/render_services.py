@@ -23,6 +23,7 @@ from deploy.kube_parts import (
     security,
 )
 from deploy.workload import PRESTOP_S
+from workers.supervisor.children import scheduling_environ
 
 __all__ = ["METRICS_PORT", "dashboard_documents", "metrics_documents", "service_monitor"]
 
@@ -44,9 +45,11 @@ def dashboard_documents(profile: Profile, image: str) -> list[dict[str, Any]]:
     return [deployment, _service("dashboard", DASHBOARD_PORT, "http", {})]
 
 
-def metrics_documents(image: str) -> list[dict[str, Any]]:
+def metrics_documents(profile: Profile, image: str) -> list[dict[str, Any]]:
     resources = {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"cpu": "500m", "memory": "192Mi"}}
-    deployment = _deployment("metrics", image, list(METRICS_ARGS), METRICS_PORT, base_env(), resources)
+    # The queues' rate limits: /scale/<queue> stops a queue growing while its limit is used up.
+    env = [*base_env(), *({"name": k, "value": v} for k, v in scheduling_environ(profile).items())]
+    deployment = _deployment("metrics", image, list(METRICS_ARGS), METRICS_PORT, env, resources)
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT), "prometheus.io/path": "/metrics"}
     return [deployment, _service("metrics", METRICS_PORT, "metrics", scrape)]
 

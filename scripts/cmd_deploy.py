@@ -8,6 +8,7 @@ from pathlib import Path
 
 from config.scaling import load_profile
 from config.settings import load_settings
+from deploy.keda import TRIGGERS, Keda
 from deploy.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
 from deploy.render_kubernetes import MONITORS
 from workers.exitcodes import RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
@@ -27,8 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rendering.add_argument("--out", type=Path, help="write the files into this directory (default: print them)")
     rendering.add_argument("--file", type=Path, help="scaling file (default: TASKRAIL_SCALING_FILE)")
     rendering.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image (default: {DEFAULT_IMAGE})")
-    rendering.add_argument("--redis-url", help="Kubernetes: the workers' REDIS_URL without its password, so KEDA "
-                           "uses the same TLS (rediss://), ACL user and database")  # fmt: skip
+    rendering.add_argument("--keda-trigger", default="taskrail", choices=TRIGGERS,
+                           help="Kubernetes: scale on taskrail metrics' /scale/<queue> (waiting + claimed, paused, "
+                           "rate; default) or on the Redis list alone (redis)")  # fmt: skip
+    rendering.add_argument("--namespace", default="default", help="Kubernetes: the namespace the manifests go into "
+                           "(KEDA calls the metrics Service by it; default: default)")  # fmt: skip
+    rendering.add_argument("--redis-url", help="with --keda-trigger redis: the workers' REDIS_URL without its "
+                           "password, so KEDA uses the same TLS (rediss://), ACL user and database")  # fmt: skip
     rendering.set_defaults(func=run_render)
 
     pins = actions.add_parser("constraints", help="pin taskrail's runtime dependencies as installed here")
@@ -67,7 +73,8 @@ def run_constraints(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     settings = load_settings()
     profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
-    files = render(profile, args.target, image=args.image, redis_url=args.redis_url)
+    keda = Keda.of(args.keda_trigger, args.namespace, args.redis_url)
+    files = render(profile, args.target, image=args.image, keda=keda)
     if args.out is None:
         # What `kubectl apply -f -` takes anywhere: no kustomization, no ServiceMonitor (an operator's CRD).
         sys.stdout.write(

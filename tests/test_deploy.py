@@ -25,6 +25,7 @@ from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import load_settings
 from deploy.render import render, write_rendered
 from deploy.render_kubernetes import SECRET
+from deploy.render_services import METRICS_PORT
 from deploy.workload import PRESTOP_S
 from tests.conftest import BIN, ROOT, Processes, wait_for
 from workers.exitcodes import RET_CONFIG, RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
@@ -156,7 +157,6 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
     profile = load_profile(SCALING, "production")
     deployments, budgets = _by_kind(files, "Deployment"), _by_kind(files, "PodDisruptionBudget")
     scaled = _by_kind(files, "ScaledObject")
-    auth = _by_kind(files, "TriggerAuthentication")
     for plan in profile.queues:
         name = f"taskrail-worker-{plan.name}"
         assert name in budgets
@@ -170,9 +170,12 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
         assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (plan.autoscale.min, plan.autoscale.max)
         behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
         assert behavior["scaleDown"]["stabilizationWindowSeconds"] == plan.autoscale.cooldown_s
-        trigger = spec["triggers"][0]
-        assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == f"rq:queue:{plan.name}"
-        assert trigger["authenticationRef"]["name"] in auth
+        [trigger] = spec["triggers"]  # one: with more, the HPA takes the largest and a pause would not hold
+        assert trigger["type"] == "metrics-api" and trigger["metadata"]["valueLocation"] == "load"
+        url = f"http://taskrail-metrics.default.svc:{METRICS_PORT}/scale/{plan.name}"
+        assert trigger["metadata"]["url"] == url and "taskrail-metrics" in _by_kind(files, "Service")
+        assert spec["fallback"]["replicas"] >= max(plan.autoscale.min, 1)
+    assert not _by_kind(files, "TriggerAuthentication")  # only the redis trigger needs one
     assert "taskrail-dashboard" in deployments and "taskrail-dashboard" in _by_kind(files, "Service")
     kustomization = yaml.safe_load(files["kustomization.yaml"].split("\n", 3)[-1])
     # The ServiceMonitor needs the Prometheus Operator's CRD: applied on its own where that runs.
@@ -180,21 +183,36 @@ def test_kubernetes_has_a_deployment_and_budget_per_queue_and_keda_for_autoscale
 
 
 def test_keda_reaches_redis_over_tls_as_an_acl_user_in_another_database() -> None:
-    result = _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes",
-                       "--redis-url", "rediss://taskrail@redis.example:6380/3")  # fmt: skip
+    result = _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes", "--keda-trigger",
+                       "redis", "--redis-url", "rediss://taskrail@redis.example:6380/3")  # fmt: skip
     assert result.returncode == RET_OK, result.stderr
     docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     [auth] = [doc for doc in docs if doc["kind"] == "TriggerAuthentication"]
     refs = {ref["parameter"]: ref["key"] for ref in auth["spec"]["secretTargetRef"]}
     assert refs == {"address": "redis-address", "password": "redis-password", "username": "redis-username"}
-    triggers = [doc["spec"]["triggers"][0]["metadata"] for doc in docs if doc["kind"] == "ScaledObject"]
-    assert triggers and all(t["enableTLS"] == "true" and t["databaseIndex"] == "3" for t in triggers)
-    plain = [d["spec"]["triggers"][0]["metadata"] for d in _by_kind(_render("kubernetes"), "ScaledObject").values()]
-    assert not any("enableTLS" in t or "databaseIndex" in t for t in plain)  # redis://, database 0: KEDA's defaults
+    triggers = [doc["spec"]["triggers"][0] for doc in docs if doc["kind"] == "ScaledObject"]
+    assert triggers and all(t["type"] == "redis" and t["authenticationRef"]["name"] == "taskrail" for t in triggers)
+    meta = [t["metadata"] for t in triggers]
+    assert all(m["enableTLS"] == "true" and m["databaseIndex"] == "3" and m["listName"].startswith("rq:queue:")
+               for m in meta)  # fmt: skip
+    plain = _taskrail(
+        "deploy", "render", "--profile", "production", "--target", "kubernetes", "--keda-trigger", "redis"
+    )
+    assert plain.returncode == RET_OK and "listName" in plain.stdout
+    assert "enableTLS" not in plain.stdout and "databaseIndex" not in plain.stdout  # KEDA's defaults
     for url, why in [("rediss://u:secret@r:6380/0", "leave the password out"), ("redis://r:6379/x", "a number"),
                      ("redis+sentinel://s:26379/mymaster", "redis-sentinel")]:  # fmt: skip
-        refused = _taskrail("deploy", "render", "--target", "kubernetes", "--redis-url", url)
+        refused = _taskrail("deploy", "render", "--target", "kubernetes", "--keda-trigger", "redis", "--redis-url", url)
         assert refused.returncode == RET_CONFIG and why in refused.stderr and "secret" not in refused.stderr, url
+    alone = _taskrail("deploy", "render", "--target", "kubernetes", "--redis-url", "redis://r:6379/0")
+    assert alone.returncode == RET_CONFIG and "--keda-trigger redis" in alone.stderr
+
+
+def test_keda_calls_the_metrics_service_in_the_namespace_it_is_given() -> None:
+    result = _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes", "--namespace", "jobs")
+    assert result.returncode == RET_OK and "http://taskrail-metrics.jobs.svc:9808/scale/email" in result.stdout
+    bad = _taskrail("deploy", "render", "--target", "kubernetes", "--namespace", "Jobs_1")
+    assert bad.returncode == RET_CONFIG and "namespace" in bad.stderr
 
 
 def test_metrics_are_scrapeable_as_deployed() -> None:
@@ -310,7 +328,7 @@ def test_render_follows_a_changed_count_and_range(tmp_path: Path) -> None:
     assert "replicas" not in _by_kind(kube, "Deployment")["taskrail-worker-email"]["spec"]  # KEDA's to set
     scaled = _by_kind(kube, "ScaledObject")["taskrail-worker-email"]["spec"]
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (3, 5)
-    assert scaled["triggers"][0]["metadata"]["listLength"] == "50"
+    assert scaled["triggers"][0]["metadata"]["targetValue"] == "50"
     compose = yaml.safe_load(_render("compose", path=path)["compose.yaml"])
     assert compose["services"]["worker-email"]["deploy"]["replicas"] == 3
     assert kube != _render("kubernetes")

@@ -29,9 +29,9 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return samples
 
 
-def serve_metrics(procs: Processes) -> int:
+def serve_metrics(procs: Processes, env: dict[str, str] | None = None) -> int:
     port = free_port()
-    proc = procs.start([str(BIN / "taskrail"), "metrics", "--port", str(port)], name="metrics")
+    proc = procs.start([str(BIN / "taskrail"), "metrics", "--port", str(port)], name="metrics", env=env)
 
     def up() -> bool:
         try:

@@ -7,12 +7,15 @@ it looked up (keyspace hits and misses) for one scrape of a real ``taskrail metr
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import urllib.error
+import urllib.request
 
 import redis
 
-from tasks import pause
+from tasks import pause, resume
 from tests import tasks_observe as ot
 from tests.conftest import BIN, Processes, live_workers, wait_for
 from tests.test_metrics import OBS, scrape, serve_metrics
@@ -111,3 +114,38 @@ def test_metrics_on_port_0_print_the_port_they_got(settings, procs: Processes, c
     line = wait_for(lambda: re.search(r"http://127.0.0.1:(\d+)/metrics", procs.log(proc)), 20, what="the URL")
     port = int(line.group(1))  # type: ignore[union-attr]
     assert port > 0 and scrape(port)["taskrail_redis_up"][()] == 1
+
+
+def _load(port: int, queue: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/scale/{queue}", timeout=10) as reply:
+        assert reply.headers["Content-Type"] == "application/json"
+        return dict(json.loads(reply.read()))
+
+
+def test_keda_load_counts_claimed_jobs_and_holds_for_pause_and_rate(settings, procs: Processes,
+                                                                    conn: redis.Redis) -> None:  # fmt: skip
+    limits = {"TASKRAIL_QUEUE_RATE_LIMITS": "obs=3/m"}  # what the rendered metrics Deployment gets from the profile
+    port = serve_metrics(procs, env=limits)
+    ot.nap.delay(3)
+    for i in range(3):
+        ot.double.delay(i)  # no worker yet: all four wait
+    assert _load(port, "obs") == {"queue": "obs", "waiting": 4, "claimed": 0, "paused": False,
+                                  "rate_limited": False, "load": 4}  # fmt: skip
+    pause("obs")
+    assert _load(port, "obs")["load"] == 0  # a paused queue does not grow: KEDA takes it to its min
+    resume("obs")
+
+    procs.worker("obs", env={**OBS, **limits})
+    busy = wait_for(lambda: (lambda m: m if m["claimed"] else None)(_load(port, "obs")), 30, what="a claimed job")
+    assert busy["load"] == busy["waiting"] + busy["claimed"] and not busy["rate_limited"]  # type: ignore[index]
+    # Three starts use up the window: the last double waits, and more workers would only wait with it.
+    wait_for(lambda: conn.llen("rq:queue:obs") == 1 and conn.zcard("rq:wip:obs") == 0, 30, what="three jobs run")
+    assert _load(port, "obs") == {"queue": "obs", "waiting": 1, "claimed": 0, "paused": False,
+                                  "rate_limited": True, "load": 0}  # fmt: skip
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        assert b"taskrail_queue_depth" in reply.read()  # the same server still serves Prometheus
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/scale/", timeout=10)
+        raise AssertionError("no queue name must be a 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and b"/scale/<queue>" in exc.read()
