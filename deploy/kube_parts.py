@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = [
     "CONFIG_MAP",
+    "DATA_DIR",
     "NAME",
     "SECRET",
     "base_env",
@@ -26,6 +27,7 @@ CONFIG_MAP = "taskrail"  # optional: any other setting, e.g. TASKRAIL_IMPORTS
 OPTIONAL_SECRETS = ("SENTRY_DSN", "SMTP_URL")
 NAME = "taskrail"
 UID = 10001  # the image's non-root user
+DATA_DIR = "/app/data"  # the image's TASKRAIL_DATA_DIR: an emptyDir here
 TMP_LIMIT, DATA_LIMIT = "256Mi", "512Mi"  # emptyDir sizeLimit: past it the kubelet evicts the pod
 
 
@@ -77,5 +79,5 @@ def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
         {"name": "data", "emptyDir": {"sizeLimit": DATA_LIMIT}},
     ]
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": "/app/data"}]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": DATA_DIR}]
     return volumes, mounts

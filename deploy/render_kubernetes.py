@@ -14,6 +14,7 @@ from config.scaling import Profile
 from deploy.keda import KEDA_SECRET, Keda
 from deploy.kube_parts import (
     CONFIG_MAP,
+    DATA_DIR,
     NAME,
     SECRET,
     base_env,
@@ -28,6 +29,7 @@ from deploy.output import header, to_yaml
 from deploy.render_services import dashboard_documents, metrics_documents, service_monitor
 from deploy.workload import PRESTOP_S, Workload
 from tasks.core import keys
+from workers.alive import probe_command
 
 __all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "MONITORS", "SECRET", "kubernetes_files"]
 
@@ -35,6 +37,7 @@ MONITORS = "servicemonitor.yaml"  # rendered beside, not in the kustomization: i
 
 DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue scales on wait time only
 POLLING_INTERVAL_S = 15
+ALIVE_FRESH_S = 20  # the probes' limit on the age of the worker's alive file
 
 
 def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, keda: Keda | None = None
@@ -82,7 +85,7 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *base_env()]
     env += [{"name": key, "value": value} for key, value in spec.environment.items()]
     volumes, mounts = scratch_volumes()
-    health = ["taskrail", "health", "--this-host"]
+    alive = probe_command(DATA_DIR, ALIVE_FRESH_S, "POD_NAME")
     container = {
         "name": "worker",
         "image": image,
@@ -95,11 +98,12 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
             "requests": {"cpu": "250m", "memory": f"{spec.memory_request_mb}Mi"},
             "limits": {"cpu": "1", "memory": f"{spec.memory_limit_mb}Mi"},
         },
-        "startupProbe": _exec_probe(health, 2, 30),
-        # A Redis outage is not this pod's fault: neither unready pods (the PDB would then block node drains)
-        # nor restarting every worker would fix it. The probes check this pod's heartbeat only.
-        "readinessProbe": _exec_probe([*health, "--ignore-redis-down"], 10, 3),
-        "livenessProbe": _exec_probe([*health, "--ignore-redis-down"], 20, 3),
+        # `sh` and `find` on the file the worker touches each heartbeat tick (workers/alive.py), not a Python
+        # process per probe. Redis down fails none: neither unready pods (the PDB would then block node drains)
+        # nor restarting every worker would fix it; a stuck worker fails them.
+        "startupProbe": _exec_probe(alive, 2, 30),
+        "readinessProbe": _exec_probe(alive, 10, 3),
+        "livenessProbe": _exec_probe(alive, 20, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}},
         "securityContext": security(),
         "volumeMounts": mounts,

@@ -256,7 +256,7 @@ def test_shutdown_chain_grace_period_outlasts_the_shutdown_timeout() -> None:
         assert float(env["TASKRAIL_SHUTDOWN_TIMEOUT_S"]) == plan.shutdown_timeout_s
         assert pod["terminationGracePeriodSeconds"] > plan.shutdown_timeout_s + PRESTOP_S
         assert container["lifecycle"]["preStop"]
-        assert "--this-host" in container["livenessProbe"]["exec"]["command"]
+        assert container["livenessProbe"]["exec"]["command"][:2] == ["sh", "-c"]  # no Python per probe
         worker = services[f"worker-{plan.name}"]
         assert int(worker["stop_grace_period"].rstrip("s")) > plan.shutdown_timeout_s
         assert worker["deploy"]["replicas"] == plan.workers
@@ -311,8 +311,8 @@ def test_kubernetes_pods_run_tini_as_pid_1_stay_ready_in_a_redis_outage_and_boun
         container = pod["containers"][0]
         assert "command" not in container and container["args"], f"{name}: `command` would replace tini"
         assert all(v["emptyDir"].get("sizeLimit") for v in pod["volumes"]), name
-        if "readinessProbe" in container and "exec" in container["readinessProbe"]:
-            assert "--ignore-redis-down" in container["readinessProbe"]["exec"]["command"], name
+        if "exec" in container.get("readinessProbe", {}):  # workers: the alive file, whatever Redis does
+            assert "find /app/data/alive" in container["readinessProbe"]["exec"]["command"][2], name
 
 
 # ---- render follows the profile -----------------------------------------------------------------

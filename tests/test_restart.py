@@ -11,10 +11,13 @@ import signal
 import subprocess
 
 import redis
+import yaml
 from rq import Worker as RQWorker
 
+from config.scaling import load_profile
+from deploy.render import render
 from tests import tasks_recovery as rt
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import ROOT, Processes, live_workers, wait_for
 from tests.test_recovery import FAST, completions, starts
 from workers.health import check_health
 
@@ -30,6 +33,11 @@ def _start(procs: Processes, conn: redis.Redis, prefix: str, but: str = "") -> t
         return next((n for n in live_workers(conn) if n.startswith(prefix) and n != but), "")
 
     return proc, str(wait_for(beating, 30, what=f"a live worker named {prefix}*"))
+
+
+def _by_kind(files: dict[str, str], kind: str) -> dict:
+    docs = [doc for text in files.values() for doc in yaml.safe_load_all(text) if doc]
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
 def _rq_names(conn: redis.Redis) -> set[str]:
@@ -62,3 +70,22 @@ def test_a_sigkilled_worker_restarts_under_its_name_and_its_job_comes_back(setti
     _third, name = _start(procs, conn, "pod-a.", but=renamed)
     assert name == NAME
     assert second.returncode == -signal.SIGKILL
+
+
+def test_the_rendered_probe_follows_a_real_worker_without_starting_python(env, settings, procs: Processes,
+                                                                         conn: redis.Redis) -> None:  # fmt: skip
+    pod = _by_kind(render(load_profile(ROOT / "config" / "scaling.yaml", "production"), "kubernetes"), "Deployment")
+    probe = pod["taskrail-worker-email"]["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["exec"]
+    data_dir = env["TASKRAIL_DATA_DIR"]
+    command = [part.replace("/app/data", data_dir).replace("-20 seconds", "-3 seconds") for part in probe["command"]]
+
+    def passes(pod_name: str) -> bool:
+        run = subprocess.run(command, env={"PATH": "/usr/bin:/bin", "POD_NAME": pod_name}, timeout=10)
+        return run.returncode == 0
+
+    assert not passes("pod-a")  # nothing started yet
+    worker, _ = _start(procs, conn, NAME)
+    assert passes("pod-a") and not passes("pod-b")  # its own pod's worker only
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    wait_for(lambda: not passes("pod-a"), 15, what="the probe failing once the worker is dead")
