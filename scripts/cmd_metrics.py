@@ -32,21 +32,19 @@ SCALE_PATH = "/scale/"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("metrics", help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    parser.add_argument(
-        "--port", type=int, default=9808, help="port to listen on (default 9808; 0: any free one, printed)"
-    )
+    parser.add_argument("--port", type=int, default=9808, help="port to listen on (default 9808)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_port(args.port, any_free=True)
+    check_port(args.port)
     settings = load_settings()
     conn = connect(settings)
     server = make_server(args.host, args.port, _app(conn, settings), ThreadingWSGIServer, _QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
-    port = server.server_port  # the one the system chose for --port 0
+    port = server.server_port
     print(f"serving taskrail metrics on http://{args.host}:{port}/metrics (KEDA: {SCALE_PATH}<queue>)", flush=True)
     done = threading.Event()
 

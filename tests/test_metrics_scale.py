@@ -8,7 +8,6 @@ it looked up (keyspace hits and misses) for one scrape of a real ``taskrail metr
 from __future__ import annotations
 
 import json
-import re
 import signal
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ import redis
 
 from tasks import pause, resume
 from tests import tasks_observe as ot
-from tests.conftest import BIN, Processes, live_workers, wait_for
+from tests.conftest import Processes, live_workers, wait_for
 from tests.test_metrics import OBS, scrape, serve_metrics
 from workers.census import oldest_enqueued, oldest_wait_s
 
@@ -107,13 +106,6 @@ def test_the_gauges_alerts_need(settings, procs: Processes, conn: redis.Redis) -
     assert m["taskrail_queue_workers"][obs] == 1 and m["taskrail_queue_workers"][idle] == 0
     assert m["taskrail_leader_up"][()] == 1
     assert m["taskrail_periodic_last_fire_timestamp_seconds"][(("entry", "nightly-report"),)] == 1767225600.0
-
-
-def test_metrics_on_port_0_print_the_port_they_got(settings, procs: Processes, conn: redis.Redis) -> None:
-    proc = procs.start([str(BIN / "taskrail"), "metrics", "--port", "0"], name="metrics")
-    line = wait_for(lambda: re.search(r"http://127.0.0.1:(\d+)/metrics", procs.log(proc)), 20, what="the URL")
-    port = int(line.group(1))  # type: ignore[union-attr]
-    assert port > 0 and scrape(port)["taskrail_redis_up"][()] == 1
 
 
 def _load(port: int, queue: str) -> dict:
