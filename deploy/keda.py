@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.errors import ConfigError
+from config.scaling import Profile
 from config.sentinel import is_sentinel_url
 
 __all__ = ["KEDA_SECRET", "TRIGGERS", "Keda", "KedaRedis"]
@@ -82,11 +83,13 @@ class Keda:
     kind: str = "taskrail"
     namespace: str = "default"
     redis: KedaRedis = KedaRedis()
+    scaled_jobs: tuple[str, ...] = ()  # queues rendered as a ScaledJob (a Job per job) instead of a Deployment
     metrics_url: str = "http://taskrail-metrics.{namespace}.svc:{port}/scale/{queue}"
     metrics_port: int = 9808
 
     @classmethod
-    def of(cls, kind: str = "taskrail", namespace: str = "default", redis_url: str | None = None) -> Keda:
+    def of(cls, kind: str = "taskrail", namespace: str = "default", redis_url: str | None = None,
+           scaled_jobs: tuple[str, ...] = ()) -> Keda:  # fmt: skip
         """Raises: ConfigError: an unknown trigger, a bad namespace, or a bad ``redis_url`` (see KedaRedis)."""
         if kind not in TRIGGERS:
             raise ConfigError(f"--keda-trigger must be one of {', '.join(TRIGGERS)}, got {kind!r}")
@@ -94,7 +97,15 @@ class Keda:
             raise ConfigError(f"--namespace {namespace!r} is not a Kubernetes namespace name (lowercase, digits, -)")
         if redis_url and kind != "redis":
             raise ConfigError("--redis-url is for --keda-trigger redis; the taskrail trigger reads no Redis itself")
-        return cls(kind, namespace, KedaRedis.from_url(redis_url))
+        return cls(kind, namespace, KedaRedis.from_url(redis_url), tuple(scaled_jobs))
+
+    def check(self, profile: Profile) -> None:
+        """Raises: ConfigError: a ``--scaled-job`` queue the profile does not autoscale."""
+        scaled = {plan.name for plan in profile.queues if plan.autoscale}
+        for queue in self.scaled_jobs:
+            if queue not in scaled:
+                raise ConfigError(f"--scaled-job {queue}: profile {profile.name!r} does not autoscale a queue of that "
+                                  f"name; choose one of: {', '.join(sorted(scaled)) or 'none'}")  # fmt: skip
 
     def trigger(self, queue: str, queue_key: str, backlog: int, auth: str) -> dict[str, Any]:
         if self.kind == "redis":

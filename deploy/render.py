@@ -43,6 +43,8 @@ def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, keda: K
     if target == "compose":
         return compose_files(profile, workloads(profile), image)
     if target == "kubernetes":
+        keda = keda or Keda()
+        keda.check(profile)
         return kubernetes_files(profile, workloads(profile), image, keda)
     raise ConfigError(f"unknown deploy target {target!r}; choose one of: {', '.join(TARGETS)}")
 

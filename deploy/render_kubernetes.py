@@ -52,8 +52,11 @@ def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, 
     if scaled and keda.kind == "redis":
         files["keda-auth.yaml"] = top + to_yaml(_trigger_auth(keda))
     for spec in specs:
-        documents = [_deployment(spec, image), _pdb(spec)]
-        if spec.autoscale:
+        if spec.queue in keda.scaled_jobs:
+            documents = [_scaled_job(spec, image, keda)]
+        else:
+            documents = [_deployment(spec, image), _pdb(spec)]
+        if spec.autoscale and spec.queue not in keda.scaled_jobs:
             documents.append(_scaled_object(spec, keda))
         files[f"worker-{spec.slug}.yaml"] = top + to_yaml(*documents)
     files["kustomization.yaml"] = top + to_yaml(
@@ -80,8 +83,7 @@ def _exec_probe(command: list[str], period_s: int, failures: int, timeout_s: int
     }
 
 
-def _deployment(spec: Workload, image: str) -> dict[str, Any]:
-    component = f"worker-{spec.slug}"
+def _pod_spec(spec: Workload, image: str, args: list[str]) -> dict[str, Any]:
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *base_env()]
     env += [{"name": key, "value": value} for key, value in spec.environment.items()]
     volumes, mounts = scratch_volumes()
@@ -91,7 +93,7 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
         "image": image,
         # The pod's hostname is its name, so the worker is `<pod>.<queue>.0` and the probes find it.
         # `args`, not `command`: the image's ENTRYPOINT (tini) stays PID 1 and reaps orphans.
-        "args": spec.command("$(POD_NAME)"),
+        "args": args,
         "envFrom": env_from(),
         "env": env,
         "resources": {
@@ -108,6 +110,16 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
         "securityContext": security(),
         "volumeMounts": mounts,
     }
+    return {
+        "terminationGracePeriodSeconds": PRESTOP_S + spec.grace_s,
+        "securityContext": pod_security(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _deployment(spec: Workload, image: str) -> dict[str, Any]:
+    component = f"worker-{spec.slug}"
     # Where a ScaledObject owns the count, `replicas` is left out: each `kubectl apply` would snap it back.
     replicas = {} if spec.autoscale else {"replicas": spec.replicas}
     return {
@@ -120,13 +132,32 @@ def _deployment(spec: Workload, image: str) -> dict[str, Any]:
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
                 "metadata": {"labels": labels(component)},
-                "spec": {
-                    "terminationGracePeriodSeconds": PRESTOP_S + spec.grace_s,
-                    "securityContext": pod_security(),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "spec": _pod_spec(spec, image, spec.command("$(POD_NAME)")),
             },
+        },
+    }
+
+
+def _scaled_job(spec: Workload, image: str, keda: Keda) -> dict[str, Any]:
+    """A Kubernetes Job per job, for a queue whose jobs outlive any grace period: nothing scales it down
+    mid-job. Each pod runs one job and exits 0; KEDA starts as many as ``load`` asks, less those running."""
+    scale = spec.autoscale
+    assert scale is not None
+    component = f"worker-{spec.slug}"
+    pod = {**_pod_spec(spec, image, spec.command("$(POD_NAME)", once=True)), "restartPolicy": "Never"}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledJob",
+        "metadata": {**meta(f"{NAME}-{component}", component), "annotations": {"taskrail/queue": spec.queue}},
+        "spec": {
+            # backoffLimit 0: a pod lost mid-job is not retried by Kubernetes; the leader hands its job back.
+            "jobTargetRef": {"backoffLimit": 0, "template": {"metadata": {"labels": labels(component)}, "spec": pod}},
+            "pollingInterval": POLLING_INTERVAL_S,
+            "minReplicaCount": scale.min,
+            "maxReplicaCount": scale.max,
+            "successfulJobsHistoryLimit": 5,
+            "failedJobsHistoryLimit": 5,
+            "triggers": [keda.trigger(spec.queue, keys.QUEUE.format(spec.queue), 1, NAME)],
         },
     }
 

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                            "(KEDA calls the metrics Service by it; default: default)")  # fmt: skip
     rendering.add_argument("--redis-url", help="with --keda-trigger redis: the workers' REDIS_URL without its "
                            "password, so KEDA uses the same TLS (rediss://), ACL user and database")  # fmt: skip
+    rendering.add_argument("--scaled-job", action="append", default=[], metavar="QUEUE",
+                           help="Kubernetes: run this autoscaled queue as a KEDA ScaledJob, one Job per job (for "
+                           "jobs longer than any grace period); repeatable")  # fmt: skip
     rendering.set_defaults(func=run_render)
 
     pins = actions.add_parser("constraints", help="pin taskrail's runtime dependencies as installed here")
@@ -73,7 +76,7 @@ def run_constraints(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     settings = load_settings()
     profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
-    keda = Keda.of(args.keda_trigger, args.namespace, args.redis_url)
+    keda = Keda.of(args.keda_trigger, args.namespace, args.redis_url, tuple(args.scaled_job))
     files = render(profile, args.target, image=args.image, keda=keda)
     if args.out is None:
         # What `kubectl apply -f -` takes anywhere: no kustomization, no ServiceMonitor (an operator's CRD).

@@ -27,6 +27,7 @@ from deploy.render import render, write_rendered
 from deploy.render_kubernetes import SECRET
 from deploy.render_services import METRICS_PORT
 from deploy.workload import PRESTOP_S
+from tests import tasks_observe as ot
 from tests.conftest import BIN, ROOT, Processes, wait_for
 from workers.exitcodes import RET_CONFIG, RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
 from workers.health import Status, check_health
@@ -213,6 +214,50 @@ def test_keda_calls_the_metrics_service_in_the_namespace_it_is_given() -> None:
     assert result.returncode == RET_OK and "http://taskrail-metrics.jobs.svc:9808/scale/email" in result.stdout
     bad = _taskrail("deploy", "render", "--target", "kubernetes", "--namespace", "Jobs_1")
     assert bad.returncode == RET_CONFIG and "namespace" in bad.stderr
+
+
+def _scaled_job_render(*extra: str) -> subprocess.CompletedProcess[str]:
+    return _taskrail("deploy", "render", "--profile", "production", "--target", "kubernetes", *extra)
+
+
+def test_a_queue_whose_jobs_outlive_the_grace_period_can_run_a_job_per_job() -> None:
+    result = _scaled_job_render("--scaled-job", "reports")
+    assert result.returncode == RET_OK, result.stderr
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    reports = [d for d in docs if d["metadata"]["name"] == "taskrail-worker-reports"]
+    assert [d["kind"] for d in reports] == ["ScaledJob"]  # no Deployment to scale down under a running job
+    spec = reports[0]["spec"]
+    plan = load_profile(SCALING, "production").queue("reports")
+    assert plan.autoscale and (spec["minReplicaCount"], spec["maxReplicaCount"]) == (
+        plan.autoscale.min,
+        plan.autoscale.max,
+    )
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "metrics-api" and trigger["metadata"]["targetValue"] == "1"
+    assert trigger["metadata"]["url"].endswith("/scale/reports")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "check"}, "spec": spec["jobTargetRef"]}
+    kubernetes_validate.validate(job, latest_version(), strict=True)  # the Job KEDA creates is a valid one
+    pod = spec["jobTargetRef"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and spec["jobTargetRef"]["backoffLimit"] == 0
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--max-jobs") + 1] == "1" and "--burst" in args and args[-1] == "reports"
+    assert sum(d["kind"] == "Deployment" and "worker" in d["metadata"]["name"] for d in docs) == 4  # the others
+    for wrong, why in [("default", "does not autoscale"), ("nope", "does not autoscale")]:
+        refused = _scaled_job_render("--scaled-job", wrong)
+        assert refused.returncode == RET_CONFIG and why in refused.stderr and "reports" in refused.stderr, wrong
+
+
+def test_the_job_per_job_command_runs_one_job_and_exits_0(env: dict[str, str], settings, conn: redis.Redis) -> None:
+    first, second = ot.double.delay(1), ot.double.delay(2)
+    docs = [d for d in yaml.safe_load_all(_scaled_job_render("--scaled-job", "reports").stdout) if d]
+    [job] = [d for d in docs if d["kind"] == "ScaledJob"]
+    args = job["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["args"]
+    args = [a.replace("$(POD_NAME)", "job-pod-1") for a in args[:-1]] + ["obs"]  # the test's queue
+    run = subprocess.run([str(BIN / args[0]), *args[1:]], env={**env, "TASKRAIL_IMPORTS": "tests.tasks_observe"},
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert run.returncode == RET_OK, run.stderr
+    assert first.get(timeout=5) == 2 and conn.llen("rq:queue:obs") == 1  # one job, the next left for the next pod
+    assert second.state == "PENDING"
 
 
 def test_metrics_are_scrapeable_as_deployed() -> None:
