@@ -1,5 +1,6 @@
 """Runbook rehearsals (docs/operations.md, "Runbooks"), with real workers against a real server.
 
+"Backup and restore": a BGSAVE copy started as a new server hands back the jobs it shows running.
 "Total Redis loss" is rehearsed as an empty server at the same address (FLUSHALL): what the runbook
 says is lost is gone, the running workers go on serving new jobs by themselves, and only a restart
 lists them in RQ's registry (`rq info`) again.
@@ -7,14 +8,23 @@ lists them in RQ's registry (`rq info`) again.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import signal
+from pathlib import Path
 
 import redis
 from rq import Worker as RQWorker
 
+from config import load_settings
+from config.embedded import free_port, start_server
+from tasks import Client
 from tests import tasks_observe as ot
+from tests import tasks_recovery as rt
 from tests.conftest import Processes, live_workers, wait_for
 from tests.test_metrics import OBS
+from tests.test_recovery import FAST, completions, start_live, starts
 
 
 def test_total_redis_loss_workers_serve_new_jobs_and_a_restart_re_registers_them(settings, procs: Processes,
@@ -38,3 +48,44 @@ def test_total_redis_loss_workers_serve_new_jobs_and_a_restart_re_registers_them
     procs.worker("obs", env=OBS)
     wait_for(lambda: RQWorker.all(connection=conn), 15, what="the restarted worker in RQ's registry")
     assert ot.double.delay(4).get(timeout=15) == 8
+
+
+def test_backup_and_restore_hands_back_the_jobs_the_copy_shows_running(env: dict[str, str], procs: Processes,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    original = start_server(tmp_path / "original", free_port())
+    servers = [original]
+    try:
+        source = redis.Redis.from_url(original.url)
+        wenv = {**FAST, "REDIS_URL": original.url}
+        old = start_live(procs, source, "old-worker", "rec", env=wenv)
+        client = Client(load_settings({**env, "REDIS_URL": original.url}))
+        running = rt.long_first.apply_async((60, 0.1), client=client)  # runs: claimed by old-worker
+        waiting = rt.long_first.apply_async((0.1, 0.1), client=client)  # behind it
+        wait_for(lambda: starts(source, running.id), 30, what="the long job running")
+
+        # The backup: SAVE here (the runbook's BGSAVE does the same without blocking the server), then copy
+        # dump.rdb away.
+        assert source.save()
+        restore = tmp_path / "restored"
+        restore.mkdir()
+        shutil.copy(original.data_dir / "dump.rdb", restore / "dump.rdb")  # and no AOF directory
+        old.send_signal(signal.SIGKILL)  # the old deployment is gone
+        old.wait(timeout=10)
+
+        # With appendonly yes and no AOF yet, the server would start empty: load the copy with it off, then
+        # turn it on (the server writes its AOF from memory), as the runbook says.
+        restored = start_server(restore, free_port(), appendonly=False)
+        servers.append(restored)
+        target = redis.Redis.from_url(restored.url)
+        target.config_set("appendonly", "yes")
+        wait_for(lambda: (lambda p: p["aof_enabled"] and not p["aof_rewrite_in_progress"])(target.info("persistence")),
+                 30, what="the AOF written")  # fmt: skip
+        assert target.hexists("taskrail:claims:old-worker", running.id)  # the copy shows it running
+        start_live(procs, target, "new-worker", "rec", env={**FAST, "REDIS_URL": restored.url})
+        wait_for(lambda: completions(target, running.id) and completions(target, waiting.id), 60,
+                 what="both jobs done on the restored server")  # fmt: skip
+        assert not target.exists("taskrail:claims:old-worker")  # handed back by the leader, not lost
+    finally:
+        for srv in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(srv.pid, signal.SIGKILL)
