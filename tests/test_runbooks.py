@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import redis
@@ -22,7 +23,7 @@ from config.embedded import free_port, start_server
 from tasks import Client
 from tests import tasks_observe as ot
 from tests import tasks_recovery as rt
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
 from tests.test_metrics import OBS
 from tests.test_recovery import FAST, completions, start_live, starts
 
@@ -89,3 +90,22 @@ def test_backup_and_restore_hands_back_the_jobs_the_copy_shows_running(env: dict
         for srv in servers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(srv.pid, signal.SIGKILL)
+
+
+def test_upgrade_with_old_and_new_workers_together(env: dict[str, str], settings, procs: Processes,
+                                                   conn: redis.Redis) -> None:  # fmt: skip
+    """An old worker fails a task only the new version has as a dead letter; requeued once all are new."""
+    old = procs.worker("rec", "obs", env={"TASKRAIL_IMPORTS": "tests.tasks_observe"})  # before the release
+    wait_for(lambda: live_workers(conn), 15, what="the old worker")
+    assert ot.double.delay(1).get(timeout=15) == 2  # old tasks run on old workers
+    new_task = rt.long_job.delay(0.1)  # a task only the new release registers, enqueued too early
+    wait_for(lambda: conn.zcard("rq:failed:rec") == 1, 15, what="the dead letter")
+    assert conn.hget(f"rq:job:{new_task.id}", "tr_exc_type") == b"TaskNotRegistered"
+
+    new = procs.worker("rec", "obs", env={"TASKRAIL_IMPORTS": "tests.tasks_observe,tests.tasks_recovery"})
+    old.send_signal(signal.SIGTERM)  # the rollout replaces the old worker: it drains and exits 0
+    assert old.wait(timeout=30) == 0, procs.log(old)
+    requeue = subprocess.run([str(BIN / "taskrail"), "failed", "requeue", "--all"], env=env, capture_output=True,
+                             text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert requeue.returncode == 0, requeue.stderr
+    assert new_task.get(timeout=15) == "done" and new.poll() is None
