@@ -5,18 +5,20 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test run test lint bench chaos rq-suite clean server-stop bench-peers browser
+.PHONY: install install-test run test lint bench chaos rq-suite clean server-stop bench-peers browser promtool
 
-$(STAMP): setup.cfg pyproject.toml
+# Runtime dependencies at the versions in deploy/constraints.txt, as the image has them
+# (`taskrail deploy constraints --out deploy/constraints.txt` after changing a dependency).
+$(STAMP): setup.cfg pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e .
 	touch $(STAMP)
 
 # The test-only packages (pytest, Playwright, mypy, matplotlib, ...) only for make test and make lint: they would
 # more than double the first make run's install.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[test]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)
@@ -30,8 +32,12 @@ run: install
 browser: install-test
 	@.ci/browser $(BIN)
 
+# promtool (alert rule tests): Debian's prometheus package, unpacked into the venv; .ci/promtool says when it cannot.
+promtool: install
+	@.ci/promtool $(BIN)
+
 # STRICT_TEST_PREREQS: a missing prerequisite (Chromium's driver, openssl) fails its tests instead of skipping them.
-test: install-test browser
+test: install-test browser promtool
 	STRICT_TEST_PREREQS=1 $(BIN)/pytest
 
 lint: install-test

@@ -247,6 +247,10 @@ class _Checker:
             plans.append(self.plan(f"{where}queue {qname!r}: ", qname, merged, queues))
         if plans and not any(p.workers or p.autoscale for p in plans):
             self.fail(where, "no queue has workers, nothing would run; give at least one queue workers: 1")
+        elif plans and not any(p.autoscale.min if p.autoscale else p.workers for p in plans):
+            self.fail(where, "every queue may scale to zero workers; with none running nothing promotes delayed "
+                      "jobs or retries, fires periodic tasks or recovers dead workers' jobs (and KEDA cannot see "
+                      "delayed jobs to wake up): give one queue autoscale min: 1")  # fmt: skip
         return Profile(name, str(mode), tuple(plans), self.path)
 
     def plan(self, where: str, name: str, s: dict[str, Any], queues: tuple[str, ...]) -> QueuePlan:

@@ -13,10 +13,12 @@ described in deploy/workload.py.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 
 from config.errors import ConfigError
 from config.scaling import Profile
+from deploy.keda import Keda
 from deploy.output import GENERATED
 from deploy.render_compose import compose_files
 from deploy.render_kubernetes import kubernetes_files
@@ -25,11 +27,15 @@ from deploy.workload import workloads
 __all__ = ["DEFAULT_IMAGE", "TARGETS", "render", "write_rendered"]
 
 TARGETS = ("compose", "kubernetes")
-DEFAULT_IMAGE = "taskrail:latest"
+DEFAULT_IMAGE = f"taskrail:{metadata.version('taskrail')}"  # a versioned tag, never `latest`: what a rollback names
 
 
-def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict[str, str]:
+def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE, keda: Keda | None = None
+           ) -> dict[str, str]:  # fmt: skip
     """Render ``profile`` for ``target``: file name -> YAML text, in a stable order.
+
+    ``keda`` (deploy/keda.py): what the ScaledObjects scale on and how KEDA reaches Redis; Compose
+    needs none of it.
 
     Raises:
         ConfigError: an unknown target, or a profile that cannot be deployed as it is.
@@ -37,7 +43,9 @@ def render(profile: Profile, target: str, *, image: str = DEFAULT_IMAGE) -> dict
     if target == "compose":
         return compose_files(profile, workloads(profile), image)
     if target == "kubernetes":
-        return kubernetes_files(profile, workloads(profile), image)
+        keda = keda or Keda()
+        keda.check(profile)
+        return kubernetes_files(profile, workloads(profile), image, keda)
     raise ConfigError(f"unknown deploy target {target!r}; choose one of: {', '.join(TARGETS)}")
 
 

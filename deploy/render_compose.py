@@ -18,10 +18,16 @@ REDIS_IMAGE = "valkey/valkey:8.1-alpine"
 DASHBOARD_PORT = 9181
 DASHBOARD_ARGS = ("taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT))
 # Compose interpolation: taken from the operator's environment or .env, never from this file.
-REDIS_URL = "${REDIS_URL:-redis://redis:6379/0}"
+REDIS_PASSWORD = (
+    "${REDIS_PASSWORD:?set REDIS_PASSWORD (URL-safe, e.g. openssl rand -hex 24) in the environment or .env}"
+)
+REDIS_URL = "${REDIS_URL:-redis://:${REDIS_PASSWORD}@redis:6379/0}"
 # Append-only persistence and noeviction: a job is never silently dropped. Size maxmemory per docs/deploy.md.
 REDIS_COMMAND = ["valkey-server", "--appendonly", "yes", "--appendfsync", "everysec",
-                 "--maxmemory", "${REDIS_MAXMEMORY:-1gb}", "--maxmemory-policy", "noeviction"]  # fmt: skip
+                 "--maxmemory", "${REDIS_MAXMEMORY:-1gb}", "--maxmemory-policy", "noeviction",
+                 "--requirepass", REDIS_PASSWORD]  # fmt: skip
+# Plain HTTP: published on this machine only; put a TLS proxy in front to reach it from elsewhere.
+DASHBOARD_PUBLISH = f"127.0.0.1:{DASHBOARD_PORT}:{DASHBOARD_PORT}"
 PASSTHROUGH = ("SENTRY_DSN", "SMTP_URL", "TASKRAIL_IMPORTS")  # null: the caller's value, or unset
 
 
@@ -52,9 +58,10 @@ def _redis() -> dict[str, Any]:
     return {
         "image": REDIS_IMAGE,
         "command": REDIS_COMMAND,
+        "environment": {"REDISCLI_AUTH": REDIS_PASSWORD},  # for valkey-cli: the health check, docker exec
         "volumes": ["redis-data:/data"],
         "healthcheck": {
-            "test": ["CMD", "valkey-cli", "ping"],
+            "test": ["CMD-SHELL", "valkey-cli ping | grep -q PONG"],  # NOAUTH also exits 0
             "interval": "5s",
             "timeout": "3s",
             "retries": 5,
@@ -79,7 +86,7 @@ def _dashboard(profile: Profile, image: str) -> dict[str, Any]:
         # Other services reach it by its service name; a browser by localhost, an address, or the listed names.
         "command": [*DASHBOARD_ARGS, "--allowed-host", "dashboard"],
         "environment": env,
-        "ports": [f"{DASHBOARD_PORT}:{DASHBOARD_PORT}"],
+        "ports": [DASHBOARD_PUBLISH],
         "depends_on": _depends_on_redis(),
         "healthcheck": {"test": ["CMD", "taskrail", "health"], "interval": "30s", "timeout": "5s", "retries": 3},
         "restart": "unless-stopped",

@@ -1,5 +1,6 @@
 """The Kubernetes target: per queue a Deployment, a PodDisruptionBudget and (with autoscale) a KEDA
-``ScaledObject``; the dashboard's Deployment and Service; a ``kustomization.yaml`` tying them together.
+``ScaledObject``; the dashboard and metrics services (deploy/render_services.py); a ``kustomization.yaml``
+tying them together.
 
 Kubernetes is the supervisor here: each pod runs one worker process, restarts come from the
 Deployment and scaling from ``replicas`` or KEDA. Secrets are referenced by name, never inlined.
@@ -10,36 +11,53 @@ from __future__ import annotations
 from typing import Any
 
 from config.scaling import Profile
+from deploy.keda import KEDA_SECRET, Keda
+from deploy.kube_parts import (
+    CONFIG_MAP,
+    DATA_DIR,
+    NAME,
+    SECRET,
+    base_env,
+    env_from,
+    labels,
+    meta,
+    pod_security,
+    scratch_volumes,
+    security,
+)
 from deploy.output import header, to_yaml
+from deploy.render_services import dashboard_documents, metrics_documents, service_monitor
 from deploy.workload import PRESTOP_S, Workload
 from tasks.core import keys
+from workers.alive import probe_command
 
-__all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "SECRET", "kubernetes_files"]
+__all__ = ["CONFIG_MAP", "DEFAULT_BACKLOG_PER_WORKER", "KEDA_SECRET", "MONITORS", "SECRET", "kubernetes_files"]
 
-SECRET = "taskrail"  # keys: REDIS_URL (required), SENTRY_DSN, SMTP_URL, TASKRAIL_DASHBOARD_PASSWORD
-CONFIG_MAP = "taskrail"  # optional: any other setting, e.g. TASKRAIL_IMPORTS
-KEDA_SECRET = "taskrail-keda"  # keys: redis-address (host:port), redis-password
-OPTIONAL_SECRETS = ("SENTRY_DSN", "SMTP_URL")
-DASHBOARD_PORT = 9181
-DASHBOARD_ARGS = ("taskrail", "dashboard", "--host", "0.0.0.0", "--port", str(DASHBOARD_PORT))
+MONITORS = "servicemonitor.yaml"  # rendered beside, not in the kustomization: it needs the Prometheus Operator
+
 DEFAULT_BACKLOG_PER_WORKER = 100  # KEDA needs a list length; used when a queue scales on wait time only
 POLLING_INTERVAL_S = 15
-NAME = "taskrail"
-UID = 10001  # the image's non-root user
+ALIVE_FRESH_S = 20  # the probes' limit on the age of the worker's alive file
 
 
-def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str) -> dict[str, str]:
+def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, keda: Keda | None = None
+                     ) -> dict[str, str]:  # fmt: skip
     """One file per queue plus the dashboard, KEDA's authentication and the kustomization."""
+    keda = keda or Keda()
     files: dict[str, str] = {}
     top = header(profile, "kubernetes", ("Apply: kubectl apply -k <this directory> (Secrets first: docs/deploy.md).",))
-    files["dashboard.yaml"] = top + to_yaml(_dashboard_deployment(profile, image), _dashboard_service())
+    files["dashboard.yaml"] = top + to_yaml(*dashboard_documents(profile, image))
+    files["metrics.yaml"] = top + to_yaml(*metrics_documents(profile, image))
     scaled = [spec for spec in specs if spec.autoscale]
-    if scaled:
-        files["keda-auth.yaml"] = top + to_yaml(_trigger_auth())
+    if scaled and keda.kind == "redis":
+        files["keda-auth.yaml"] = top + to_yaml(_trigger_auth(keda))
     for spec in specs:
-        documents = [_deployment(spec, image), _pdb(spec)]
-        if spec.autoscale:
-            documents.append(_scaled_object(spec))
+        if spec.queue in keda.scaled_jobs:
+            documents = [_scaled_job(spec, image, keda)]
+        else:
+            documents = [_deployment(spec, image), _pdb(spec)]
+        if spec.autoscale and spec.queue not in keda.scaled_jobs:
+            documents.append(_scaled_object(spec, keda))
         files[f"worker-{spec.slug}.yaml"] = top + to_yaml(*documents)
     files["kustomization.yaml"] = top + to_yaml(
         {
@@ -49,55 +67,11 @@ def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str) 
             "resources": sorted(files),
         }
     )
+    monitors = header(
+        profile, "kubernetes", ("Apply where the Prometheus Operator runs: kubectl apply -f " + MONITORS,)
+    )
+    files[MONITORS] = monitors + to_yaml(service_monitor())
     return files
-
-
-def _meta(name: str, component: str) -> dict[str, Any]:
-    return {"name": name, "labels": _labels(component)}
-
-
-def _labels(component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": component}
-
-
-def _secret_env(key: str, *, optional: bool) -> dict[str, Any]:
-    return {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key, "optional": optional}}}
-
-
-def _base_env() -> list[dict[str, Any]]:
-    env = [_secret_env("REDIS_URL", optional=False)]
-    env += [_secret_env(key, optional=True) for key in OPTIONAL_SECRETS]
-    return env
-
-
-def _env_from() -> list[dict[str, Any]]:
-    """Non-secret settings (TASKRAIL_IMPORTS, ...) from an optional ConfigMap; `env` entries win."""
-    return [{"configMapRef": {"name": CONFIG_MAP, "optional": True}}]
-
-
-def _security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def _pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": UID,
-        "runAsGroup": UID,
-        "fsGroup": UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Writable /tmp and data dir on a read-only root filesystem."""
-    volumes = [{"name": "tmp", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": "/app/data"}]
-    return volumes, mounts
 
 
 def _exec_probe(command: list[str], period_s: int, failures: int, timeout_s: int = 5) -> dict[str, Any]:
@@ -109,48 +83,81 @@ def _exec_probe(command: list[str], period_s: int, failures: int, timeout_s: int
     }
 
 
-def _deployment(spec: Workload, image: str) -> dict[str, Any]:
-    component = f"worker-{spec.slug}"
-    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_base_env()]
+def _pod_spec(spec: Workload, image: str, args: list[str]) -> dict[str, Any]:
+    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *base_env()]
     env += [{"name": key, "value": value} for key, value in spec.environment.items()]
-    volumes, mounts = _scratch_volumes()
-    health = ["taskrail", "health", "--this-host"]
+    volumes, mounts = scratch_volumes()
+    alive = probe_command(DATA_DIR, ALIVE_FRESH_S, "POD_NAME")
     container = {
         "name": "worker",
         "image": image,
         # The pod's hostname is its name, so the worker is `<pod>.<queue>.0` and the probes find it.
-        "command": spec.command("$(POD_NAME)"),
-        "envFrom": _env_from(),
+        # `args`, not `command`: the image's ENTRYPOINT (tini) stays PID 1 and reaps orphans.
+        "args": args,
+        "envFrom": env_from(),
         "env": env,
         "resources": {
             "requests": {"cpu": "250m", "memory": f"{spec.memory_request_mb}Mi"},
             "limits": {"cpu": "1", "memory": f"{spec.memory_limit_mb}Mi"},
         },
-        "startupProbe": _exec_probe(health, 2, 30),
-        "readinessProbe": _exec_probe(health, 10, 3),
-        # A Redis outage is not this pod's fault: restarting every worker would not fix it.
-        "livenessProbe": _exec_probe([*health, "--ignore-redis-down"], 20, 3),
+        # `sh` and `find` on the file the worker touches each heartbeat tick (workers/alive.py), not a Python
+        # process per probe. Redis down fails none: neither unready pods (the PDB would then block node drains)
+        # nor restarting every worker would fix it; a stuck worker fails them.
+        "startupProbe": _exec_probe(alive, 2, 30),
+        "readinessProbe": _exec_probe(alive, 10, 3),
+        "livenessProbe": _exec_probe(alive, 20, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}},
-        "securityContext": _security(),
+        "securityContext": security(),
         "volumeMounts": mounts,
     }
     return {
+        "terminationGracePeriodSeconds": PRESTOP_S + spec.grace_s,
+        "securityContext": pod_security(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _deployment(spec: Workload, image: str) -> dict[str, Any]:
+    component = f"worker-{spec.slug}"
+    # Where a ScaledObject owns the count, `replicas` is left out: each `kubectl apply` would snap it back.
+    replicas = {} if spec.autoscale else {"replicas": spec.replicas}
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**_meta(f"{NAME}-{component}", component), "annotations": {"taskrail/queue": spec.queue}},
+        "metadata": {**meta(f"{NAME}-{component}", component), "annotations": {"taskrail/queue": spec.queue}},
         "spec": {
-            "replicas": spec.replicas,
-            "selector": {"matchLabels": _labels(component)},
+            **replicas,
+            "selector": {"matchLabels": labels(component)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": _labels(component)},
-                "spec": {
-                    "terminationGracePeriodSeconds": PRESTOP_S + spec.grace_s,
-                    "securityContext": _pod_security(),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "metadata": {"labels": labels(component)},
+                "spec": _pod_spec(spec, image, spec.command("$(POD_NAME)")),
             },
+        },
+    }
+
+
+def _scaled_job(spec: Workload, image: str, keda: Keda) -> dict[str, Any]:
+    """A Kubernetes Job per job, for a queue whose jobs outlive any grace period: nothing scales it down
+    mid-job. Each pod runs one job and exits 0; KEDA starts as many as ``load`` asks, less those running."""
+    scale = spec.autoscale
+    assert scale is not None
+    component = f"worker-{spec.slug}"
+    pod = {**_pod_spec(spec, image, spec.command("$(POD_NAME)", once=True)), "restartPolicy": "Never"}
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledJob",
+        "metadata": {**meta(f"{NAME}-{component}", component), "annotations": {"taskrail/queue": spec.queue}},
+        "spec": {
+            # backoffLimit 0: a pod lost mid-job is not retried by Kubernetes; the leader hands its job back.
+            "jobTargetRef": {"backoffLimit": 0, "template": {"metadata": {"labels": labels(component)}, "spec": pod}},
+            "pollingInterval": POLLING_INTERVAL_S,
+            "minReplicaCount": scale.min,
+            "maxReplicaCount": scale.max,
+            "successfulJobsHistoryLimit": 5,
+            "failedJobsHistoryLimit": 5,
+            "triggers": [keda.trigger(spec.queue, keys.QUEUE.format(spec.queue), 1, NAME)],
         },
     }
 
@@ -160,13 +167,13 @@ def _pdb(spec: Workload) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(f"{NAME}-{component}", component),
+        "metadata": meta(f"{NAME}-{component}", component),
         # maxUnavailable rather than minAvailable: a one-replica queue must not block node drains.
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels(component)}},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(component)}},
     }
 
 
-def _scaled_object(spec: Workload) -> dict[str, Any]:
+def _scaled_object(spec: Workload, keda: Keda) -> dict[str, Any]:
     scale = spec.autoscale
     assert scale is not None
     component = f"worker-{spec.slug}"
@@ -174,7 +181,7 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": _meta(f"{NAME}-{component}", component),
+        "metadata": meta(f"{NAME}-{component}", component),
         "spec": {
             "scaleTargetRef": {"name": f"{NAME}-{component}"},
             "minReplicaCount": scale.min,
@@ -187,81 +194,17 @@ def _scaled_object(spec: Workload) -> dict[str, Any]:
                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": round(scale.cooldown_s)}}
                 }
             },
-            "triggers": [
-                {
-                    "type": "redis",
-                    "metadata": {"listName": keys.QUEUE.format(spec.queue), "listLength": str(backlog)},
-                    "authenticationRef": {"name": NAME},
-                }
-            ],
+            "triggers": [keda.trigger(spec.queue, keys.QUEUE.format(spec.queue), backlog, NAME)],
+            # When the trigger cannot be read (the metrics pod or Redis away): the profile's count, not zero.
+            "fallback": {"failureThreshold": 3, "replicas": max(spec.replicas, scale.min, 1)},
         },
     }
 
 
-def _trigger_auth() -> dict[str, Any]:
-    refs = [("address", "redis-address"), ("password", "redis-password")]
+def _trigger_auth(keda: Keda) -> dict[str, Any]:
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "TriggerAuthentication",
-        "metadata": _meta(NAME, "autoscaler"),
-        "spec": {
-            "secretTargetRef": [{"parameter": p, "name": KEDA_SECRET, "key": k} for p, k in refs],
-        },
-    }
-
-
-def _dashboard_deployment(profile: Profile, image: str) -> dict[str, Any]:
-    env = [*_base_env(), _secret_env("TASKRAIL_DASHBOARD_PASSWORD", optional=False)]
-    env.append({"name": "TASKRAIL_PROFILE", "value": profile.name})
-    volumes, mounts = _scratch_volumes()
-    port_probe = {"tcpSocket": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
-    container = {
-        "name": "dashboard",
-        "image": image,
-        # In the cluster it is reached by its Service's name (more names, for an Ingress: the ConfigMap's
-        # TASKRAIL_DASHBOARD_ALLOWED_HOSTS); kubectl port-forward by localhost, probes and scrapers by address.
-        "command": [*DASHBOARD_ARGS, "--allowed-host", f"{NAME}-dashboard"],
-        "ports": [{"name": "http", "containerPort": DASHBOARD_PORT}],
-        "envFrom": _env_from(),
-        "env": env,
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "500m", "memory": "256Mi"},
-        },
-        "readinessProbe": port_probe,
-        "livenessProbe": {**port_probe, "periodSeconds": 20},
-        # Keep serving while the Service stops routing here, then stop.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}},
-        "securityContext": _security(),
-        "volumeMounts": mounts,
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(f"{NAME}-dashboard", "dashboard"),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": _labels("dashboard")},
-            "template": {
-                "metadata": {"labels": _labels("dashboard")},
-                "spec": {
-                    "terminationGracePeriodSeconds": 30,
-                    "securityContext": _pod_security(),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }
-
-
-def _dashboard_service() -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(f"{NAME}-dashboard", "dashboard"),
-        "spec": {
-            "selector": _labels("dashboard"),
-            "ports": [{"name": "http", "port": DASHBOARD_PORT, "targetPort": "http"}],
-        },
+        "metadata": meta(NAME, "autoscaler"),
+        "spec": {"secretTargetRef": keda.redis.secret_refs()},
     }

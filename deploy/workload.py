@@ -44,10 +44,14 @@ class Workload:
         """Seconds the platform waits after SIGTERM before it kills the worker."""
         return math.ceil(self.shutdown_timeout_s) + EXIT_MARGIN_S
 
-    def command(self, hostname: str) -> list[str]:
-        """The worker's command line; ``hostname`` is how the platform spells this container's name."""
+    def command(self, hostname: str, *, once: bool = False) -> list[str]:
+        """The worker's command line; ``hostname`` is how the platform spells this container's name.
+
+        ``once``: run one job (or none, when the queues are empty) and exit 0, for a Job per job.
+        """
         name = f"{hostname}.{self.queue}.0"
-        return ["rq", "worker", "-w", "workers.Worker", "-c", "config.rq", "--name", name, *self.listens]
+        single = ["--burst", "--max-jobs", "1"] if once else []
+        return ["rq", "worker", "-w", "workers.Worker", "-c", "config.rq", "--name", name, *single, *self.listens]
 
 
 def workloads(profile: Profile) -> tuple[Workload, ...]:

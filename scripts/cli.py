@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "scripts.cmd_supervise",
     "scripts.cmd_queues",
     "scripts.cmd_periodic",
+    "scripts.cmd_move",
     "scripts.cmd_rqsuite",
 )
 

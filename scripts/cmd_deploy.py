@@ -8,7 +8,9 @@ from pathlib import Path
 
 from config.scaling import load_profile
 from config.settings import load_settings
+from deploy.keda import TRIGGERS, Keda
 from deploy.render import DEFAULT_IMAGE, TARGETS, render, write_rendered
+from deploy.render_kubernetes import MONITORS
 from workers.exitcodes import RET_NO_HEARTBEAT, RET_OK, RET_REDIS_DOWN
 from workers.health import Status, check_health, host_prefix
 
@@ -26,7 +28,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rendering.add_argument("--out", type=Path, help="write the files into this directory (default: print them)")
     rendering.add_argument("--file", type=Path, help="scaling file (default: TASKRAIL_SCALING_FILE)")
     rendering.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image (default: {DEFAULT_IMAGE})")
+    rendering.add_argument("--keda-trigger", default="taskrail", choices=TRIGGERS,
+                           help="Kubernetes: scale on taskrail metrics' /scale/<queue> (waiting + claimed, paused, "
+                           "rate; default) or on the Redis list alone (redis)")  # fmt: skip
+    rendering.add_argument("--namespace", default="default", help="Kubernetes: the namespace the manifests go into "
+                           "(KEDA calls the metrics Service by it; default: default)")  # fmt: skip
+    rendering.add_argument("--redis-url", help="with --keda-trigger redis: the workers' REDIS_URL without its "
+                           "password, so KEDA uses the same TLS (rediss://), ACL user and database")  # fmt: skip
+    rendering.add_argument("--scaled-job", action="append", default=[], metavar="QUEUE",
+                           help="Kubernetes: run this autoscaled queue as a KEDA ScaledJob, one Job per job (for "
+                           "jobs longer than any grace period); repeatable")  # fmt: skip
     rendering.set_defaults(func=run_render)
+
+    pins = actions.add_parser("constraints", help="pin taskrail's runtime dependencies as installed here")
+    pins.add_argument("--out", type=Path, help="write this file (default: print)")
+    pins.set_defaults(func=run_constraints)
 
     health = subparsers.add_parser(
         "health",
@@ -45,12 +61,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     health.set_defaults(func=run_health)
 
 
+def run_constraints(args: argparse.Namespace) -> int:
+    from deploy.constraints import constraints_text, runtime_pins  # needs `packaging`: a dev tool, not the image's
+
+    text = constraints_text(runtime_pins())
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    return RET_OK
+
+
 def run_render(args: argparse.Namespace) -> int:
     settings = load_settings()
     profile = load_profile(args.file or settings.scaling_file, args.profile or settings.profile)
-    files = render(profile, args.target, image=args.image)
+    keda = Keda.of(args.keda_trigger, args.namespace, args.redis_url, tuple(args.scaled_job))
+    files = render(profile, args.target, image=args.image, keda=keda)
     if args.out is None:
-        sys.stdout.write("---\n".join(files[name] for name in files if name != "kustomization.yaml"))
+        # What `kubectl apply -f -` takes anywhere: no kustomization, no ServiceMonitor (an operator's CRD).
+        sys.stdout.write(
+            "---\n".join(text for name, text in files.items() if name not in ("kustomization.yaml", MONITORS))
+        )
         return RET_OK
     for path in write_rendered(files, args.out):
         print(f"wrote {path}")

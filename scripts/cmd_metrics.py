@@ -1,20 +1,33 @@
-"""``taskrail metrics --port N``: serve taskrail's Prometheus metrics over HTTP."""
+"""``taskrail metrics --port N``: serve taskrail's Prometheus metrics, and each queue's load for KEDA, over HTTP.
+
+``/metrics`` is the Prometheus text format (workers/metrics.py); ``/scale/<queue>`` is the JSON
+KEDA's ``metrics-api`` trigger reads (workers/scale_load.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import start_http_server
+import redis
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from config.connection import connect
-from config.settings import check_port, load_settings
+from config.settings import Settings, check_port, load_settings
+from tasks.core.validate import is_queue_name
 from workers.exitcodes import RET_OK
 from workers.metrics import build_registry
+from workers.scale_load import queue_load
 
 __all__ = ["register"]
+
+SCALE_PATH = "/scale/"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,9 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     check_port(args.port)
-    conn = connect(load_settings())
-    server, thread = start_http_server(args.port, addr=args.host, registry=build_registry(conn))
-    print(f"serving taskrail metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    settings = load_settings()
+    conn = connect(settings)
+    server = make_server(args.host, args.port, _app(conn, settings), ThreadingWSGIServer, _QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    port = server.server_port
+    print(f"serving taskrail metrics on http://{args.host}:{port}/metrics (KEDA: {SCALE_PATH}<queue>)", flush=True)
     done = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
@@ -41,3 +58,32 @@ def run(args: argparse.Namespace) -> int:
     server.shutdown()
     thread.join(timeout=5)
     return RET_OK
+
+
+def _app(conn: redis.Redis, settings: Settings) -> Callable[..., Iterable[bytes]]:
+    metrics = make_wsgi_app(build_registry(conn))
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(SCALE_PATH):
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        queue = path.removeprefix(SCALE_PATH)
+        if not is_queue_name(queue):
+            return _json(start_response, "404 Not Found", {"error": f"no queue name in {path!r}: use /scale/<queue>"})
+        try:
+            return _json(start_response, "200 OK", queue_load(conn, settings, queue).to_json())
+        except redis.RedisError as exc:  # KEDA then keeps the count (or its fallback): never a made-up 0
+            return _json(start_response, "503 Service Unavailable", {"error": f"Redis: {exc}"})
+
+    return app
+
+
+def _json(start_response: Callable[..., Any], status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

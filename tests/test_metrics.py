@@ -29,9 +29,9 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return samples
 
 
-def serve_metrics(procs: Processes) -> int:
+def serve_metrics(procs: Processes, env: dict[str, str] | None = None) -> int:
     port = free_port()
-    proc = procs.start([str(BIN / "taskrail"), "metrics", "--port", str(port)], name="metrics")
+    proc = procs.start([str(BIN / "taskrail"), "metrics", "--port", str(port)], name="metrics", env=env)
 
     def up() -> bool:
         try:
@@ -106,7 +106,18 @@ def test_percentiles_from_buckets() -> None:
 def test_duration_percentiles_per_task(settings, conn: redis.Redis) -> None:
     conn.hset("taskrail:taskstats:t.fast", mapping={"b:0.005": 99, "b:0.01": 1, "completed": 100, "sum_us": 300000})
     conn.hset("taskrail:taskstats:t.never", mapping={"retried": 3})
+    conn.sadd("taskrail:tasks", "t.fast", "t.never")  # the index the worker scripts keep
     p50, p95, p99 = duration_percentiles(conn)["t.fast"]
     assert p50 == pytest.approx(0.0025, rel=0.05) and p95 == pytest.approx(0.0048, rel=0.01)
     assert p99 == pytest.approx(0.005)
     assert "t.never" not in duration_percentiles(conn)
+
+
+def test_statistics_older_than_the_task_index_are_found_once(settings, conn: redis.Redis) -> None:
+    # A server upgraded from before the index: statistics but no taskrail:tasks. One SCAN fills it, then never again.
+    conn.hset("taskrail:taskstats:t.old", mapping={"b:0.005": 10, "completed": 10, "sum_us": 30000})
+    conn.config_resetstat()
+    assert "t.old" in duration_percentiles(conn)
+    assert "t.old" in duration_percentiles(conn)
+    scans = conn.info("commandstats").get("cmdstat_scan", {}).get("calls", 0)
+    assert scans == 1 and conn.sismember("taskrail:tasks", "t.old")

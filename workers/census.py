@@ -18,13 +18,16 @@ from typing import Any
 import redis
 
 from tasks.core import keys
+from tasks.core.keys import DEFAULT_PRIORITY
 from tasks.core.protocol import RQ_TIME_FORMAT
 from tasks.core.registry import all_tasks
+from tasks.core.validate import PRIORITY_MAX, PRIORITY_MIN
 
 __all__ = [
     "QueueStats",
     "WorkerInfo",
     "live_workers",
+    "oldest_enqueued",
     "oldest_wait_s",
     "parse_rq_time",
     "queue_names",
@@ -117,20 +120,13 @@ def queue_stats(conn: redis.Redis, names: list[str] | None = None, now: float | 
                     pipe.zcount(key.format(q), now, "+inf")
                 else:
                     pipe.zcard(key.format(q))
-            pipe.lindex(keys.QUEUE.format(q), 0)
             pipe.hmget(keys.STATS.format(q, minute), "completed", "failed")
             pipe.hmget(keys.STATS.format(q, minute - 1), "completed", "failed")
         replies = pipe.execute()
     paused = {_text(p) for p in replies[0]}
-    width = 2 + len(REGISTRIES) + 2
-    heads: dict[str, str] = {}
-    rows: list[tuple[str, list[Any]]] = []
-    for i, q in enumerate(names):
-        row = replies[1 + i * width : 1 + (i + 1) * width]
-        rows.append((q, row))
-        if row[1 + len(REGISTRIES)]:
-            heads[q] = _text(row[1 + len(REGISTRIES)])
-    enqueued = _enqueued_times(conn, heads)
+    width = 1 + len(REGISTRIES) + 2
+    rows = [(q, replies[1 + i * width : 1 + (i + 1) * width]) for i, q in enumerate(names)]
+    enqueued = oldest_enqueued(conn, [q for q, row in rows if int(row[0])])
     # Sliding one-minute window: this minute so far, plus the share of the previous one still inside it.
     share = 1.0 - (now % 60) / 60
     result = []
@@ -155,21 +151,6 @@ def queue_stats(conn: redis.Redis, names: list[str] | None = None, now: float | 
     return result
 
 
-def _enqueued_times(conn: redis.Redis, heads: dict[str, str]) -> dict[str, float]:
-    if not heads:
-        return {}
-    with conn.pipeline(transaction=False) as pipe:
-        for job_id in heads.values():
-            pipe.hget(keys.JOB.format(job_id), "enqueued_at")
-        stamps = pipe.execute()
-    times = {}
-    for q, stamp in zip(heads, stamps, strict=True):
-        parsed = parse_rq_time(_text(stamp))
-        if parsed is not None:
-            times[q] = parsed
-    return times
-
-
 def parse_rq_time(text: str) -> float | None:
     """RQ's ``2026-01-01T00:00:00.000000Z`` as epoch seconds, or None when empty or malformed."""
     if not text:
@@ -181,9 +162,53 @@ def parse_rq_time(text: str) -> float | None:
 
 
 def oldest_wait_s(conn: redis.Redis, queue: str, now: float | None = None) -> float | None:
-    """Seconds the job at the head of ``queue`` has waited since it was enqueued; None when empty."""
-    head = conn.lindex(keys.QUEUE.format(queue), 0)
-    if head is None:
-        return None
-    enqueued = _enqueued_times(conn, {queue: _text(head)})
+    """Seconds the longest-waiting job of ``queue`` has waited since it was enqueued; None when empty."""
+    enqueued = oldest_enqueued(conn, [queue])
     return max((now or time.time()) - enqueued[queue], 0.0) if queue in enqueued else None
+
+
+def oldest_enqueued(conn: redis.Redis, queues: list[str]) -> dict[str, float]:
+    """Per queue, the earliest ``enqueued_at`` of its waiting jobs (queues without one left out).
+
+    A queue list is in priority order, FIFO within a priority (tasks/core/lua/includes/queue_push.lua),
+    so its longest-waiting job is the first of one of the (at most ten) priorities or the head (a job
+    put back in front): a few commands per queue, whatever the backlog.
+    """
+    with conn.pipeline(transaction=False) as pipe:
+        for q in queues:
+            pipe.llen(keys.QUEUE.format(q))
+            pipe.zcard(keys.PRIORITY_INDEX.format(q))
+            for level in range(PRIORITY_MIN + 1, PRIORITY_MAX + 2):
+                pipe.zcount(keys.PRIORITY_INDEX.format(q), "-inf", f"({level}")
+        replies = pipe.execute()
+    width = 2 + PRIORITY_MAX + 1 - PRIORITY_MIN
+    spots = [(q, pos) for i, q in enumerate(queues) for pos in _level_heads(replies[i * width : (i + 1) * width])]
+    with conn.pipeline(transaction=False) as pipe:
+        for q, pos in spots:
+            pipe.lindex(keys.QUEUE.format(q), pos)
+        ids = pipe.execute()
+    found = [(q, _text(job_id)) for (q, _), job_id in zip(spots, ids, strict=True) if job_id]
+    with conn.pipeline(transaction=False) as pipe:
+        for _, job_id in found:
+            pipe.hget(keys.JOB.format(job_id), "enqueued_at")
+        stamps = pipe.execute()
+    oldest: dict[str, float] = {}
+    for (q, _), stamp in zip(found, stamps, strict=True):
+        at = parse_rq_time(_text(stamp))
+        if at is not None:
+            oldest[q] = min(at, oldest.get(q, at))
+    return oldest
+
+
+def _level_heads(reply: list[Any]) -> set[int]:
+    """Positions of the first job of each priority present, and 0: from LLEN, ZCARD and the ZCOUNTs below each."""
+    length, indexed, below = int(reply[0]), int(reply[1]), [0, *map(int, reply[2:])]
+    plain = max(length - indexed, 0)  # default-priority jobs: not in the index
+    heads = {0} if length else set()
+    for level in range(PRIORITY_MIN, PRIORITY_MAX + 1):
+        i = level - PRIORITY_MIN
+        count = below[i + 1] - below[i] + (plain if level == DEFAULT_PRIORITY else 0)
+        start = below[i] + (plain if level > DEFAULT_PRIORITY else 0)
+        if count and start < length:
+            heads.add(start)
+    return heads

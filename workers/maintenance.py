@@ -20,6 +20,7 @@ from config.settings import Settings
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command
+from workers.alive import touch_alive
 from workers.interrupts import Interrupter, Slot
 from workers.periodic import PeriodicScheduler
 from workers.sentry import capture_stalled
@@ -144,6 +145,7 @@ class Maintenance(threading.Thread):
         """Heartbeat, worker-set membership, held jobs' deadlines and the leader lease, in one go."""
         s = self.settings
         name = self.worker.name
+        touch_alive(s.data_dir, name)  # first, Redis or not: the probes' cheap check (workers/alive.py)
         ttl_ms = int(s.heartbeat_ttl_s * 1000)
         score = time.time() + max(60, s.heartbeat_ttl_s * 10)
         revoked = self._heartbeat(

@@ -7,6 +7,7 @@ stalled, per-bucket duration counts ``b:<le>`` and ``sum_us``), so any process c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,15 @@ __all__ = ["TaskrailCollector", "build_registry", "duration_percentiles", "perce
 
 COUNTERS = ("completed", "failed", "retried", "stalled")
 _BOUNDS = (*BUCKETS_S, float("inf"))
+QUEUE_GAUGES = {  # taskrail_queue_<name>, per queue
+    "depth": "Jobs waiting in the queue",
+    "oldest_job_age_seconds": "How long the longest-waiting job has waited (whatever its priority)",
+    "failed_jobs": "Dead letters kept for the queue",
+    "delayed_jobs": "Jobs scheduled for later: countdowns, ETAs and retries in their backoff",
+    "running_jobs": "Jobs claimed by a worker and not yet finished",
+    "paused": "1 while the queue is paused, else 0",
+    "workers": "Live workers taking from the queue",
+}
 
 
 class TaskrailCollector(Collector):
@@ -63,17 +73,23 @@ class TaskrailCollector(Collector):
         return [*counters.values(), durations]
 
     def _queue_metrics(self) -> list[Metric]:
-        depth = GaugeMetricFamily("taskrail_queue_depth", "Jobs waiting in the queue", labels=["queue"])
-        oldest = GaugeMetricFamily(
-            "taskrail_queue_oldest_job_age_seconds", "Age of the job at the head of the queue", labels=["queue"]
-        )
-        failed = GaugeMetricFamily("taskrail_queue_failed_jobs", "Dead letters kept for the queue", labels=["queue"])
-        queues = sorted(keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES))
-        for q in queue_stats(self.conn, queues):
-            depth.add_metric([q.name], q.counts["waiting"])
-            failed.add_metric([q.name], q.counts["failed"])
-            oldest.add_metric([q.name], q.oldest_age_s or 0.0)
-        return [depth, oldest, failed]
+        gauges = {
+            name: GaugeMetricFamily(f"taskrail_queue_{name}", help_text, labels=["queue"])
+            for name, help_text in QUEUE_GAUGES.items()
+        }
+        for q in queue_stats(self.conn):
+            values = {
+                "depth": q.counts["waiting"],
+                "oldest_job_age_seconds": q.oldest_age_s or 0.0,
+                "failed_jobs": q.counts["failed"],
+                "delayed_jobs": q.counts["scheduled"],
+                "running_jobs": q.counts["started"],
+                "paused": int(q.paused),
+                "workers": q.workers,
+            }
+            for name, value in values.items():
+                gauges[name].add_metric([q.name], value)
+        return list(gauges.values())
 
     def _worker_metrics(self) -> list[Metric]:
         live = live_workers(self.conn)
@@ -81,7 +97,19 @@ class TaskrailCollector(Collector):
         total.add_metric([], len(live))
         working = GaugeMetricFamily("taskrail_workers_busy", "Live workers holding at least one job")
         working.add_metric([], sum(w.busy for w in live))
-        return [total, working]
+        leader = GaugeMetricFamily(
+            "taskrail_leader_up", "1 while a worker holds the scheduler and recovery leader lease, else 0"
+        )
+        leader.add_metric([], int(bool(self.conn.exists(keys.LEADER))))
+        fired = GaugeMetricFamily(
+            "taskrail_periodic_last_fire_timestamp_seconds",
+            "Unix time of the last occurrence each periodic entry fired (or, when new, was first seen)",
+            labels=["entry"],
+        )
+        for entry, at in sorted(self.conn.hgetall(keys.PERIODIC).items()):
+            with contextlib.suppress(ValueError):
+                fired.add_metric([entry.decode()], float(at))
+        return [total, working, leader, fired]
 
 
 def build_registry(conn: redis.Redis) -> CollectorRegistry:
@@ -125,14 +153,25 @@ def percentiles_from_buckets(counts: list[int], quantile: float) -> float:
     return BUCKETS_S[-1]
 
 
+INDEXED = ""  # a member of keys.TASKS saying the index is complete (statistics written before it existed are in)
+
+
 def _task_stats(conn: Any) -> dict[str, dict[str, int]]:
-    prefix = len(keys.TASK_STATS.format(""))
-    names = sorted(filter(None, (k.decode()[prefix:] for k in conn.scan_iter(keys.TASK_STATS.format("*")))))
+    # The index the worker scripts keep (tasks/core/lua/includes/task_stats.lua): never a SCAN of the keyspace,
+    # but for one, once, on a server whose statistics predate the index.
+    members = conn.smembers(keys.TASKS)
+    if INDEXED.encode() not in members:
+        prefix = keys.TASK_STATS.format("")
+        found = [key.decode()[len(prefix) :] for key in conn.scan_iter(prefix + "*", count=1000)]
+        conn.sadd(keys.TASKS, INDEXED, *found)
+        members = {*members, *(name.encode() for name in found)}
+    names = sorted(filter(None, (name.decode() for name in members)))
     with conn.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(keys.TASK_STATS.format(name))
         replies = pipe.execute()
     out = {}
     for name, raw in zip(names, replies, strict=True):
-        out[name] = {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
+        if raw:
+            out[name] = {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
     return out

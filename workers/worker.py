@@ -44,6 +44,7 @@ from workers.flows import resolve_arguments
 from workers.interrupts import Interrupter, Slot
 from workers.isolation import run_forked
 from workers.maintenance import Maintenance
+from workers.naming import take_free_name
 from workers.periodic import check_periodic
 from workers.ratelimit import policy_for
 from workers.runner import (
@@ -155,6 +156,11 @@ class Worker(RQWorker):
         if self._exit_code:
             sys.exit(self._exit_code)
         return self.jobs_done > 0
+
+    def register_birth(self) -> None:
+        """RQ's, after :func:`~workers.naming.take_free_name`: a killed predecessor's name never blocks a start."""
+        take_free_name(self)
+        super().register_birth()
 
     def request_stop(self, signum: int | None = None, frame: Any = None) -> None:
         """First signal: stop taking jobs and drain until the deadline. Second: stop running jobs now."""

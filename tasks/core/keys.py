@@ -51,6 +51,7 @@ __all__ = [
     "STATS",
     "SUPERVISOR",
     "SUPERVISORS",
+    "TASKS",
     "TASK_STATS",
     "UNIQUE",
     "WAITERS",
@@ -92,6 +93,7 @@ PAUSED = "taskrail:paused"  # set of paused queue names
 PRIORITY_INDEX = "taskrail:prio:{}"  # sorted set per queue: job id -> priority, while such jobs wait
 STATS = "taskrail:stats:{}:{}"  # hash per queue and minute: completed, failed
 TASK_STATS = "taskrail:taskstats:{}"  # hash per task: counters and duration buckets
+TASKS = "taskrail:tasks"  # set: names of the tasks that have a TASK_STATS hash (metrics read it, never SCAN)
 WAITERS = "taskrail:waiters:{}"  # someone blocks in AsyncResult.get() on this job
 DONE = "taskrail:done:{}"  # list a finished job pushes to when it has waiters
 REVOKE = "taskrail:revoke:{}"  # flag: stop this running job
@@ -124,7 +126,7 @@ _LUA_KEYS = {
     "results": RESULTS, "wip": STARTED, "finished": FINISHED, "failed": FAILED, "scheduled": SCHEDULED,
     "canceled": CANCELED, "deferred": DEFERRED, "rq_workers": RQ_WORKERS, "rq_worker": RQ_WORKER,
     "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "workers": WORKERS, "wake": WAKE,
-    "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "waiters": WAITERS,
+    "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "tasks": TASKS, "waiters": WAITERS,
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
     "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
     "rq_rate": RQ_RATE_LIMIT, "rq_rate_keys": RQ_RATE_KEYS, "rq_rate_allowed": RQ_RATE_ALLOWED, "rq_rate_waiting": RQ_RATE_WAITING,

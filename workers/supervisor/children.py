@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from config.scaling import Profile, QueuePlan
 from config.settings import Isolation
 from tasks.core import keys
 from workers.exitcodes import RET_CONFIG, RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
+from workers.naming import free_name
 
 __all__ = ["Child", "WorkerSpec", "describe_exit", "forget_dead_worker", "pick_name", "scheduling_environ", "spawn"]
 
@@ -128,21 +128,7 @@ def describe_exit(code: int) -> str:
 
 def pick_name(conn: redis.Redis, node: str, queue: str, index: int) -> str:
     """``node.queue.index``, or with a short suffix while a dead worker of that name still holds state."""
-    name = f"{node}.{queue}.{index}"
-    while _taken(conn, name):
-        name = f"{node}.{queue}.{index}-{secrets.token_hex(2)}"
-    return name
-
-
-def _taken(conn: redis.Redis, name: str) -> bool:
-    # A dead worker's claims are recovered by name: reusing the name before that would hide them.
-    with conn.pipeline(transaction=False) as pipe:
-        pipe.sismember(keys.WORKERS, name)
-        pipe.exists(keys.CLAIMS.format(name))
-        pipe.exists(keys.RQ_WORKER.format(name))
-        pipe.hexists(keys.RQ_WORKER.format(name), "death")
-        member, claims, registered, dead = pipe.execute()
-    return bool(member or claims or (registered and not dead))
+    return free_name(conn, f"{node}.{queue}.{index}")
 
 
 def spawn(name: str, queue: str, index: int, spec: WorkerSpec, base_env: Mapping[str, str]) -> Child:

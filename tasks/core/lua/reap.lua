@@ -9,6 +9,7 @@
 --          K.rq_queue_workers, and those of includes/settle
 --- @include "keys"
 --- @include "includes/settle"
+--- @include "includes/task_stats"
 
 local ctx = {worker = '', now = tonumber(ARGV[1]), now_text = ARGV[2], maxlen = ARGV[3], minute = ARGV[4]}
 local max_stalled, failure_ttl = tonumber(ARGV[5]), ARGV[6]
@@ -24,7 +25,7 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local id, q = held[i], held[i + 1]
       local task = redis.call('HGET', K.job .. id, 'tr_task') or ''
       local stalls = redis.call('HINCRBY', K.job .. id, 'tr_stalls', 1)
-      redis.call('HINCRBY', K.taskstats .. task, 'stalled', 1)
+      count_task(task, 'stalled')
       redis.call('XADD', K.events .. q, 'MAXLEN', '~', ctx.maxlen, '*', 'event', 'stalled', 'job', id, 'task', task, 'worker', w, 'stalls', stalls)
       if stalls > max_stalled then
         local msg = 'job stalled ' .. stalls .. ' times (its worker died while running it); max_stalled is ' .. max_stalled

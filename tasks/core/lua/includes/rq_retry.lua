@@ -20,8 +20,8 @@
 --   (payload, the encoded return value) and the finished registry, but the job hash does not expire;
 --   then repeats_left - 1 and the wait repeat_intervals[1], the list losing its head while it has more
 --   than one; queued again at the back (wait 0) or scheduled.
--- settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, stats, tstats, canceled): settle's
---   branch for these kinds, with its statistics hashes; returns the event and whether the job ended for
+-- settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, stats, task, canceled): settle's
+--   branch for these kinds, with the queue's statistics hash and the task's name; returns the event and whether the job ended for
 --   good (a returned Retry past its max). A repeat releases the job's dependents (as a canceled job's
 --   when canceled is true), as RQ does on each success.
 -- Keys: K.job, K.finished, K.results, K.failed, K.scheduled, K.queue (and through includes K.prio, K.wake
@@ -30,6 +30,7 @@
 --- @include "includes/queue_push"
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
+--- @include "includes/task_stats"
 
 -- RQ's result value for a Retry under the JSON serializer: json.dumps of RQ's
 -- UNSERIALIZABLE_RETURN_VALUE_PAYLOAD ('Unserializable return value'), base64-encoded.
@@ -127,11 +128,11 @@ local function rq_repeat(ctx, id, q, payload, ttl)
   end
 end
 
-local function settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, stats, tstats, canceled)
+local function settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, stats, task, canceled)
   if kind == 'rq_repeat' then
     rq_repeat(ctx, id, q, payload, ttl)
     redis.call('HINCRBY', stats, 'completed', 1)
-    redis.call('HINCRBY', tstats, 'completed', 1)
+    count_task(task, 'completed')
     notify_waiters(id)
     release_dependents(ctx, id, canceled and 'revoked' or 'ok')
     return 'completed', false
@@ -140,9 +141,9 @@ local function settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, 
   local ev = rq_retry(ctx, id, q, kind, payload, ttl, ms)
   if ev == 'failed' then
     redis.call('HINCRBY', stats, 'failed', 1)
-    redis.call('HINCRBY', tstats, 'failed', 1)
+    count_task(task, 'failed')
     return ev, true
   end
-  redis.call('HINCRBY', tstats, 'retried', 1)
+  count_task(task, 'retried')
   return ev, false
 end

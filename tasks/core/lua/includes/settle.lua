@@ -30,7 +30,7 @@
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
 -- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.rq_rate*, K.wake, K.prio, K.waiters, K.done and the flow keys).
+-- K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.prio, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -38,6 +38,7 @@
 --- @include "includes/release_slot"
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
+--- @include "includes/task_stats"
 --- @include "includes/rq_retry"
 --- @include "includes/rq_rate_limit"
 
@@ -100,7 +101,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
       redis.call('ZADD', K.finished .. q, '+inf', id)
     end
     redis.call('HINCRBY', stats, 'completed', 1)
-    redis.call('HINCRBY', tstats, 'completed', 1)
+    count_task(task, 'completed')
     ev = 'completed'
   elseif kind == 'fail' or kind == 'stopped' then
     local rkey = K.results .. id
@@ -111,7 +112,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('EXPIRE', jkey, ttl)
     redis.call('EXPIRE', rkey, ttl)
     redis.call('HINCRBY', stats, 'failed', 1)
-    redis.call('HINCRBY', tstats, 'failed', 1)
+    count_task(task, 'failed')
     ev = status
   elseif kind == 'retry' then
     redis.call('HINCRBY', jkey, 'tr_retries', 1)
@@ -123,20 +124,20 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     else
       make_ready(q, id, now_text)
     end
-    redis.call('HINCRBY', tstats, 'retried', 1)
+    count_task(task, 'retried')
     ev = 'retried'
   elseif kind == 'requeue' then
     if exc_type == 'stalled' then
       redis.call('HINCRBY', jkey, 'tr_stalls', 1)
       task = redis.call('HGET', jkey, 'tr_task') or task  -- a dead work-horse's outcome names no task
-      redis.call('HINCRBY', K.taskstats .. task, 'stalled', 1)  -- as reap counts a dead worker's jobs
+      count_task(task, 'stalled')  -- as reap counts a dead worker's jobs
     end
     set_status(ctx, jkey, 'status', 'queued')
     redis.call('LPUSH', K.queue .. q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
   elseif kind == 'rq_retry' or kind == 'rq_returned' or kind == 'rq_repeat' then
-    ev, final = settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, duration_ms, stats, tstats, canceled)
+    ev, final = settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, duration_ms, stats, task, canceled)
     if ctx.mark and redis.call('EXISTS', jkey) == 1 then redis.call('HSET', jkey, 'tr_settled', ctx.mark) end
     kind = 'fail'  -- only a returned Retry past its max ends the job here
   elseif kind == 'revoked' then
