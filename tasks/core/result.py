@@ -11,6 +11,7 @@ from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import entry_return_value, entry_traceback
+from tasks.core.remote_errors import rebuild
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
@@ -172,4 +173,4 @@ class AsyncResult(ClientBound):
 
     def _failure(self, snap: JobSnapshot) -> TaskFailed:
         traceback = entry_traceback(snap.result)
-        return TaskFailed(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
+        return rebuild(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
