@@ -4,6 +4,7 @@ job that cannot run as it stands (a poison job: it fails with ``InvalidJob`` and
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import random
 import time
@@ -20,6 +21,7 @@ from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered
 from tasks.core.context import ProgressWriter, Request, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
+from tasks.core.states import write_state
 from workers.current import RunningJob
 
 __all__ = [
@@ -183,7 +185,8 @@ def run_job(
     try:
         if task.options.bind:
             request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
-            value = task.func(TaskContext(task, request, write_progress), *args, **kwargs)
+            writer = functools.partial(write_state, connection) if connection is not None else None
+            value = task.func(TaskContext(task, request, write_progress, writer), *args, **kwargs)
         else:
             value = task.func(*args, **kwargs)
         if inspect.isawaitable(value):

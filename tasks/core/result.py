@@ -12,6 +12,7 @@ from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import entry_return_value, entry_traceback
 from tasks.core.remote_errors import rebuild
+from tasks.core.states import custom_state
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
@@ -72,6 +73,9 @@ class AsyncResult(ClientBound):
         status = snap.get("status")
         if not status:
             return "PENDING"
+        custom = custom_state(status, snap.fields)
+        if custom is not None:
+            return custom[0]
         retrying = int(snap.get("tr_retries", "0") or 0) > 0
         if status in ("queued", "scheduled") and retrying:
             return "RETRY"
@@ -110,14 +114,18 @@ class AsyncResult(ClientBound):
 
     @property
     def result(self) -> Any:
-        """The return value after success, the error (a TaskFailed) after failure, else None."""
+        """As Celery: the return value after success, the task's exception after failure (also a
+        TaskFailed), the meta of a custom state (``update_state``) while it runs, else None."""
         snap = self.snapshot()
         state = self.state_of(snap)
         if state == "SUCCESS":
             return entry_return_value(snap.result)
         if state == "FAILURE":
             return self._failure(snap)
-        return None
+        custom = custom_state(snap.get("status"), snap.fields)
+        return custom[1] if custom is not None else None
+
+    info = result  # Celery's other name for it
 
     @property
     def traceback(self) -> str | None:

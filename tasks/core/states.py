@@ -19,6 +19,7 @@ __all__ = ["META_MAX_BYTES", "check_state", "custom_state", "write_state"]
 
 META_MAX_BYTES = 64 * 1024
 STATE_MAX_CHARS = 100
+ENDING_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 
 
 def check_state(state: Any, meta: Any, where: str) -> str:
@@ -31,6 +32,8 @@ def check_state(state: Any, meta: Any, where: str) -> str:
     if not isinstance(state, str) or not state or len(state) > STATE_MAX_CHARS:
         raise ValueError(f"{where}: state must be a name like 'PROGRESS' (1 to {STATE_MAX_CHARS} characters), "
                          f"got {state!r}")  # fmt: skip
+    if state in ENDING_STATES:
+        raise ValueError(f"{where}: {state} is set by the worker when the task ends; return a value or raise instead")
     try:
         text = json.dumps(meta, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
@@ -40,7 +43,7 @@ def check_state(state: Any, meta: Any, where: str) -> str:
     return text
 
 
-def write_state(conn: redis.Redis, job_id: str, state: str, meta_json: str, *, own: bool = True) -> bool:
+def write_state(conn: redis.Redis, job_id: str, state: str, meta_json: str, own: bool = True) -> bool:
     """Record a custom state on a job: the running one (``own``), or another that must exist already
     (False, nothing written, when it does not)."""
     job_key = keys.JOB.format(job_id)
