@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rq.job import _current_job
+
 from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
 from tasks.core.client import Client
@@ -132,14 +134,23 @@ class AsyncResult(ClientBound):
         snap = self.snapshot()
         return self._failure(snap).traceback if self.state_of(snap) == "FAILURE" else None
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True, disable_sync_subtasks: bool = True) -> Any:
         """Wait for the outcome; blocks on a server-side signal instead of polling.
 
+        Inside a running task it raises RuntimeError, as Celery does (waiting there can deadlock a worker);
+        ``disable_sync_subtasks=False`` allows it.
+
         Raises:
+            RuntimeError: called inside a task without ``disable_sync_subtasks=False``.
             ResultTimeout: not ready within ``timeout`` seconds (a TimeoutError).
             TaskFailed: the task failed (with ``propagate``); carries the remote type and traceback.
             TaskRevoked: the task was revoked (with ``propagate``).
         """
+        if disable_sync_subtasks and _current_job.get(None) is not None:
+            raise RuntimeError(
+                f"never call get() inside a task (waiting for {self.id} can deadlock the worker); chain the "
+                "tasks instead, or pass disable_sync_subtasks=False if you are sure"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         redis_ = self.client.redis
         waiters, done = keys.WAITERS.format(self.id), keys.DONE.format(self.id)
