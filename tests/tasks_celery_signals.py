@@ -44,3 +44,13 @@ def revoked(sender: Any, expired: bool, **_: Any) -> None:
 @signals.task_prerun.connect
 def broken(sender: Any, **_: Any) -> None:
     raise RuntimeError("a receiver that fails must not stop the job")
+
+
+@signals.worker_ready.connect
+def ready(sender: Any, **_: Any) -> None:
+    _record("worker_ready", sender.name)
+
+
+@signals.worker_shutdown.connect
+def shutdown(sender: Any, **_: Any) -> None:
+    _record("worker_shutdown", sender.name)

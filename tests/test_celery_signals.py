@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 
 import pytest
 import redis
 
-from tasks import TaskFailed, TaskRevoked
+from tasks import TaskFailed, TaskRevoked, signals
 from tasks.core.eager import EagerResult, always_eager
 from tests import tasks_celery
 from tests.conftest import Processes, live_workers, wait_for
@@ -23,8 +24,8 @@ def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _signals(conn: redis.Redis) -> list:
-    return [json.loads(v) for v in conn.lrange("signals", 0, -1)]
+def _signals(conn: redis.Redis, prefix: str = "") -> list:
+    return [s for s in (json.loads(v) for v in conn.lrange("signals", 0, -1)) if s[0].startswith(prefix)]
 
 
 def test_task_signals_fire_around_each_job(worker, conn: redis.Redis) -> None:
@@ -33,8 +34,8 @@ def test_task_signals_fire_around_each_job(worker, conn: redis.Redis) -> None:
     bad = tasks_celery.lookup_key.delay("q")
     with pytest.raises(KeyError):
         bad.get(timeout=10)
-    wait_for(lambda: len(_signals(conn)) >= 6, 10, what="the signals")
-    seen = _signals(conn)
+    wait_for(lambda: len(_signals(conn, "task_")) >= 6, 10, what="the signals")
+    seen = _signals(conn, "task_")
     assert seen[:3] == [
         ["task_prerun", ok.id, "tests.tasks_celery.add", [2, 2]],
         ["task_success", "tests.tasks_celery.add", 4],
@@ -45,6 +46,34 @@ def test_task_signals_fire_around_each_job(worker, conn: redis.Redis) -> None:
         ["task_failure", bad.id, "KeyError", True],
         ["task_postrun", bad.id, "FAILURE", "KeyError"],
     ]
+
+
+def test_worker_signals(settings, procs: Processes, conn: redis.Redis) -> None:
+    proc = procs.worker("celery", name="sig-worker", env=SIGNALS)
+    wait_for(lambda: ["worker_ready", "sig-worker"] in _signals(conn), 15, what="worker_ready")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+    assert ["worker_shutdown", "sig-worker"] in _signals(conn)
+
+
+def test_publish_signals_in_the_producer(settings) -> None:
+    seen: list = []
+
+    def before(sender, body, routing_key, headers, **_):  # type: ignore[no-untyped-def]
+        seen.append(("before", sender, body[0], routing_key, headers["id"]))
+
+    def after(sender, **_):  # type: ignore[no-untyped-def]
+        seen.append(("after", sender))
+
+    signals.before_task_publish.connect(before)
+    signals.after_task_publish.connect(after)
+    try:
+        result = tasks_celery.add.delay(1, 2)
+    finally:
+        signals.before_task_publish.disconnect(before)
+        signals.after_task_publish.disconnect(after)
+    name = tasks_celery.add.name
+    assert seen == [("before", name, (1, 2), "celery", result.id), ("after", name)]
 
 
 def test_an_expired_job_sends_task_revoked(worker, conn: redis.Redis) -> None:

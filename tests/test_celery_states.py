@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tasks import NotSerializable
+from tasks import AsyncResult, NotSerializable
 from tests import tasks_celery
 from tests.conftest import Processes, live_workers, wait_for
 from tests.test_celery_errors import CELERY
@@ -48,3 +48,17 @@ def test_bad_states_and_meta_are_refused(state: str, meta: object, error: type, 
 
     with pytest.raises(error, match=text):
         TaskContext.inline(tasks_celery.download).update_state(state=state, meta=meta)
+
+
+def test_celery_fields_of_async_result(settings, procs: Processes, conn: redis.Redis) -> None:
+    procs.worker("celery", name="fields-worker", env=CELERY)
+    result = tasks_celery.add.delay(3, y=4)
+    assert result.date_done is None
+    assert result.get(timeout=15) == 7
+    assert result.name == tasks_celery.add.name and result.args == [3] and result.kwargs == {"y": 4}
+    assert result.worker == "fields-worker" and result.date_done is not None and result.children == []
+    running = tasks_celery.download.delay(1, "never-pushed")
+    wait_for(lambda: running.state == "PROGRESS", 15, what="the task to start")
+    assert running.revoke(terminate=True, signal="SIGKILL") == "stopping"
+    wait_for(lambda: running.state == "REVOKED", 15, what="the revoke")
+    assert AsyncResult("no-such-job").name is None and AsyncResult("no-such-job").args is None

@@ -86,7 +86,7 @@ class EagerResult(AsyncResult):
             raise self._error
         return self.result
 
-    def revoke(self) -> str:
+    def revoke(self, terminate: bool = False, signal: str | None = None, **_celery: Any) -> str:
         return f"already {self.state.lower()}"
 
     def forget(self) -> None:

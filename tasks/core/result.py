@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rq.job import _current_job
@@ -12,7 +13,7 @@ from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
-from tasks.core.protocol import entry_return_value, entry_traceback
+from tasks.core.protocol import DATA_ERRORS, decode_data, entry_return_value, entry_traceback
 from tasks.core.remote_errors import rebuild
 from tasks.core.states import custom_state
 
@@ -170,8 +171,51 @@ class AsyncResult(ClientBound):
             # A blocking peek: the token stays for other waiters.
             redis_.blmove(done, done, max(block, 0.01), "LEFT", "RIGHT")
 
-    def revoke(self) -> str:
-        """Cancel the job if it waits, or ask its worker to stop it if it runs.
+    # Celery's other fields, read from the job's hash.
+    @property
+    def name(self) -> str | None:
+        """The task's registered name, or None if no such job."""
+        return self.snapshot().get("tr_task") or None
+
+    @property
+    def args(self) -> list[Any] | None:
+        return self._call()[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        return self._call()[1]
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran (or runs) the job."""
+        return self.snapshot().get("worker_name") or None
+
+    @property
+    def date_done(self) -> datetime | None:
+        """When the job ended (UTC), or None while it has not."""
+        text = self.snapshot().get("ended_at")
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        """Celery lists the tasks a task called; taskrail does not record them, so this is always empty."""
+        return []
+
+    parent: Any = None  # a flow step's FlowResult sets it (its parent step or group)
+
+    def _call(self) -> tuple[list[Any] | None, dict[str, Any] | None]:
+        data = self.snapshot().fields.get(b"data")
+        if not data:
+            return None, None
+        try:
+            _, args, kwargs = decode_data(data)
+        except DATA_ERRORS:
+            return None, None
+        return args, kwargs
+
+    def revoke(self, terminate: bool = False, signal: str | None = None, **_celery: Any) -> str:
+        """Cancel the job if it waits, or ask its worker to stop it if it runs (Celery's ``terminate=True``
+        is what taskrail always does for a running job; ``signal`` is not used: the stop is raised in the task).
 
         Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
         """

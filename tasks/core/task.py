@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
 from config.errors import ConfigError
+from tasks import signals
 from tasks.core import validate
 from tasks.core.canvas import Signature
 from tasks.core.celery_calls import call_fields, pop_celery_options, publish
@@ -140,7 +141,21 @@ class Task(Generic[P, R]):
         client = client or default_client()
         celery = pop_celery_options(options)
         spec = self.build_job(tuple(args), kwargs or {}, client, **options, **celery)
+        if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+            return self._publish_with_signals(spec, tuple(args), kwargs or {}, client, celery)
         job_id = publish(lambda: client.enqueue(spec), celery, self.name)
+        return AsyncResult(job_id, client=client)
+
+    def _publish_with_signals(self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client,
+                              celery: dict[str, Any]) -> AsyncResult:  # fmt: skip
+        """Celery's publish signals around the enqueue (sender: the task name; body: args, kwargs, embed)."""
+        body: tuple[Any, ...] = (args, kwargs, {})
+        headers = {"id": spec.job_id, "task": self.name, **(celery.get("headers") or {})}
+        signals.send(signals.before_task_publish, self.name, body=body, exchange="", routing_key=spec.queue,
+                     headers=headers, properties={}, declare=[], retry_policy=celery.get("retry_policy"))  # fmt: skip
+        job_id = publish(lambda: client.enqueue(spec), celery, self.name)
+        signals.send(signals.after_task_publish, self.name, body=body, exchange="", routing_key=spec.queue,
+                     headers=headers)  # fmt: skip
         return AsyncResult(job_id, client=client)
 
     def map(
