@@ -23,7 +23,7 @@ from config.errors import (
 from tasks.core.byname import send_task, signature
 from tasks.core.canvas import Signature, chain, chord, group
 from tasks.core.client import Client, default_client
-from tasks.core.context import Request, TaskContext
+from tasks.core.context import Request, TaskContext, current_task
 from tasks.core.deadletters import DeadLetter, DeadLetters
 from tasks.core.events import Event, follow_events, read_events
 from tasks.core.groups import FlowResult, GroupResult
@@ -77,6 +77,7 @@ __all__ = [
     "all_tasks",
     "chain",
     "chord",
+    "current_task",
     "default_client",
     "follow_events",
     "group",

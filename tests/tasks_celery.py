@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from tasks import Ignore, Reject, SoftTimeLimitExceeded, Task, shared_task, task
+from tasks import Ignore, Reject, SoftTimeLimitExceeded, Task, current_task, shared_task, task
 
 
 class Overdrawn(Exception):
@@ -218,3 +218,9 @@ def counts_retries(self: Any, key: str, until: int) -> int:
     if _EAGER_ATTEMPTS[key] < until:
         raise self.retry(exc=Flaky(f"attempt {_EAGER_ATTEMPTS[key]}"))
     return _EAGER_ATTEMPTS[key]
+
+
+@task(queue="celery")
+def who_am_i() -> list[Any]:
+    request = current_task.request
+    return [bool(current_task), request.id if request else None, current_task.name, request.args if request else None]

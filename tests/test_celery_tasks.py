@@ -150,3 +150,9 @@ def test_request_fields(worker) -> None:
 def test_get_inside_a_task_raises_runtime_error(worker) -> None:
     with pytest.raises(RuntimeError, match="never call get"):
         tasks_celery.waits_inside.delay().get(timeout=10)
+
+
+def test_current_task(worker) -> None:
+    result = tasks_celery.who_am_i.delay()
+    assert result.get(timeout=10) == [True, result.id, tasks_celery.who_am_i.name, []]
+    assert not tasks_celery.current_task and tasks_celery.current_task.request is None

@@ -16,7 +16,7 @@ PUBLIC = {
         "parse_rate_limit", "pause", "paused_queues", "read_events", "register_callback", "resume", "signature", "task",
         # Celery's names (issue 15)
         "Ignore", "MaxRetriesExceededError", "Reject", "SoftTimeLimitExceeded", "TaskRevokedError", "TimeLimitExceeded",
-        "send_task", "shared_task",
+        "current_task", "send_task", "shared_task",
     ],
     "workers": ["Supervisor", "Worker", "build_registry", "duration_percentiles"],
     "config": [

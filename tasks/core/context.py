@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from rq.job import _current_job
+
 from config.errors import ConfigError, Retry
 from tasks.core import validate
 from tasks.core.states import check_state
@@ -16,7 +18,7 @@ from tasks.core.states import check_state
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["ExceptionInfo", "ProgressWriter", "Request", "StateWriter", "TaskContext"]
+__all__ = ["CurrentTask", "ExceptionInfo", "ProgressWriter", "Request", "StateWriter", "TaskContext", "current_task"]
 
 ProgressWriter = Callable[[str, float, str | None], None]
 StateWriter = Callable[[str, str, str, bool], bool]  # (job id, state, meta JSON, own job?) -> written
@@ -144,3 +146,30 @@ class TaskContext:
         if max_retries is not None and (isinstance(max_retries, bool) or not isinstance(max_retries, int)):
             raise ConfigError(f"{where}: max_retries must be an integer, got {max_retries!r}")
         raise Retry(countdown=countdown, exc=exc, max_retries=False if max_retries is None else max_retries)
+
+
+class CurrentTask:
+    """Celery's ``current_task``: the task running in this thread, false outside one. ``request`` has
+    the job's id, task name, queue, args and kwargs (read from the job on first use)."""
+
+    def __bool__(self) -> bool:
+        return _current_job.get(None) is not None
+
+    def __repr__(self) -> str:
+        job = _current_job.get(None)
+        return f"<current_task {job.id if job is not None else None}>"
+
+    @property
+    def request(self) -> Request | None:
+        job = _current_job.get(None)
+        if job is None:
+            return None
+        return Request(job.id, job.func_name or "", job.origin, 0, 0, tuple(job.args), job.kwargs)
+
+    @property
+    def name(self) -> str | None:
+        request = self.request
+        return request.task if request is not None else None
+
+
+current_task = CurrentTask()
