@@ -132,3 +132,11 @@ def live_workers(conn: redis.Redis) -> set[str]:
     """Names of taskrail workers whose heartbeat is fresh."""
     names = {n.decode() for n in conn.smembers("taskrail:workers")}
     return {n for n in names if conn.exists(f"taskrail:hb:{n}")}
+
+
+@pytest.fixture
+def celery_worker(settings: Settings, procs: Processes) -> subprocess.Popen[bytes]:
+    """A live worker on the ``celery`` queue running tests/tasks_celery.py (the test_celery_* files)."""
+    proc = procs.worker("celery", env={"TASKRAIL_IMPORTS": "tests.tasks_celery"})
+    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
+    return proc

@@ -4,9 +4,7 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -16,22 +14,11 @@ import redis
 from tasks import Client, ConfigError, TaskRevoked, TaskTimeout, send_task, signature
 from tasks.core.byname import by_name
 from tests import tasks_celery
-from tests.conftest import Processes, live_workers, wait_for
-from tests.test_celery_errors import CELERY
+from tests.conftest import wait_for
+from tests.test_celery_errors import records
 
 
-@pytest.fixture
-def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("celery", env=CELERY)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
-    return proc
-
-
-def _records(conn: redis.Redis, key: str) -> list:
-    return [json.loads(v) for v in conn.lrange(key, 0, -1)]
-
-
-def test_an_expired_job_is_not_run_and_ends_revoked(worker) -> None:
+def test_an_expired_job_is_not_run_and_ends_revoked(celery_worker) -> None:
     past = tasks_celery.add.apply_async((1, 2), expires=datetime.now(UTC) - timedelta(seconds=1))
     later = tasks_celery.add.apply_async((1, 2), countdown=1, expires=0.2)  # due after it expires
     for result in (past, later):
@@ -41,28 +28,28 @@ def test_an_expired_job_is_not_run_and_ends_revoked(worker) -> None:
     assert tasks_celery.add.apply_async((1, 2), expires=60).get(timeout=10) == 3
 
 
-def test_link_calls_back_with_the_result(worker, conn: redis.Redis) -> None:
+def test_link_calls_back_with_the_result(celery_worker, conn: redis.Redis) -> None:
     tasks_celery.add.apply_async((2, 3), link=tasks_celery.record.s("linked"))
     tasks_celery.add.apply_async((2, 3), link=[tasks_celery.record.si(["fixed"], "linked-si")])
     wait_for(lambda: conn.llen("linked") and conn.llen("linked-si"), 10, what="the link callbacks")
-    assert _records(conn, "linked") == [5] and _records(conn, "linked-si") == [["fixed"]]
+    assert records(conn, "linked") == [5] and records(conn, "linked-si") == [["fixed"]]
 
 
-def test_link_error_calls_errbacks_celery_4_style_and_old_style(worker, conn: redis.Redis) -> None:
+def test_link_error_calls_errbacks_celery_4_style_and_old_style(celery_worker, conn: redis.Redis) -> None:
     result = tasks_celery.lookup_key.apply_async(
         ("zz",), link_error=[tasks_celery.on_error.s("errors"), tasks_celery.old_errback.s("old")]
     )
     wait_for(lambda: conn.llen("errors") and conn.llen("old"), 10, what="the errbacks")
-    assert _records(conn, "errors") == [[result.id, "KeyError", "'zz'", True]]
-    assert _records(conn, "old") == [result.id]
+    assert records(conn, "errors") == [[result.id, "KeyError", "'zz'", True]]
+    assert records(conn, "old") == [result.id]
 
 
-def test_headers_reach_the_request(worker) -> None:
+def test_headers_reach_the_request(celery_worker) -> None:
     fields = tasks_celery.request_fields.apply_async(headers={"trace": "t-1"}).get(timeout=10)
     assert fields["headers"] == {"trace": "t-1"}
 
 
-def test_ignore_result_task_id_and_shadow(worker, conn: redis.Redis) -> None:
+def test_ignore_result_task_id_and_shadow(celery_worker, conn: redis.Redis) -> None:
     result = tasks_celery.add.apply_async((1, 1), task_id="my-id", ignore_result=True, shadow="add-shadowed")
     assert result.id == "my-id"
     assert result.get(timeout=10) is None and result.state == "SUCCESS"
@@ -70,18 +57,18 @@ def test_ignore_result_task_id_and_shadow(worker, conn: redis.Redis) -> None:
     assert b"taskrail:taskstats:add-shadowed" in stats and b"taskrail:taskstats:tests.tasks_celery.add" not in stats
 
 
-def test_per_call_time_limit_is_hard(worker) -> None:
+def test_per_call_time_limit_is_hard(celery_worker) -> None:
     with pytest.raises(TaskTimeout):
         tasks_celery.soft_sleeper.apply_async(("hard",), time_limit=1, soft_time_limit=5).get(timeout=15)
 
 
-def test_send_task_and_signature_by_name_without_importing(worker) -> None:
+def test_send_task_and_signature_by_name_without_importing(celery_worker) -> None:
     assert send_task("tests.tasks_celery.add", args=(4, 5), queue="celery").get(timeout=10) == 9
     sig = signature("tests.tasks_celery.add", args=(1,), queue="celery")
     assert sig.delay(10).get(timeout=10) == 11
 
 
-def test_send_task_of_an_unknown_name_fails_on_the_worker(worker) -> None:
+def test_send_task_of_an_unknown_name_fails_on_the_worker(celery_worker) -> None:
     result = send_task("nobody.registered.this", queue="celery")
     with pytest.raises(Exception, match="not registered on this worker"):
         result.get(timeout=10)

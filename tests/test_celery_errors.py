@@ -18,14 +18,19 @@ from tests.conftest import Processes, live_workers, wait_for
 CELERY = {"TASKRAIL_IMPORTS": "tests.tasks_celery"}
 
 
-@pytest.fixture
-def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("celery", env=CELERY)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
+def start_worker(procs: Processes, redis_url: str, env: dict[str, str] = CELERY) -> subprocess.Popen[bytes]:
+    """A worker on the ``celery`` queue with ``env``, live before it returns."""
+    proc = procs.worker("celery", env=env)
+    wait_for(lambda: live_workers(redis.Redis.from_url(redis_url)), 15, what="worker heartbeat")
     return proc
 
 
-def test_a_builtin_exception_comes_back_as_itself(worker) -> None:
+def records(conn: redis.Redis, key: str) -> list:
+    """The JSON values a test task pushed to ``key``."""
+    return [json.loads(v) for v in conn.lrange(key, 0, -1)]
+
+
+def test_a_builtin_exception_comes_back_as_itself(celery_worker) -> None:
     result = tasks_celery.lookup_key.delay("zz")
     with pytest.raises(KeyError) as info:
         result.get(timeout=10)
@@ -36,7 +41,7 @@ def test_a_builtin_exception_comes_back_as_itself(worker) -> None:
     assert isinstance(result.get(timeout=1, propagate=False), KeyError)
 
 
-def test_a_task_modules_exception_comes_back_as_its_class(worker) -> None:
+def test_a_task_modules_exception_comes_back_as_its_class(celery_worker) -> None:
     result = tasks_celery.overdraw.delay("acct-7")
     with pytest.raises(tasks_celery.Overdrawn) as info:
         result.get(timeout=10)
@@ -44,13 +49,13 @@ def test_a_task_modules_exception_comes_back_as_its_class(worker) -> None:
     assert isinstance(info.value, TaskFailed)
 
 
-def test_a_standard_library_exception_comes_back_as_its_class(worker) -> None:
+def test_a_standard_library_exception_comes_back_as_its_class(celery_worker) -> None:
     with pytest.raises(json.JSONDecodeError) as info:
         tasks_celery.stdlib_error.delay().get(timeout=10)
     assert "Expecting property name" in str(info.value) and isinstance(info.value, TaskFailed)
 
 
-def test_an_unknown_modules_exception_is_a_named_task_failed_and_nothing_is_imported(worker) -> None:
+def test_an_unknown_modules_exception_is_a_named_task_failed_and_nothing_is_imported(celery_worker) -> None:
     with pytest.raises(TaskFailed) as info:
         tasks_celery.foreign_error.delay().get(timeout=10)
     error = info.value

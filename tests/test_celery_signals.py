@@ -12,16 +12,15 @@ import redis
 from tasks import TaskFailed, TaskRevoked, signals
 from tasks.core.eager import EagerResult, always_eager
 from tests import tasks_celery
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import Processes, wait_for
+from tests.test_celery_errors import start_worker
 
 SIGNALS = {"TASKRAIL_IMPORTS": "tests.tasks_celery,tests.tasks_celery_signals"}
 
 
 @pytest.fixture
 def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("celery", env=SIGNALS)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
-    return proc
+    return start_worker(procs, settings.redis_url, SIGNALS)
 
 
 def _signals(conn: redis.Redis, prefix: str = "") -> list:

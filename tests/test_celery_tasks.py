@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 import redis
 
@@ -19,19 +16,7 @@ from tasks import (
     task,
 )
 from tests import tasks_celery
-from tests.conftest import Processes, live_workers, wait_for
-from tests.test_celery_errors import CELERY
-
-
-@pytest.fixture
-def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("celery", env=CELERY)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
-    return proc
-
-
-def _records(conn: redis.Redis, key: str) -> list:
-    return [json.loads(v) for v in conn.lrange(key, 0, -1)]
+from tests.test_celery_errors import records
 
 
 @pytest.mark.parametrize(
@@ -72,50 +57,50 @@ def test_task_signature_is_celerys_method() -> None:
     assert sig.args == (2, 2) and sig.options == {"countdown": 1} and tasks_celery.add.subtask is not None
 
 
-def test_base_class_hooks_run_in_the_worker(worker, conn: redis.Redis) -> None:
+def test_base_class_hooks_run_in_the_worker(celery_worker, conn: redis.Redis) -> None:
     assert tasks_celery.hooked.delay("ok", False).get(timeout=10) == "the-db:ok"
     result = tasks_celery.hooked.delay("bad", True)
     with pytest.raises(ValueError, match="asked to fail"):
         result.get(timeout=10)
-    ok = _records(conn, "hooks:ok")
+    ok = records(conn, "hooks:ok")
     assert [r[0] for r in ok] == ["before_start", "on_success", "after_return"]
     assert ok[1] == ["on_success", "the-db:ok"] and ok[2] == ["after_return", "SUCCESS"]
-    assert _records(conn, "hooks:bad")[1:] == [["on_failure", "ValueError", True], ["after_return", "FAILURE"]]
+    assert records(conn, "hooks:bad")[1:] == [["on_failure", "ValueError", True], ["after_return", "FAILURE"]]
 
 
-def test_on_retry_hook_and_self_retry_exc(worker, conn: redis.Redis) -> None:
+def test_on_retry_hook_and_self_retry_exc(celery_worker, conn: redis.Redis) -> None:
     assert tasks_celery.hooked_retry.delay("r").get(timeout=10) == 1
-    assert ["on_retry", "Flaky"] in _records(conn, "hooks:r") and ["after_return", "RETRY"] in _records(conn, "hooks:r")
+    assert ["on_retry", "Flaky"] in records(conn, "hooks:r") and ["after_return", "RETRY"] in records(conn, "hooks:r")
 
 
-def test_options_as_base_class_attributes(worker, conn: redis.Redis) -> None:
+def test_options_as_base_class_attributes(celery_worker, conn: redis.Redis) -> None:
     with pytest.raises(tasks_celery.Flaky):
         tasks_celery.class_options.delay("attempts").get(timeout=10)
     assert conn.llen("attempts") == 3  # the first try and max_retries = 2 from the class
 
 
-def test_djangos_example_options_run(worker, conn: redis.Redis) -> None:
+def test_djangos_example_options_run(celery_worker, conn: redis.Redis) -> None:
     assert tasks_celery.django_style.delay("dj").get(timeout=10) == 3  # retry_kwargs max_retries=2 allows 3 tries
 
 
-def test_soft_time_limit_raises_inside_the_task(worker, conn: redis.Redis) -> None:
+def test_soft_time_limit_raises_inside_the_task(celery_worker, conn: redis.Redis) -> None:
     result = tasks_celery.soft_sleeper.delay("soft")
     with pytest.raises(SoftTimeLimitExceeded):
         result.get(timeout=10)
     assert conn.lrange("soft", 0, -1) == [b"cleaned up"]
 
 
-def test_soft_time_limit_of_an_async_task(worker) -> None:
+def test_soft_time_limit_of_an_async_task(celery_worker) -> None:
     with pytest.raises(SoftTimeLimitExceeded):
         tasks_celery.async_soft_sleeper.delay().get(timeout=10)
 
 
-def test_per_call_soft_time_limit(worker, conn: redis.Redis) -> None:
+def test_per_call_soft_time_limit(celery_worker, conn: redis.Redis) -> None:
     with pytest.raises(SoftTimeLimitExceeded):
         tasks_celery.soft_sleeper.apply_async(("call",), soft_time_limit=0.3).get(timeout=10)
 
 
-def test_ignore_ends_without_a_result_and_reject_is_never_retried(worker) -> None:
+def test_ignore_ends_without_a_result_and_reject_is_never_retried(celery_worker) -> None:
     ignored = tasks_celery.ignored.delay()
     with pytest.raises(TaskRevoked):
         ignored.get(timeout=10)
@@ -125,11 +110,11 @@ def test_ignore_ends_without_a_result_and_reject_is_never_retried(worker) -> Non
     assert rejected.attempts == 1
 
 
-def test_max_retries_none_retries_forever(worker, conn: redis.Redis) -> None:
+def test_max_retries_none_retries_forever(celery_worker, conn: redis.Redis) -> None:
     assert tasks_celery.retry_forever.delay("forever", 6).get(timeout=20) == 6  # past the default of 3
 
 
-def test_after_the_last_retry_get_raises_the_original_exception(worker) -> None:
+def test_after_the_last_retry_get_raises_the_original_exception(celery_worker) -> None:
     with pytest.raises(KeyError, match="gone"):
         tasks_celery.retry_then_raise.delay(True).get(timeout=10)
     with pytest.raises(MaxRetriesExceededError) as info:
@@ -137,7 +122,7 @@ def test_after_the_last_retry_get_raises_the_original_exception(worker) -> None:
     assert isinstance(info.value, TaskFailed)
 
 
-def test_request_fields(worker) -> None:
+def test_request_fields(celery_worker) -> None:
     result = tasks_celery.request_fields.apply_async(headers={"tenant": "acme"})
     fields = result.get(timeout=10)
     assert fields["id"] == result.id == fields["root_id"] == fields["correlation_id"]
@@ -147,12 +132,12 @@ def test_request_fields(worker) -> None:
     assert tasks_celery.request_fields()["called_directly"] is True
 
 
-def test_get_inside_a_task_raises_runtime_error(worker) -> None:
+def test_get_inside_a_task_raises_runtime_error(celery_worker) -> None:
     with pytest.raises(RuntimeError, match="never call get"):
         tasks_celery.waits_inside.delay().get(timeout=10)
 
 
-def test_current_task(worker) -> None:
+def test_current_task(celery_worker) -> None:
     result = tasks_celery.who_am_i.delay()
     assert result.get(timeout=10) == [True, result.id, tasks_celery.who_am_i.name, []]
     assert not tasks_celery.current_task and tasks_celery.current_task.request is None
