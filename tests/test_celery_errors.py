@@ -92,3 +92,10 @@ def test_the_traceback_names_the_module_and_the_full_text() -> None:
     assert isinstance(error, tasks_celery.Overdrawn) and error.amount == 3 and error.traceback == tb
     assert error.message == "shortened"  # what the worker recorded (e.g. "failed after 3 retries: ...")
     assert type(error) is type(rebuild("j2", "Overdrawn", "", tb))  # one class per remote class
+
+
+def test_a_class_that_cannot_be_rebuilt_from_its_text_gets_the_stand_in() -> None:
+    tb = "Traceback\nsubprocess.CalledProcessError: Command 'x' returned non-zero exit status 1.\n"
+    error = rebuild("j1", "CalledProcessError", "Command 'x' returned non-zero exit status 1.", tb)
+    assert not isinstance(error, subprocess.CalledProcessError) and isinstance(error, TaskFailed)
+    assert error.remote_type == "subprocess.CalledProcessError" and "exit status 1" in str(error)  # type: ignore[attr-defined]

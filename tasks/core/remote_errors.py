@@ -37,7 +37,8 @@ _STAND_INS: dict[str, type[TaskFailed]] = {}
 
 
 def rebuild(job_id: str, exc_type: str, message: str, traceback: str) -> TaskFailed:
-    """The failed task's exception as described above; always an instance of ``TaskFailed``."""
+    """The failed task's exception as described above; always an instance of ``TaskFailed``. An instance that
+    cannot even be shown (its constructor wanted other arguments) gives way to the stand-in."""
     qualified, text = _last_line(traceback, exc_type)
     original = remote_class(qualified or exc_type)
     if original is None:
@@ -53,6 +54,10 @@ def rebuild(job_id: str, exc_type: str, message: str, traceback: str) -> TaskFai
         original.__init__(error, *args)
     except Exception:  # a constructor that wants other arguments: keep what BaseException holds
         error.args = args
+    try:
+        str(error)
+    except Exception:  # half made (its __str__ needs what the constructor would have set): the stand-in
+        return _stand_in(qualified or exc_type)(job_id, exc_type, message, traceback)
     error.job_id, error.exc_type, error.message, error.traceback = job_id, exc_type, message, traceback
     return error
 
