@@ -224,3 +224,12 @@ def counts_retries(self: Any, key: str, until: int) -> int:
 def who_am_i() -> list[Any]:
     request = current_task.request
     return [bool(current_task), request.id if request else None, current_task.name, request.args if request else None]
+
+
+@task(queue="celery")
+def rejects_once(key: str) -> int:
+    """Rejects with requeue=True on its first run, then succeeds."""
+    runs = _conn().rpush(key, 1)
+    if runs == 1:
+        raise Reject("not yet", requeue=True)
+    return runs

@@ -110,6 +110,10 @@ def test_ignore_ends_without_a_result_and_reject_is_never_retried(celery_worker)
     assert rejected.attempts == 1
 
 
+def test_reject_with_requeue_runs_again(celery_worker) -> None:
+    assert tasks_celery.rejects_once.delay("rejects").get(timeout=10) == 2
+
+
 def test_max_retries_none_retries_forever(celery_worker, conn: redis.Redis) -> None:
     assert tasks_celery.retry_forever.delay("forever", 6).get(timeout=20) == 6  # past the default of 3
 
