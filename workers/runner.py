@@ -206,17 +206,11 @@ def _execute(
     name = task.name
     token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
-        with soft_limit(soft):
-            if task.options.bind:
-                writer = functools.partial(write_state, connection) if connection is not None else None
-                value = task.func(TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer),
-                                  *args, **kwargs)  # fmt: skip
-            else:
-                value = task.func(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = (loop or asyncio.new_event_loop()).run_until_complete(
-                    soft_limited(value, soft) if soft else value
-                )
+        if soft:
+            with soft_limit(soft):
+                value = _call(job, task, args, kwargs, write_progress, loop, connection, celery, soft)
+        else:  # the usual job: no timer, no context manager
+            value = _call(job, task, args, kwargs, write_progress, loop, connection, celery, None)
     except Interrupted:
         return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
     except (TaskRevoked, Ignore) as stop:
@@ -242,6 +236,29 @@ def _execute(
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration, value=value)
+
+
+def _call(
+    job: ClaimedJob,
+    task: Any,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    write_progress: ProgressWriter | None,
+    loop: asyncio.AbstractEventLoop | None,
+    connection: redis.Redis | None,
+    celery: dict[str, Any] | None,
+    soft: float | None,
+) -> Any:
+    """The task's return value (awaited for an ``async def`` task)."""
+    if task.options.bind:
+        writer = functools.partial(write_state, connection) if connection is not None else None
+        context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
+        value = task.func(context, *args, **kwargs)
+    else:
+        value = task.func(*args, **kwargs)
+    if inspect.isawaitable(value):
+        value = (loop or asyncio.new_event_loop()).run_until_complete(soft_limited(value, soft) if soft else value)
+    return value
 
 
 def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
