@@ -56,9 +56,22 @@ worker_process_init = _signals.signal("worker_process_init", doc="sender: None; 
 _TASK_SIGNALS = (task_prerun, task_postrun, task_success, task_failure, task_retry, task_revoked)
 
 
+_active = [False]  # whether any task signal has a receiver, kept current by blinker's own connect signals
+
+
+def _recount(signal: Any, **_: Any) -> None:  # blinker passes sender= (the receiver's) as a keyword
+    _active[0] = any(signal.receivers for signal in _TASK_SIGNALS)
+
+
+for _signal in _TASK_SIGNALS:
+    _signal.receiver_connected.connect(_recount)
+    _signal.receiver_disconnected.connect(_recount)
+
+
 def connected() -> bool:
-    """Whether any task signal has a receiver (the worker's fast path skips them all when not)."""
-    return any(signal.receivers for signal in _TASK_SIGNALS)
+    """Whether any task signal has a receiver (the worker's fast path skips them all when not); a receiver
+    that was garbage-collected may leave it true, which only costs the slower path."""
+    return _active[0]
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> None:

@@ -112,3 +112,14 @@ def test_apply_runs_inline_even_without_eager_mode() -> None:
     assert result.get() == 3 and result.successful()
     failed = tasks_celery.lookup_key.apply(("x",))
     assert isinstance(failed.result, KeyError) and not isinstance(failed.result, TaskFailed)
+
+
+def test_the_worker_knows_when_no_task_signal_has_a_receiver() -> None:
+    def receiver(sender, **_):  # type: ignore[no-untyped-def]
+        pass
+
+    before = signals.connected()
+    signals.task_success.connect(receiver)
+    assert signals.connected()
+    signals.task_success.disconnect(receiver)
+    assert signals.connected() is before

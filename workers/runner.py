@@ -184,9 +184,9 @@ def run_job(
             args, kwargs = resolve(job, args, kwargs)
         except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
-    run = functools.partial(_execute, job, task, args, kwargs, write_progress, loop, connection, started, celery)
     if not needs_around(task, celery):
-        return run(None)
+        return _execute(job, task, args, kwargs, write_progress, loop, connection, started, celery, None)
+    run = functools.partial(_execute, job, task, args, kwargs, write_progress, loop, connection, started, celery)
     return run_around(job, task, args, kwargs, celery or {}, run, Outcome)  # type: ignore[no-any-return]
 
 
