@@ -4,6 +4,7 @@ job that cannot run as it stands (a poison job: it fails with ``InvalidJob`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import random
@@ -43,6 +44,7 @@ __all__ = [
 # Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
+NO_LIMIT = contextlib.nullcontext()
 
 
 class Interrupted(BaseException):
@@ -206,11 +208,17 @@ def _execute(
     name = task.name
     token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
-        if soft:
-            with soft_limit(soft):
-                value = _call(job, task, args, kwargs, write_progress, loop, connection, celery, soft)
-        else:  # the usual job: no timer, no context manager
-            value = _call(job, task, args, kwargs, write_progress, loop, connection, celery, None)
+        with soft_limit(soft) if soft else NO_LIMIT:  # the usual job: a reusable no-op, no timer
+            if task.options.bind:
+                writer = functools.partial(write_state, connection) if connection is not None else None
+                context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
+                value = task.func(context, *args, **kwargs)
+            else:
+                value = task.func(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = (loop or asyncio.new_event_loop()).run_until_complete(
+                    soft_limited(value, soft) if soft else value
+                )
     except Interrupted:
         return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
     except (TaskRevoked, Ignore) as stop:
@@ -236,29 +244,6 @@ def _execute(
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration, value=value)
-
-
-def _call(
-    job: ClaimedJob,
-    task: Any,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    write_progress: ProgressWriter | None,
-    loop: asyncio.AbstractEventLoop | None,
-    connection: redis.Redis | None,
-    celery: dict[str, Any] | None,
-    soft: float | None,
-) -> Any:
-    """The task's return value (awaited for an ``async def`` task)."""
-    if task.options.bind:
-        writer = functools.partial(write_state, connection) if connection is not None else None
-        context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
-        value = task.func(context, *args, **kwargs)
-    else:
-        value = task.func(*args, **kwargs)
-    if inspect.isawaitable(value):
-        value = (loop or asyncio.new_event_loop()).run_until_complete(soft_limited(value, soft) if soft else value)
-    return value
 
 
 def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) -> Outcome:
