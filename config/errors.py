@@ -9,11 +9,14 @@ TaskrailError
 ├── TaskError                   a task could not run or finished badly
 │   ├── TaskNotRegistered
 │   ├── InvalidJob              a job hash that cannot run as it stands (a poison job)
-│   ├── TaskTimeout             also RQ's ``rq.timeouts.JobTimeoutException``
-│   ├── TaskRevoked
+│   ├── TaskTimeout             also RQ's ``rq.timeouts.JobTimeoutException`` (Celery: TimeLimitExceeded)
+│   ├── SoftTimeLimitExceeded   raised inside a task at its ``soft_time_limit``
+│   ├── TaskRevoked             (Celery: TaskRevokedError)
 │   ├── TaskFailed              carries the remote exception type and traceback
-│   ├── RetriesExhausted
-│   └── Retry                   raised by ``self.retry()`` to ask for another attempt
+│   ├── RetriesExhausted        (Celery: MaxRetriesExceededError)
+│   ├── Retry                   raised by ``self.retry()`` to ask for another attempt
+│   ├── Ignore                  raised by a task: end without recording a result or state (Celery's)
+│   └── Reject                  raised by a task: fail it now, never retried (Celery's; requeue=True requeues)
 ├── ResultTimeout               also a builtin ``TimeoutError``
 ├── SupervisorError             the supervisor gave up
 └── BenchError                  a benchmark run failed
@@ -30,12 +33,15 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "EnqueueError",
+    "Ignore",
     "InvalidJob",
     "NotSerializable",
     "PayloadTooLarge",
+    "Reject",
     "ResultTimeout",
     "RetriesExhausted",
     "Retry",
+    "SoftTimeLimitExceeded",
     "SupervisorError",
     "TaskError",
     "TaskFailed",
@@ -87,6 +93,24 @@ class TaskTimeout(TaskError, JobTimeoutException):
     """Raised when a task runs past its hard ``time_limit``; ``except JobTimeoutException`` catches it too."""
 
 
+class SoftTimeLimitExceeded(TaskError):
+    """Raised inside a task when it runs past its ``soft_time_limit``; it may catch it to clean up."""
+
+
+class Ignore(TaskError):
+    """Raised by a task (Celery's ``Ignore``) to end its job without a result: nothing is retried."""
+
+
+class Reject(TaskError):
+    """Raised by a task (Celery's ``Reject``): the job fails at once, never retried; with ``requeue=True``
+    it goes back to its queue instead."""
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__(reason if reason is not None else "rejected")
+        self.reason = reason
+        self.requeue = requeue
+
+
 class TaskRevoked(TaskError):
     """Raised when a task was revoked while it ran or waited."""
 
@@ -98,10 +122,16 @@ class RetriesExhausted(TaskError):
 class Retry(TaskError):
     """Raised by ``self.retry()`` inside a bound task to ask for another attempt."""
 
-    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        countdown: float | None = None,
+        exc: BaseException | None = None,
+        max_retries: int | bool | None = False,
+    ) -> None:
         super().__init__(f"retry requested{f' after {countdown}s' if countdown is not None else ''}")
         self.countdown = countdown
         self.exc = exc
+        self.max_retries = max_retries  # False: the task's own; None: retry forever; else this many
 
 
 class TaskFailed(TaskError):

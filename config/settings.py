@@ -92,6 +92,7 @@ class Settings:
     max_memory_mb: int = 0
     events_maxlen: int = 10_000
     log_level: str = "INFO"
+    always_eager: bool = False  # Celery's task_always_eager: .delay() runs inline (tasks/core/eager.py)
     # Scheduling (docs/scheduling.md): per profile, passed to workers by the supervisor.
     mode: str = "strict"
     queue_weights: tuple[str, ...] = ()

@@ -4,11 +4,14 @@ from config.errors import (
     ConfigError,
     ConnectionFailed,
     EnqueueError,
+    Ignore,
     NotSerializable,
     PayloadTooLarge,
+    Reject,
     ResultTimeout,
     RetriesExhausted,
     Retry,
+    SoftTimeLimitExceeded,
     SupervisorError,
     TaskError,
     TaskFailed,
@@ -17,9 +20,10 @@ from config.errors import (
     TaskRevoked,
     TaskTimeout,
 )
-from tasks.core.canvas import Signature, chain, chord, group, signature
+from tasks.core.byname import send_task, signature
+from tasks.core.canvas import Signature, chain, chord, group
 from tasks.core.client import Client, default_client
-from tasks.core.context import Request, TaskContext
+from tasks.core.context import Request, TaskContext, current_task
 from tasks.core.deadletters import DeadLetter, DeadLetters
 from tasks.core.events import Event, follow_events, read_events
 from tasks.core.groups import FlowResult, GroupResult
@@ -27,7 +31,12 @@ from tasks.core.options import RateLimit, TaskOptions, parse_rate_limit
 from tasks.core.queues import is_paused, pause, paused_queues, resume
 from tasks.core.registry import all_tasks, lookup, register_callback
 from tasks.core.result import STATES, AsyncResult
-from tasks.core.task import Task, task
+from tasks.core.task import Task, shared_task, task
+
+# Celery's names for taskrail's errors.
+MaxRetriesExceededError = RetriesExhausted
+TaskRevokedError = TaskRevoked
+TimeLimitExceeded = TaskTimeout
 
 __all__ = [
     "STATES",
@@ -41,14 +50,18 @@ __all__ = [
     "Event",
     "FlowResult",
     "GroupResult",
+    "Ignore",
+    "MaxRetriesExceededError",
     "NotSerializable",
     "PayloadTooLarge",
     "RateLimit",
+    "Reject",
     "Request",
     "ResultTimeout",
     "RetriesExhausted",
     "Retry",
     "Signature",
+    "SoftTimeLimitExceeded",
     "SupervisorError",
     "Task",
     "TaskContext",
@@ -57,11 +70,14 @@ __all__ = [
     "TaskNotRegistered",
     "TaskOptions",
     "TaskRevoked",
+    "TaskRevokedError",
     "TaskTimeout",
     "TaskrailError",
+    "TimeLimitExceeded",
     "all_tasks",
     "chain",
     "chord",
+    "current_task",
     "default_client",
     "follow_events",
     "group",
@@ -73,6 +89,8 @@ __all__ = [
     "read_events",
     "register_callback",
     "resume",
+    "send_task",
+    "shared_task",
     "signature",
     "task",
 ]

@@ -168,3 +168,11 @@ def page(tmp_path: Path) -> Iterator[Page]:
         page.set_default_timeout(30_000)
         yield page
         context.close()
+
+
+@pytest.fixture
+def celery_worker(settings: Settings, procs: Processes) -> subprocess.Popen[bytes]:
+    """A live worker on the ``celery`` queue running tests/tasks_celery.py (the test_celery_* files)."""
+    proc = procs.worker("celery", env={"TASKRAIL_IMPORTS": "tests.tasks_celery"})
+    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
+    return proc

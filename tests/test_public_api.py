@@ -14,6 +14,9 @@ PUBLIC = {
         "TaskError", "TaskFailed", "TaskNotRegistered", "TaskOptions", "TaskRevoked", "TaskTimeout", "TaskrailError",
         "all_tasks", "chain", "chord", "default_client", "follow_events", "group", "is_paused", "lookup",
         "parse_rate_limit", "pause", "paused_queues", "read_events", "register_callback", "resume", "signature", "task",
+        # Celery's names (issue 15)
+        "Ignore", "MaxRetriesExceededError", "Reject", "SoftTimeLimitExceeded", "TaskRevokedError", "TimeLimitExceeded",
+        "current_task", "send_task", "shared_task",
     ],
     "workers": ["Supervisor", "Worker", "build_registry", "duration_percentiles"],
     "config": [

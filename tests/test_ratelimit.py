@@ -177,7 +177,7 @@ def test_limit_options_are_checked_when_the_task_is_declared() -> None:
     with pytest.raises(ConfigError, match="limit_key needs rate_limit or concurrency_limit"):
         task(limit_key="to")(send)
     domain = task(name="t.send_domain", rate_limit="2.5/s", limit_key=lambda to, body: to.rsplit("@", 1)[-1])(send)
-    fields = domain.options.limit_fields(domain.signature, ("a@example.com", "hi"), {})
+    fields = domain.options.limit_fields(domain.call_signature, ("a@example.com", "hi"), {})
     assert fields == {"tr_rate": "2/0.8", "tr_limit_key": "example.com"}
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from config.errors import TaskRevoked, TaskTimeout
+from tasks import signals
 from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import lookup
 from workers.exitcodes import RET_CHILD_ERROR
@@ -65,7 +66,8 @@ def _child(run: Callable[[], Outcome], write_fd: int) -> None:
         signal.signal(signum, signal.SIG_DFL)
     code = 0
     try:
-        data = pickle.dumps(replace(run(), error=None))  # an exception may not survive pickling
+        signals.send(signals.worker_process_init, None)
+        data = pickle.dumps(replace(run(), error=None, value=None))  # an exception may not survive pickling
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(data)
     except BaseException:  # nothing may escape a forked child into the worker's own code

@@ -4,6 +4,8 @@ job that cannot run as it stands (a poison job: it fails with ``InvalidJob`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import inspect
 import json
 import random
@@ -18,10 +20,21 @@ import redis
 from rq.job import Retry as RQRetry
 from rq.job import _current_job
 
-from config.errors import InvalidJob, RetriesExhausted, Retry, TaskNotRegistered, TaskRevoked, TaskTimeout
-from tasks.core.context import ProgressWriter, Request, TaskContext
+from config.errors import (
+    Ignore,
+    InvalidJob,
+    Reject,
+    RetriesExhausted,
+    Retry,
+    TaskNotRegistered,
+    TaskRevoked,
+    TaskTimeout,
+)
+from tasks.core.context import ProgressWriter, TaskContext
 from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
 from tasks.core.registry import lookup
+from tasks.core.states import write_state
+from workers.celery_run import celery_request, needs_around, parse_flow, run_around, soft_limit, soft_limited
 from workers.current import RunningJob
 
 __all__ = [
@@ -44,6 +57,7 @@ __all__ = [
 # Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
+NO_LIMIT = contextlib.nullcontext()
 
 
 class Interrupted(BaseException):
@@ -133,6 +147,7 @@ class Outcome:
     # The exception itself, for RQ exception handlers and on_failure callbacks; never sent to Redis nor
     # across a fork.
     error: BaseException | None = field(default=None, repr=False, compare=False)
+    value: Any = field(default=None, repr=False, compare=False)  # the return value, for Celery's hooks
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
@@ -184,26 +199,57 @@ def run_job(
         )
         return _failed(job, name, error, 0.0)
     started = time.perf_counter()
-    if job.flow and resolve is not None:
+    celery, in_flow = parse_flow(job.flow) if job.flow else (None, False)
+    if in_flow and resolve is not None:
         try:
             args, kwargs = resolve(job, args, kwargs)
         except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
+    if not needs_around(task, celery):
+        return _execute(job, task, args, kwargs, write_progress, loop, connection, started, celery, None)
+    run = functools.partial(_execute, job, task, args, kwargs, write_progress, loop, connection, started, celery)
+    return run_around(job, task, args, kwargs, celery or {}, run, Outcome)  # type: ignore[no-any-return]
+
+
+def _execute(
+    job: ClaimedJob,
+    task: Any,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    write_progress: ProgressWriter | None,
+    loop: asyncio.AbstractEventLoop | None,
+    connection: redis.Redis | None,
+    started: float,
+    celery: dict[str, Any] | None,
+    soft: float | None,
+) -> Outcome:
+    """Call the task and say how it ended (``soft``: its soft time limit, if any)."""
+    name = task.name
     token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
-        if task.options.bind:
-            request = Request(job.id, name, job.queue, job.attempts, job.retries, tuple(args), kwargs)
-            value = task.func(TaskContext(task, request, write_progress), *args, **kwargs)
-        else:
-            value = task.func(*args, **kwargs)
-        if inspect.isawaitable(value):
-            value = (loop or asyncio.new_event_loop()).run_until_complete(value)
+        with soft_limit(soft) if soft else NO_LIMIT:  # the usual job: a reusable no-op, no timer
+            if task.options.bind:
+                writer = functools.partial(write_state, connection) if connection is not None else None
+                context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
+                value = task.func(context, *args, **kwargs)
+            else:
+                value = task.func(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = (loop or asyncio.new_event_loop()).run_until_complete(
+                    soft_limited(value, soft) if soft else value
+                )
     except Interrupted:
         return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
-    except TaskRevoked:
-        return Outcome(job, "revoked", name, ttl=job.failure_ttl, duration_s=time.perf_counter() - started)
+    except (TaskRevoked, Ignore) as stop:
+        kind: OutcomeKind = "revoked"
+        return Outcome(job, kind, name, ttl=job.failure_ttl, exc_type=type(stop).__name__,
+                       duration_s=time.perf_counter() - started)  # fmt: skip
     except (JobStopped, HorseKilled) as stop:
         return operator_stop(job, name, stop, time.perf_counter() - started)
+    except Reject as reject:
+        if reject.requeue:
+            return Outcome(job, "requeue", name, exc_type="rejected", duration_s=time.perf_counter() - started)
+        return _failed(job, name, reject, time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, time.perf_counter() - started)
     finally:
@@ -213,12 +259,12 @@ def run_job(
     if isinstance(value, RQRetry):  # RQ's way to ask for another attempt: the server decides (max, interval)
         return Outcome(job, "rq_returned", name, rq_retry_spec(value), job.failure_ttl, duration_s=duration)
     if task.options.ignore_result:
-        return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration)
+        return Outcome(job, "ok", name, ttl=job.result_ttl, duration_s=duration, value=value)
     try:
         payload = encode_return_value(value)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
         return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
-    return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration)
+    return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration, value=value)
 
 
 def rq_retry_spec(retry: RQRetry) -> str:
@@ -241,9 +287,12 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
     """Retry (per the task's options and attempts left) or fail, for an error a task raised."""
     opts = task.options
     requested = exc if isinstance(exc, Retry) else None
-    retryable = requested is not None or isinstance(exc, opts.autoretry_for)
+    retryable = requested is not None or (
+        isinstance(exc, opts.autoretry_for) and not isinstance(exc, opts.dont_autoretry_for)
+    )
+    limit = opts.max_retries if requested is None or requested.max_retries is False else requested.max_retries
     shown = requested.exc if requested is not None and requested.exc is not None else exc
-    if retryable and job.retries < opts.max_retries:
+    if retryable and (limit is None or job.retries < limit):
         countdown = requested.countdown if requested is not None else None
         delay = countdown if countdown is not None else opts.backoff_s(job.retries, random.random())
         return Outcome(
@@ -254,7 +303,7 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
         exhausted = RetriesExhausted(
             f"{task.name} failed after {job.retries} retries: {type(shown).__name__}: {_text(shown)}"
         )
-        outcome = _failed(job, task.name, shown, duration)
+        outcome = _failed(job, task.name, exhausted if shown is requested else shown, duration)
         outcome.exc_message = str(exhausted)
         return outcome
     return _failed(job, task.name, shown, duration)

@@ -33,6 +33,7 @@ from rq.suspension import is_suspended
 
 from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
+from tasks import signals
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command, run_pipeline
@@ -136,6 +137,7 @@ class Worker(RQWorker):
         self.jobs_done, self._exit_code, self.shutdown_deadline = 0, 0, None
         self._stop.clear()
         self._install_signals()
+        signals.send(signals.worker_init, self)  # Celery's worker signals (tasks/signals.py)
         self.register_birth()
         self.subscribe()  # RQ's pub/sub commands: handle_payload
         self.suspended = bool(is_suspended(self.connection))  # as RQ checks before its first dequeue
@@ -143,12 +145,14 @@ class Worker(RQWorker):
         maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
+        signals.send(signals.worker_ready, self)
         try:
             if len(self.slots) == 1:
                 self._loop(self.slots[0])
             else:
                 self._run_threads()
         finally:
+            signals.send(signals.worker_shutdown, self)
             maintenance.stop()
             self.unsubscribe()
             self._register_exit()

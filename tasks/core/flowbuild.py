@@ -162,7 +162,7 @@ class Plan:
         # Rate and concurrency limits (read by CLAIM). A limit_key that is a received result is not
         # known yet, so such calls share the key of a None value.
         spec.fields.update(
-            task.options.limit_fields(task.signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
+            task.options.limit_fields(task.call_signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
         )
         return spec, countdown
 

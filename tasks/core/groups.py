@@ -16,6 +16,7 @@ from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import entry_return_value, entry_traceback
+from tasks.core.remote_errors import rebuild
 from tasks.core.result import AsyncResult
 
 __all__ = ["FlowResult", "GroupResult", "MemberOutcome", "read_outcomes"]
@@ -65,7 +66,7 @@ def _outcome(job_id: str, fields: list[bytes | None], entry: dict[bytes, bytes] 
         return MemberOutcome(job_id, status, task, entry_return_value(entry))
     if status == "failed":
         traceback = entry_traceback(entry) if tb else ""
-        error = TaskFailed(job_id, exc_type or "Exception", exc_message, traceback)
+        error = rebuild(job_id, exc_type or "Exception", exc_message, traceback)
         return MemberOutcome(job_id, status, task, error=error)
     if status in ("canceled", "stopped"):
         return MemberOutcome(job_id, status, task, error=TaskFailed(job_id, "TaskRevoked", "revoked", ""))

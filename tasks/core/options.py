@@ -8,10 +8,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, get_args
 
 from config.errors import ConfigError
 from tasks.core import validate
+from tasks.core.celery_options import ACCEPTED, absorb, unknown_option
 from tasks.core.protocol import UniqueMode
 
 __all__ = ["RateLimit", "TaskOptions", "parse_rate_limit"]
@@ -52,12 +54,18 @@ class TaskOptions:
     name: str
     queue: str = "default"
     priority: int | None = None
-    max_retries: int = 3
+    max_retries: int | None = 3  # None: retry forever (Celery's meaning)
     autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
     retry_backoff: float = 1.0
     retry_backoff_max: float = 600.0
     retry_jitter: bool = True
     time_limit: float | None = None
+    soft_time_limit: float | None = None
+    default_retry_delay: float | None = None  # None: retry_backoff; else the fixed delay of every retry
+    expires: float | datetime | None = None  # seconds after enqueue, or a datetime: later, the job is revoked
+    typing: bool = True
+    throws: tuple[type[BaseException], ...] = ()
     rate_limit: RateLimit | None = None
     ignore_result: bool = False
     result_ttl: int | None = None
@@ -73,18 +81,21 @@ class TaskOptions:
     def build(cls, func: Callable[..., Any], **raw: Any) -> TaskOptions:
         """Validate ``raw`` options for ``func`` and return them, or raise a ConfigError naming the option."""
         where = f"@task on {func.__module__}.{func.__qualname__}"
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        unknown = sorted(set(raw) - known)
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"retry_kwargs"}
+        unknown = sorted(set(raw) - known - set(ACCEPTED))
         if unknown:
-            raise ConfigError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+            raise unknown_option(where, unknown[0], known | set(ACCEPTED) | {"base"})
         name = raw.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
         opts = dict(raw)
+        opts["extra"] = absorb(where, opts)
+        opts.update(_retry_kwargs(where, opts.pop("retry_kwargs", None)))
         if "rate_limit" in opts and opts["rate_limit"] is not None:
             opts["rate_limit"] = parse_rate_limit(opts["rate_limit"])
         if "retry_backoff" in opts and isinstance(opts["retry_backoff"], bool):
             opts["retry_backoff"] = 1.0 if opts["retry_backoff"] else 0.0
-        if "autoretry_for" in opts:
-            opts["autoretry_for"] = _exception_tuple(where, opts["autoretry_for"])
+        for listed in ("autoretry_for", "dont_autoretry_for", "throws"):
+            if listed in opts:
+                opts[listed] = _exception_tuple(where, listed, opts[listed])
         options = cls(name=name, **opts)
         options.validate(where)
         if isinstance(options.limit_key, str):
@@ -102,25 +113,32 @@ class TaskOptions:
             raise ConfigError(f"{where}: name must be a non-empty string")
         validate.queue_name(self.queue, where)
         validate.priority(self.priority, where)
-        if not _is_int(self.max_retries) or self.max_retries < 0:
-            raise ConfigError(f"{where}: max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if self.max_retries is not None and (not _is_int(self.max_retries) or self.max_retries < 0):
+            raise ConfigError(
+                f"{where}: max_retries must be an integer >= 0 (or None: retry forever), got {self.max_retries!r}"
+            )
         longest = validate.MAX_DELAY_S  # also refuses nan and inf
-        for opt in ("retry_backoff", "retry_backoff_max"):
+        for opt in ("retry_backoff", "retry_backoff_max", "default_retry_delay"):
             value = getattr(self, opt)
+            if value is None and opt == "default_retry_delay":
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= longest:
                 raise ConfigError(
                     f"{where}: {opt} must be a number of seconds >= 0 and at most {longest}, got {value!r}"
                 )
-        limit = self.time_limit
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= longest
-        ):
-            raise ConfigError(
-                f"{where}: time_limit must be a positive number of seconds, at most {longest}, got {limit!r}"
-            )
+        for opt in ("time_limit", "soft_time_limit"):
+            limit = getattr(self, opt)
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= longest
+            ):
+                raise ConfigError(
+                    f"{where}: {opt} must be a positive number of seconds, at most {longest}, got {limit!r}"
+                )
+        if self.expires is not None and not isinstance(self.expires, datetime):
+            validate.countdown(self.expires, f"{where}: expires")
         if self.result_ttl is not None and (not _is_int(self.result_ttl) or self.result_ttl < -1):
             raise ConfigError(f"{where}: result_ttl must be seconds (or -1 to keep forever), got {self.result_ttl!r}")
-        for flag in ("retry_jitter", "ignore_result", "bind", "unique"):
+        for flag in ("retry_jitter", "ignore_result", "bind", "unique", "typing"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}")
         self._validate_unique(where)
@@ -179,6 +197,8 @@ class TaskOptions:
         ``jitter`` is a random number in [0, 1); with ``retry_jitter`` the delay is scaled by it
         within [delay/2, delay] so retries of many jobs spread out but never fire at once.
         """
+        if self.default_retry_delay is not None:
+            return float(self.default_retry_delay)
         delay = min(self.retry_backoff * (2**retries_done), self.retry_backoff_max)
         if self.retry_jitter:
             delay = delay / 2 + delay / 2 * jitter
@@ -189,9 +209,21 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _exception_tuple(where: str, value: Any) -> tuple[type[BaseException], ...]:
+def _exception_tuple(where: str, option: str, value: Any) -> tuple[type[BaseException], ...]:
     items = value if isinstance(value, list | tuple) else (value,)
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise ConfigError(f"{where}: autoretry_for must hold exception classes, got {item!r}")
+            raise ConfigError(f"{where}: {option} must hold exception classes, got {item!r}")
     return tuple(items)
+
+
+def _retry_kwargs(where: str, value: Any) -> dict[str, Any]:
+    """Celery's ``retry_kwargs`` for autoretry: ``max_retries`` and ``countdown`` (a fixed delay)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) - {"max_retries", "countdown"}:
+        raise ConfigError(f"{where}: retry_kwargs takes a dict of max_retries and countdown, got {value!r}")
+    mapped = {"max_retries": value["max_retries"]} if "max_retries" in value else {}
+    if "countdown" in value:
+        mapped["default_retry_delay"] = value["countdown"]
+    return mapped

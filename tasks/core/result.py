@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from rq.job import _current_job
 
 from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
-from tasks.core.protocol import entry_return_value, entry_traceback
+from tasks.core.protocol import DATA_ERRORS, decode_data, entry_return_value, entry_traceback
+from tasks.core.remote_errors import rebuild
+from tasks.core.states import custom_state
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
@@ -71,6 +76,9 @@ class AsyncResult(ClientBound):
         status = snap.get("status")
         if not status:
             return "PENDING"
+        custom = custom_state(status, snap.fields)
+        if custom is not None:
+            return custom[0]
         retrying = int(snap.get("tr_retries", "0") or 0) > 0
         if status in ("queued", "scheduled") and retrying:
             return "RETRY"
@@ -109,28 +117,41 @@ class AsyncResult(ClientBound):
 
     @property
     def result(self) -> Any:
-        """The return value after success, the error (a TaskFailed) after failure, else None."""
+        """As Celery: the return value after success, the task's exception after failure (also a
+        TaskFailed), the meta of a custom state (``update_state``) while it runs, else None."""
         snap = self.snapshot()
         state = self.state_of(snap)
         if state == "SUCCESS":
             return entry_return_value(snap.result)
         if state == "FAILURE":
             return self._failure(snap)
-        return None
+        custom = custom_state(snap.get("status"), snap.fields)
+        return custom[1] if custom is not None else None
+
+    info = result  # Celery's other name for it
 
     @property
     def traceback(self) -> str | None:
         snap = self.snapshot()
         return self._failure(snap).traceback if self.state_of(snap) == "FAILURE" else None
 
-    def get(self, timeout: float | None = None, propagate: bool = True) -> Any:
+    def get(self, timeout: float | None = None, propagate: bool = True, disable_sync_subtasks: bool = True) -> Any:
         """Wait for the outcome; blocks on a server-side signal instead of polling.
 
+        Inside a running task it raises RuntimeError, as Celery does (waiting there can deadlock a worker);
+        ``disable_sync_subtasks=False`` allows it.
+
         Raises:
+            RuntimeError: called inside a task without ``disable_sync_subtasks=False``.
             ResultTimeout: not ready within ``timeout`` seconds (a TimeoutError).
             TaskFailed: the task failed (with ``propagate``); carries the remote type and traceback.
             TaskRevoked: the task was revoked (with ``propagate``).
         """
+        if disable_sync_subtasks and _current_job.get(None) is not None:
+            raise RuntimeError(
+                f"never call get() inside a task (waiting for {self.id} can deadlock the worker); chain the "
+                "tasks instead, or pass disable_sync_subtasks=False if you are sure"
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         redis_ = self.client.redis
         waiters, done = keys.WAITERS.format(self.id), keys.DONE.format(self.id)
@@ -150,8 +171,51 @@ class AsyncResult(ClientBound):
             # A blocking peek: the token stays for other waiters.
             redis_.blmove(done, done, max(block, 0.01), "LEFT", "RIGHT")
 
-    def revoke(self) -> str:
-        """Cancel the job if it waits, or ask its worker to stop it if it runs.
+    # Celery's other fields, read from the job's hash.
+    @property
+    def name(self) -> str | None:
+        """The task's registered name, or None if no such job."""
+        return self.snapshot().get("tr_task") or None
+
+    @property
+    def args(self) -> list[Any] | None:
+        return self._call()[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any] | None:
+        return self._call()[1]
+
+    @property
+    def worker(self) -> str | None:
+        """The worker that ran (or runs) the job."""
+        return self.snapshot().get("worker_name") or None
+
+    @property
+    def date_done(self) -> datetime | None:
+        """When the job ended (UTC), or None while it has not."""
+        text = self.snapshot().get("ended_at")
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        """Celery lists the tasks a task called; taskrail does not record them, so this is always empty."""
+        return []
+
+    parent: Any = None  # a flow step's FlowResult sets it (its parent step or group)
+
+    def _call(self) -> tuple[list[Any] | None, dict[str, Any] | None]:
+        data = self.snapshot().fields.get(b"data")
+        if not data:
+            return None, None
+        try:
+            _, args, kwargs = decode_data(data)
+        except DATA_ERRORS:
+            return None, None
+        return args, kwargs
+
+    def revoke(self, terminate: bool = False, signal: str | None = None, **_celery: Any) -> str:
+        """Cancel the job if it waits, or ask its worker to stop it if it runs (Celery's ``terminate=True``
+        is what taskrail always does for a running job; ``signal`` is not used: the stop is raised in the task).
 
         Returns what happened: ``canceled``, ``stopping``, ``already <status>`` or ``missing``.
         """
@@ -172,4 +236,4 @@ class AsyncResult(ClientBound):
 
     def _failure(self, snap: JobSnapshot) -> TaskFailed:
         traceback = entry_traceback(snap.result)
-        return TaskFailed(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
+        return rebuild(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)

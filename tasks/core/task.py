@@ -11,32 +11,42 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
 from config.errors import ConfigError, EnqueueError
+from tasks import signals
 from tasks.core import validate
 from tasks.core.canvas import Signature
+from tasks.core.celery_calls import call_fields, pop_celery_options, publish
+from tasks.core.celery_options import ACCEPTED, APPLY_CELERY, unknown_option
 from tasks.core.client import Client, default_client, is_plain
 from tasks.core.context import TaskContext
+from tasks.core.eager import EagerResult, always_eager, run_eagerly
 from tasks.core.options import TaskOptions
 from tasks.core.protocol import JobSpec, UniqueMode, encode_job, reencode
 from tasks.core.registry import register
 from tasks.core.result import AsyncResult
 
-__all__ = ["Task", "task"]
+__all__ = ["Task", "shared_task", "task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 APPLY_OPTIONS = ("queue", "priority", "countdown", "eta", "job_id", "unique_key", "unique_ttl_s", "unique_mode")
+HOOKS = ("before_start", "on_success", "on_failure", "on_retry", "after_return")
 UNIQUE_MODES: tuple[UniqueMode, ...] = get_args(UniqueMode)
 
 
 class Task(Generic[P, R]):
-    """A registered function: call it to run inline, ``.delay()`` to run it on a worker."""
+    """A registered function: call it to run inline, ``.delay()`` to run it on a worker.
+
+    Subclass it for ``@task(base=MyTask)``: Celery's hooks ``before_start``, ``on_success``, ``on_failure``,
+    ``on_retry`` and ``after_return`` run in the worker around each job (only when overridden).
+    """
 
     def __init__(self, func: Callable[..., R], options: TaskOptions) -> None:
         self.func = func
         self.options = options
         self.name = options.name
-        self.signature = inspect.signature(func)
+        self.call_signature = inspect.signature(func)
+        self.hooked = any(getattr(type(self), hook) is not getattr(Task, hook) for hook in HOOKS)
         functools.update_wrapper(self, func)
         if self.name != f"{func.__module__}.{func.__qualname__}" and "." in self.name:
             # RQ names a function ``__module__.__qualname__``: make that the registered name.
@@ -72,6 +82,37 @@ class Task(Generic[P, R]):
         """Enqueue with default options."""
         return self.apply_async(args, kwargs)
 
+    def apply(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any) -> EagerResult:
+        """Celery's ``Task.apply``: run here and now as a worker would, returning an ``EagerResult``."""
+        return run_eagerly(self, tuple(args), kwargs or {}, options.get("task_id"))
+
+    # Celery's hooks, called in the worker; a subclass overrides the ones it needs.
+    def before_start(self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Before the task runs."""
+
+    def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """After the task returned ``retval``."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   einfo: Any) -> None:  # fmt: skip
+        """After the task failed for good; ``einfo`` has ``.exception``, ``.type`` and ``.traceback``."""
+
+    def on_retry(self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 einfo: Any) -> None:  # fmt: skip
+        """After the task failed and another attempt was scheduled."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any], einfo: Any) -> None:  # fmt: skip
+        """After any of the above; ``status`` is SUCCESS, FAILURE, RETRY, REVOKED or IGNORED."""
+
+    def signature(self, args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  **options: Any) -> Signature:  # fmt: skip
+        """Celery's ``Task.signature(args, kwargs, **options)``: ``self.s(*args, **kwargs)`` with options."""
+        immutable = bool(options.pop("immutable", False))
+        return Signature(self, tuple(args or ()), dict(kwargs or {}), {}, immutable).set(**options)
+
+    subtask = signature
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature for the canvas (tasks/core/canvas.py); in a chain it gets the previous result first."""
         return Signature(self, args, kwargs)
@@ -88,15 +129,33 @@ class Task(Generic[P, R]):
         client: Client | None = None,
         **options: Any,
     ) -> AsyncResult:
-        """Enqueue with per-call options: queue, priority, countdown, eta, job_id, unique_key.
+        """Enqueue with per-call options: queue, priority, countdown, eta, job_id, unique_key, and Celery's
+        (tasks/core/celery_calls.py). In eager mode (tasks/core/eager.py) run inline instead.
 
         Raises:
             ConfigError: an unknown or invalid option.
             EnqueueError: arguments that are not JSON or too large; nothing is written.
         """
+        if client is None and always_eager():
+            return run_eagerly(self, tuple(args), kwargs or {}, options.get("task_id") or options.get("job_id"))
         client = client or default_client()
-        spec = self.build_job(tuple(args), kwargs or {}, client, **options)
-        job_id = client.enqueue(spec)
+        celery = pop_celery_options(options)
+        spec = self.build_job(tuple(args), kwargs or {}, client, **options, **celery)
+        if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
+            return self._publish_with_signals(spec, tuple(args), kwargs or {}, client, celery)
+        job_id = publish(lambda: client.enqueue(spec), celery, self.name)
+        return AsyncResult(job_id, client=client)
+
+    def _publish_with_signals(self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client,
+                              celery: dict[str, Any]) -> AsyncResult:  # fmt: skip
+        """Celery's publish signals around the enqueue (sender: the task name; body: args, kwargs, embed)."""
+        body: tuple[Any, ...] = (args, kwargs, {})
+        headers = {"id": spec.job_id, "task": self.name, **(celery.get("headers") or {})}
+        signals.send(signals.before_task_publish, self.name, body=body, exchange="", routing_key=spec.queue,
+                     headers=headers, properties={}, declare=[], retry_policy=celery.get("retry_policy"))  # fmt: skip
+        job_id = publish(lambda: client.enqueue(spec), celery, self.name)
+        signals.send(signals.after_task_publish, self.name, body=body, exchange="", routing_key=spec.queue,
+                     headers=headers)  # fmt: skip
         return AsyncResult(job_id, client=client)
 
     def map(
@@ -121,15 +180,20 @@ class Task(Generic[P, R]):
 
     def build_job(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client, **options: Any) -> JobSpec:
         """Check the call against the signature and options, and encode it (writes nothing)."""
+        celery = pop_celery_options(options)
         unknown = sorted(set(options) - set(APPLY_OPTIONS))
         if unknown:
-            raise ConfigError(f"{self.name}: unknown option {unknown[0]!r}; known: {', '.join(APPLY_OPTIONS)}")
+            raise unknown_option(self.name, unknown[0], (*APPLY_OPTIONS, *APPLY_CELERY))
         self.check_arguments(args, kwargs)
         opts = self.options
         queue = validate.queue_name(options.get("queue") or opts.queue, self.name)
         priority = validate.priority(options.get("priority", opts.priority), self.name)
         run_at = validate.run_at(options.get("countdown"), options.get("eta"), client.now(), self.name)
         settings = client.settings
+        extra = {
+            **opts.limit_fields(self.call_signature, args, kwargs),
+            **call_fields(self.name, celery, opts, client.now()),
+        }
         spec = encode_job(
             self.name,
             args,
@@ -138,16 +202,17 @@ class Task(Generic[P, R]):
             max_payload_bytes=settings.max_payload_bytes,
             job_id=options.get("job_id"),
             run_at=run_at,
-            time_limit=opts.time_limit,
+            time_limit=celery.get("time_limit", opts.time_limit),
             result_ttl=opts.result_ttl if opts.result_ttl is not None else settings.result_ttl_s,
             failure_ttl=settings.failure_ttl_s,
             priority=priority,
-            extra=opts.limit_fields(self.signature, args, kwargs) or None,
+            extra=extra or None,
         )
         return self._with_unique(spec, args, kwargs, options)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise a TypeError-like ConfigError when the call does not bind to the function's signature.
+        """Raise a TypeError-like ConfigError when the call does not bind to the function's signature
+        (unless the task has Celery's ``typing=False``).
 
         Raises:
             EnqueueError: the task lives in ``__main__`` (a script or a REPL), where no worker can find it.
@@ -158,13 +223,15 @@ class Task(Generic[P, R]):
                 "can import: move it into a module of a package (e.g. myapp/tasks.py) and list that module in "
                 "the workers' TASKRAIL_IMPORTS"
             )
-        params = list(self.signature.parameters.values())
+        if not self.options.typing:
+            return
+        params = list(self.call_signature.parameters.values())
         if self.options.bind:
             params = params[1:]
         try:
-            self.signature.replace(parameters=params).bind(*args, **kwargs)
+            self.call_signature.replace(parameters=params).bind(*args, **kwargs)
         except TypeError as exc:
-            raise ConfigError(f"{self.name}{self.signature.replace(parameters=params)}: {exc}") from exc
+            raise ConfigError(f"{self.name}{self.call_signature.replace(parameters=params)}: {exc}") from exc
 
     def _with_unique(
         self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
@@ -204,9 +271,26 @@ def task(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         ConfigError: an unknown option or a bad value, at decoration time.
     """
 
+    base = options.pop("base", Task)
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        raise ConfigError(f"@task: base must be a subclass of tasks.Task, got {base!r}")
+
     def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
-        built: Task[Any, Any] = Task(fn, TaskOptions.build(fn, **options))
+        built: Task[Any, Any] = base(fn, TaskOptions.build(fn, **{**_class_options(base), **options}))
         register(built)
         return built
 
     return decorate(func) if func is not None else decorate
+
+
+def _class_options(base: type[Task[Any, Any]]) -> dict[str, Any]:
+    """Options a ``base=`` class sets as class attributes, as Celery reads them (``max_retries = 5``)."""
+    names = (set(TaskOptions.__dataclass_fields__) | set(ACCEPTED)) - {"name", "extra"}
+    found: dict[str, Any] = {}
+    for klass in reversed(base.__mro__):
+        if issubclass(klass, Task) and klass is not Task:
+            found.update({key: value for key, value in vars(klass).items() if key in names})
+    return found
+
+
+shared_task = task  # Celery's name for a task not bound to an app; taskrail has no app object

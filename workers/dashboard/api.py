@@ -102,7 +102,7 @@ def _signature(found: Task[Any, Any]) -> str:
     try:
         signature = inspect.signature(found.func, eval_str=True)
     except Exception:  # an annotation that does not resolve: show them as written
-        signature = found.signature
+        signature = found.call_signature
     params = list(signature.parameters.values())[1 if found.options.bind else 0 :]
     return f"{found.name}{signature.replace(parameters=params)}"
 
