@@ -17,6 +17,7 @@ import re
 import sys
 from typing import Any
 
+from config import errors
 from config.errors import TaskFailed
 from tasks.core.registry import all_tasks
 
@@ -124,9 +125,24 @@ def _last_line(traceback: str, exc_type: str) -> tuple[str, str | None]:
     for found in pattern.finditer(traceback):  # noqa: B007 (the last match is wanted)
         continue
     if found is None:
-        return "", None
+        return _rq_style_line(traceback, exc_type)
     text = traceback[found.end() :].rstrip("\n") if found.group(2) == ": " else ""
     return found.group(1), text
+
+
+def _rq_style_line(traceback: str, exc_type: str) -> tuple[str, str | None]:
+    """A taskrail error written under RQ's class name (``rq.timeouts.JobTimeoutException (TaskTimeout): ...``,
+    as workers/runner.py writes a timeout for RQ's tools): the taskrail class, and its text."""
+    if not isinstance(getattr(errors, exc_type, None), type):
+        return "", None
+    pattern = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w* \(" + re.escape(exc_type) + r"\)(: |\n|$)", re.M)
+    found = None
+    for found in pattern.finditer(traceback):  # noqa: B007 (the last match is wanted)
+        continue
+    if found is None:
+        return "", None
+    text = traceback[found.end() :].rstrip("\n") if found.group(1) == ": " else ""
+    return f"{errors.__name__}.{exc_type}", text
 
 
 def _arguments(cls: type[BaseException], message: str) -> tuple[Any, ...]:
