@@ -120,10 +120,7 @@ def _last_line(traceback: str, exc_type: str) -> tuple[str, str | None]:
     """The module-qualified class name and full text from the traceback's last ``Type: text`` line."""
     if not exc_type.isidentifier():
         return "", None
-    pattern = re.compile(r"^((?:[A-Za-z_]\w*\.)*" + re.escape(exc_type) + r")(: |\n|$)", re.M)
-    found = None
-    for found in pattern.finditer(traceback):  # noqa: B007 (the last match is wanted)
-        continue
+    found = _last_match(r"^((?:[A-Za-z_]\w*\.)*" + re.escape(exc_type) + r")(: |\n|$)", traceback)
     if found is None:
         return _rq_style_line(traceback, exc_type)
     text = traceback[found.end() :].rstrip("\n") if found.group(2) == ": " else ""
@@ -135,14 +132,19 @@ def _rq_style_line(traceback: str, exc_type: str) -> tuple[str, str | None]:
     as workers/runner.py writes a timeout for RQ's tools): the taskrail class, and its text."""
     if not isinstance(getattr(errors, exc_type, None), type):
         return "", None
-    pattern = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w* \(" + re.escape(exc_type) + r"\)(: |\n|$)", re.M)
-    found = None
-    for found in pattern.finditer(traceback):  # noqa: B007 (the last match is wanted)
-        continue
+    found = _last_match(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w* \(" + re.escape(exc_type) + r"\)(: |\n|$)", traceback)
     if found is None:
         return "", None
     text = traceback[found.end() :].rstrip("\n") if found.group(1) == ": " else ""
     return f"{errors.__name__}.{exc_type}", text
+
+
+def _last_match(pattern: str, text: str) -> re.Match[str] | None:
+    """The last match of a multiline ``pattern`` in ``text`` (a traceback's last line of that shape)."""
+    found = None
+    for found in re.finditer(pattern, text, re.M):  # noqa: B007 (the last match is wanted)
+        continue
+    return found
 
 
 def _arguments(cls: type[BaseException], message: str) -> tuple[Any, ...]:
