@@ -49,6 +49,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
   end
 end
 
+local FENCE_FIELDS = settle_fields({'tr_attempts', 'tr_settled'})  -- settle's fields and the fence's
 local applied, rejected = 0, {}
 local succeeded, failed, worked_ms = 0, 0, 0
 for i = 6, #ARGV, RECORD_FIELDS do
@@ -57,7 +58,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
   local mark = ctx.worker .. ':' .. token
   local holds = redis.call('HEXISTS', KEYS[1], id) == 1
   -- One read for the fence and for settle: both need the job's fields.
-  local job = settle_read(jkey, {'tr_attempts', 'tr_settled'})
+  local job = settle_read(jkey, FENCE_FIELDS)
   if holds and token > 0 and tonumber(job.tr_attempts) ~= token then holds = false end
   if holds then
     ctx.mark, ctx.token = mark, token  -- settle writes the mark with the job's new status

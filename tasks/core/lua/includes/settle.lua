@@ -19,7 +19,7 @@
 --            failure TTL
 -- bucket, when not '', is the duration-histogram field of the task's statistics to count.
 -- A job of RQ's RateLimit gives its slot back (includes/rq_rate_limit) unless it is queued again.
--- job, when given, is settle_read(jkey) as the caller already read it (finish reads the fence's
+-- job, when given, is settle_read(jkey, ...) as the caller already read it (finish reads the fence's
 -- fields in the same call); otherwise settle reads it. Every job field settle needs comes from that
 -- one read.
 -- Outcomes that end the job for good also free its unique key, notify waiters and release its
@@ -45,11 +45,18 @@
 local SETTLE_FIELDS = {'status', 'tr_slot', 'tr_unique', 'tr_unique_mode', 'tr_exc_type', 'tr_flow_id',
   'rate_limit_key', 'rate_limit_concurrency'}
 
--- The job's fields settle reads, plus the caller's extra ones, in one HMGET: a table by field name,
--- false for a field the job lacks; status is false too when the job hash is gone.
-local function settle_read(jkey, extra)
+-- The fields settle reads plus a caller's extra ones, as one list: built once per call of the script,
+-- not once per job.
+local function settle_fields(extra)
   local names = {unpack(SETTLE_FIELDS)}
   for _, name in ipairs(extra or {}) do names[#names + 1] = name end
+  return names
+end
+
+-- The job's fields named by names (settle_fields; settle's own when nil) in one HMGET: a table by field
+-- name, false for a field the job lacks; status is false too when the job hash is gone.
+local function settle_read(jkey, names)
+  names = names or SETTLE_FIELDS
   local values = redis.call('HMGET', jkey, unpack(names))
   local job = {}
   for i, name in ipairs(names) do job[name] = values[i] end
