@@ -35,10 +35,10 @@ def runtime_pins(root: str = "taskrail", extras: tuple[str, ...] = ("embedded",)
     todo: list[tuple[str, frozenset[str]]] = [(root, frozenset(extras))]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
-        name, extras = todo.pop()
-        if (name, extras) in seen:
+        name, wanted_extras = todo.pop()
+        if (name, wanted_extras) in seen:
             continue
-        seen.add((name, extras))
+        seen.add((name, wanted_extras))
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
@@ -47,7 +47,7 @@ def runtime_pins(root: str = "taskrail", extras: tuple[str, ...] = ("embedded",)
             pins[canonicalize_name(name)] = dist.version
         for line in dist.requires or []:
             req = Requirement(line)
-            wanted = {""} | set(extras)
+            wanted = {""} | set(wanted_extras)
             if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in wanted):
                 todo.append((req.name, frozenset(req.extras)))
     return pins
