@@ -12,6 +12,7 @@ __all__ = [
     "DATA_DIR",
     "NAME",
     "SECRET",
+    "WORKER_ACCOUNT",
     "base_env",
     "env_from",
     "labels",
@@ -20,6 +21,7 @@ __all__ = [
     "scratch_volumes",
     "secret_env",
     "security",
+    "worker_rbac",
 ]
 
 SECRET = "taskrail"  # keys: REDIS_URL (required), SENTRY_DSN, SMTP_URL, TASKRAIL_DASHBOARD_PASSWORD
@@ -29,6 +31,7 @@ NAME = "taskrail"
 UID = 10001  # the image's non-root user
 DATA_DIR = "/app/data"  # the image's TASKRAIL_DATA_DIR: an emptyDir here
 TMP_LIMIT, DATA_LIMIT = "256Mi", "512Mi"  # emptyDir sizeLimit: past it the kubelet evicts the pod
+WORKER_ACCOUNT = f"{NAME}-worker"  # may patch pods: each worker sets its own deletion cost (workers/podcost.py)
 
 
 def meta(name: str, component: str) -> dict[str, Any]:
@@ -81,3 +84,28 @@ def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "data", "mountPath": DATA_DIR}]
     return volumes, mounts
+
+
+def worker_rbac() -> list[dict[str, Any]]:
+    """The workers' service account, allowed to patch pods in their namespace and nothing else.
+
+    Each worker patches only its own pod's ``controller.kubernetes.io/pod-deletion-cost`` (busy pods are
+    removed last on a scale-down); RBAC cannot name a pod the Deployment has not created yet, so the
+    Role covers the namespace's pods, with ``patch`` only (no create, delete, exec or secrets).
+    """
+    account = meta(WORKER_ACCOUNT, "worker")
+    role_name = f"{WORKER_ACCOUNT}-pod-deletion-cost"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta(role_name, "worker"),
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta(role_name, "worker"),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": WORKER_ACCOUNT}],
+    }
+    return [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account}, role, binding]

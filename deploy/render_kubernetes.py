@@ -17,6 +17,7 @@ from deploy.kube_parts import (
     DATA_DIR,
     NAME,
     SECRET,
+    WORKER_ACCOUNT,
     base_env,
     env_from,
     labels,
@@ -24,6 +25,7 @@ from deploy.kube_parts import (
     pod_security,
     scratch_volumes,
     security,
+    worker_rbac,
 )
 from deploy.output import header, to_yaml
 from deploy.render_services import dashboard_documents, metrics_documents, service_monitor
@@ -48,6 +50,7 @@ def kubernetes_files(profile: Profile, specs: tuple[Workload, ...], image: str, 
     top = header(profile, "kubernetes", ("Apply: kubectl apply -k <this directory> (Secrets first: docs/deploy.md).",))
     files["dashboard.yaml"] = top + to_yaml(*dashboard_documents(profile, image))
     files["metrics.yaml"] = top + to_yaml(*metrics_documents(profile, image))
+    files["rbac.yaml"] = top + to_yaml(*worker_rbac())
     scaled = [spec for spec in specs if spec.autoscale]
     if scaled and keda.kind == "redis":
         files["keda-auth.yaml"] = top + to_yaml(_trigger_auth(keda))
@@ -84,7 +87,8 @@ def _exec_probe(command: list[str], period_s: int, failures: int, timeout_s: int
 
 
 def _pod_spec(spec: Workload, image: str, args: list[str]) -> dict[str, Any]:
-    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *base_env()]
+    # The pod's name and namespace: its worker names itself after the pod and sets the pod's deletion cost.
+    env = [_field_env("POD_NAME", "metadata.name"), _field_env("POD_NAMESPACE", "metadata.namespace"), *base_env()]
     env += [{"name": key, "value": value} for key, value in spec.environment.items()]
     volumes, mounts = scratch_volumes()
     alive = probe_command(DATA_DIR, ALIVE_FRESH_S, "POD_NAME")
@@ -111,11 +115,16 @@ def _pod_spec(spec: Workload, image: str, args: list[str]) -> dict[str, Any]:
         "volumeMounts": mounts,
     }
     return {
+        "serviceAccountName": WORKER_ACCOUNT,
         "terminationGracePeriodSeconds": PRESTOP_S + spec.grace_s,
         "securityContext": pod_security(),
         "containers": [container],
         "volumes": volumes,
     }
+
+
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
 def _deployment(spec: Workload, image: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from workers.isolation import run_forked
 from workers.maintenance import Maintenance
 from workers.naming import take_free_name
 from workers.periodic import check_periodic
+from workers.podcost import start_pod_cost_reporter
 from workers.ratelimit import policy_for
 from workers.runner import (
     ClaimedJob,
@@ -144,6 +145,7 @@ class Worker(RQWorker):
         maintenance = Maintenance(self)
         maintenance.beat()  # in the worker set with a live heartbeat before the first claim: never unrecoverable
         maintenance.start()
+        pod_cost = start_pod_cost_reporter(lambda: sum(slot.active for slot in self.slots))  # busy pods last
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
         signals.send(signals.worker_ready, self)
         try:
@@ -154,6 +156,8 @@ class Worker(RQWorker):
         finally:
             signals.send(signals.worker_shutdown, self)
             maintenance.stop()
+            if pod_cost is not None:
+                pod_cost.stop()
             self.unsubscribe()
             self._register_exit()
         log.info("worker %s stopped after %d jobs", self.name, self.jobs_done)
