@@ -65,10 +65,11 @@ class Dashboard:
 
     url: str
     proc: subprocess.Popen[bytes]
+    token: str = TOKEN
     api: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
-        self.api.headers["Authorization"] = f"Bearer {TOKEN}"
+        self.api.headers["Authorization"] = f"Bearer {self.token}"
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.api.get(self.url + path, timeout=30, allow_redirects=False, **kwargs)
@@ -120,6 +121,6 @@ def start_dashboard(procs: Any, *args: str, env: dict[str, str] | None = None) -
         return listening_url(Path(proc.log_path).read_text(errors="replace"))  # type: ignore[attr-defined]
 
     url = str(wait_for(listening, 30, interval=0.1, what="the dashboard to listen"))
-    dashboard = Dashboard(url, proc)
+    dashboard = Dashboard(url, proc, environ["TASKRAIL_DASHBOARD_TOKEN"])
     wait_for(lambda: dashboard.get("/api/queues").status_code == 200, 30, interval=0.1, what="the dashboard API")
     return dashboard

@@ -1,7 +1,8 @@
 """Runbook rehearsals (docs/operations.md, "Runbooks"), with real workers against a real server.
 
 "Backup and restore": a BGSAVE copy started as a new server hands back the jobs it shows running.
-"Total Redis loss" is rehearsed as an empty server at the same address (FLUSHALL): what the runbook
+"Rotate the dashboard secret": a dashboard restarted with a new password and token ends every session
+and takes neither old secret. "Total Redis loss" is rehearsed as an empty server at the same address (FLUSHALL): what the runbook
 says is lost is gone, the running workers go on serving new jobs by themselves, and only a restart
 lists them in RQ's registry (`rq info`) again.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import redis
+import requests
 from rq import Worker as RQWorker
 
 from config import load_settings
@@ -24,6 +28,7 @@ from tasks import Client
 from tests import tasks_observe as ot
 from tests import tasks_recovery as rt
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
+from tests.tasks_web import PASSWORD, TOKEN, start_dashboard
 from tests.test_metrics import OBS
 from tests.test_recovery import FAST, completions, start_live, starts
 
@@ -64,9 +69,13 @@ def test_backup_and_restore_hands_back_the_jobs_the_copy_shows_running(env: dict
         waiting = rt.long_first.apply_async((0.1, 0.1), client=client)  # behind it
         wait_for(lambda: starts(source, running.id), 30, what="the long job running")
 
-        # The backup: SAVE here (the runbook's BGSAVE does the same without blocking the server), then copy
-        # dump.rdb away.
-        assert source.save()
+        # The backup, as the runbook says: BGSAVE, wait until LASTSAVE changes, copy dump.rdb away.
+        before = source.lastsave()
+        # LASTSAVE counts whole seconds: start the save in a later second than the last one, or it cannot change.
+        wait_for(lambda: time.time() >= before.timestamp() + 1, 5, what="the next second")
+        source.bgsave()
+        wait_for(lambda: source.lastsave() > before and not source.info("persistence")["rdb_bgsave_in_progress"],
+                 30, what="the background save")  # fmt: skip
         restore = tmp_path / "restored"
         restore.mkdir()
         shutil.copy(original.data_dir / "dump.rdb", restore / "dump.rdb")  # and no AOF directory
@@ -109,3 +118,28 @@ def test_upgrade_with_old_and_new_workers_together(env: dict[str, str], settings
                              text=True, timeout=60, cwd=ROOT)  # fmt: skip
     assert requeue.returncode == 0, requeue.stderr
     assert new_task.get(timeout=15) == "done" and new.poll() is None
+
+
+def test_rotating_the_dashboard_secret_ends_sessions_and_refuses_the_old_secrets(settings, procs: Processes) -> None:
+    old = start_dashboard(procs)
+    browser, _ = old.browser_session(PASSWORD)
+    assert browser.get(old.url + "/api/queues", timeout=30).status_code == 200
+    # The runbook: new values in the Secret, then a restart of the dashboard.
+    old.proc.terminate()
+    assert old.proc.wait(timeout=30) == 0
+    new_password, new_token = "rotated horse battery staple", "rotated-t0ken"
+    new = start_dashboard(procs, env={"TASKRAIL_DASHBOARD_PASSWORD": new_password,
+                                      "TASKRAIL_DASHBOARD_TOKEN": new_token})  # fmt: skip
+    # The browser's cookie (cookies ignore the port) belongs to the old process: logged out.
+    assert browser.get(new.url + "/api/queues", timeout=30, allow_redirects=False).status_code in (302, 401)
+    for secret in (PASSWORD, TOKEN):
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert requests.get(new.url + "/api/queues", headers=bearer, timeout=30).status_code == 401, secret
+        form = requests.Session()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.get(new.url + "/login", timeout=30).text)
+        answer = form.post(new.url + "/login", data={"password": secret, "csrf_token": csrf.group(1) if csrf else ""},
+                           timeout=30, allow_redirects=False)  # fmt: skip
+        assert answer.status_code == 401, secret
+    assert new.get("/api/queues").status_code == 200  # the new token
+    session, _ = new.browser_session(new_password)
+    assert session.get(new.url + "/api/queues", timeout=30).status_code == 200
