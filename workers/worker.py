@@ -511,6 +511,8 @@ class Worker(RQWorker):
             raise SystemExit(RET_CONFIG) from None
 
     def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a worker on a thread (workers/inprocess.py): stopped by request_stop, limits by async exception
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         main_slot = self.slots[0] if len(self.slots) == 1 else None
