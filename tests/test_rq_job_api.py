@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import pickle
 
@@ -175,3 +176,20 @@ def test_a_task_is_a_function_to_rq_and_still_a_task() -> None:
     assert inspect.iscoroutinefunction(tasks_rqapi.current_async) and not inspect.iscoroutinefunction(tasks_rqapi.mul)
     assert pickle.loads(pickle.dumps(tasks_rqapi.renamed)) is tasks_rqapi.renamed
     assert tasks_rqapi.mul(6, 7) == 42
+
+
+def test_each_job_of_a_batch_keeps_its_own_started_at_and_ended_at(settings, procs: Processes, conn: redis.Redis,
+                                                                   queue: Queue) -> None:  # fmt: skip
+    # Short jobs enqueued before the worker starts: it claims many per round trip, and the claim's time would be
+    # the same for all of them; yet each started when the one before it ended (RQ's test_dequeue_round_robin
+    # orders jobs by it).
+    jobs = [queue.enqueue(tasks_rqapi.mul, i, 2) for i in range(40)]
+    jobs.append(queue.enqueue(tasks_rqapi.fail, "boom"))
+    _start(procs, conn, {})
+    wait_for(lambda: jobs[-1].get_status(refresh=True) == "failed", 20, what="the jobs done")
+    runs = [Job.fetch(j.id, connection=conn, serializer=JSONSerializer) for j in jobs]
+    assert [r.get_status() for r in runs] == ["finished"] * 40 + ["failed"]
+    for run in runs:
+        assert run.started_at is not None and run.ended_at is not None and run.ended_at >= run.started_at, run.id
+    assert all(b.started_at > a.started_at for a, b in itertools.pairwise(runs)), [r.started_at for r in runs]
+    assert all(b.started_at >= a.ended_at for a, b in itertools.pairwise(runs))  # one after the other

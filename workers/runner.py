@@ -31,7 +31,7 @@ from config.errors import (
     TaskTimeout,
 )
 from tasks.core.context import ProgressWriter, TaskContext
-from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
+from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value, epoch_text
 from tasks.core.registry import lookup
 from tasks.core.states import write_state
 from workers.celery_run import celery_request, needs_around, parse_flow, run_around, soft_limit, soft_limited
@@ -148,6 +148,10 @@ class Outcome:
     # across a fork.
     error: BaseException | None = field(default=None, repr=False, compare=False)
     value: Any = field(default=None, repr=False, compare=False)  # the return value, for Celery's hooks
+    # When the job's run began and ended (epoch seconds; 0: it did not run here): its started_at and ended_at,
+    # where a batch's claim and settle times would give every job of the batch the same ones.
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
@@ -166,6 +170,8 @@ class Outcome:
             self.task,
             bucket,
             self.job.attempts,  # the claim's token: finish.lua applies the record only under this claim
+            epoch_text(self.started_at) if self.started_at else "",
+            epoch_text(self.ended_at) if self.ended_at else "",
         ]
 
 

@@ -299,6 +299,7 @@ class Worker(RQWorker):
 
     def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
         slot.job_id = job.id
+        started = time.time()
         try:
             limit = job.timeout if job.timeout and job.timeout > 0 else None
             slot.deadline = time.monotonic() + limit if limit else None
@@ -319,6 +320,7 @@ class Worker(RQWorker):
             self.interrupter.disarm(slot)
             slot.job_id = None
         outcome = rq_outcome(outcome)
+        outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1
         self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
