@@ -37,7 +37,7 @@ from tasks import signals
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command, run_pipeline
-from workers.callbacks import has_callback, run_callbacks
+from workers.callbacks import has_callback, has_success_callback, run_callbacks, run_success_callback
 from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
 from workers.commands import handle_command, run_exception_handlers
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
@@ -319,6 +319,8 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
+        if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
+            outcome = run_success_callback(self.connection, outcome, self._callback_limit)
         outcome = rq_outcome(outcome)
         outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1
