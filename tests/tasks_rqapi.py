@@ -91,7 +91,7 @@ def _record(connection: redis.Redis, *entry: Any) -> None:
 
 @register_callback
 def on_ok(job: Any, connection: redis.Redis, result: Any) -> None:
-    _record(connection, "success", job.id, result, job.func_name)
+    _record(connection, "success", job.id, result, job.func_name, job.get_status(refresh=False))
 
 
 @register_callback
@@ -108,6 +108,16 @@ def on_stop(job: Any, connection: redis.Redis) -> None:
 def slow_callback(job: Any, connection: redis.Redis, result: Any) -> None:
     time.sleep(10)
     _record(connection, "slow", job.id)
+
+
+@register_callback
+def raising_callback(job: Any, connection: redis.Redis, result: Any) -> None:
+    raise RuntimeError("the callback broke")
+
+
+@register_callback
+def raising_failure_callback(job: Any, connection: redis.Redis, exc_type: type, value: BaseException, tb: Any) -> None:
+    raise RuntimeError("the failure callback broke")
 
 
 @task(queue="rqapi")

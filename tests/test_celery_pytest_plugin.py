@@ -50,6 +50,41 @@ def test_eager(taskrail_eager):
     result = mul.delay(3, 3)
     assert isinstance(result, EagerResult) and result.get() == 9
 """,
+    "test_inprocess.py": """
+import threading
+import time
+
+import pytest
+
+from proj_tasks import mul
+from tasks import TaskTimeout, shared_task
+
+RAN_ON = []
+
+
+@shared_task
+def defined_in_the_test_module(x):
+    RAN_ON.append(threading.current_thread().name)
+    return x + 1
+
+
+@shared_task(time_limit=1)
+def too_slow():
+    while True:
+        time.sleep(0.01)
+
+
+def test_a_task_of_the_test_module_runs_on_the_in_process_worker(taskrail_inprocess_worker):
+    assert defined_in_the_test_module.delay(41).get(timeout=10) == 42
+    assert RAN_ON and RAN_ON[0].startswith("taskrail-worker-")  # here, on the worker's thread
+    assert mul.delay(6, 7).get(timeout=10) == 42
+
+
+def test_a_time_limit_reaches_a_job_on_the_thread(taskrail_inprocess_worker):
+    with pytest.raises(TaskTimeout):
+        too_slow.delay().get(timeout=15)
+    assert mul.delay(2, 2).get(timeout=10) == 4  # the worker carries on
+""",
 }
 
 
@@ -59,8 +94,9 @@ def test_the_plugin_runs_a_users_tests(tmp_path: Path, env: dict[str, str]) -> N
     environ = {**env, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
     environ.pop("REDIS_URL")  # the plugin starts its own server
     done = subprocess.run(
-        [str(BIN / "python"), "-m", "pytest", "-p", "tasks.testing", "-q", "-p", "no:cacheprovider", "test_proj.py"],
+        [str(BIN / "python"), "-m", "pytest", "-p", "tasks.testing", "-q", "-p", "no:cacheprovider", "test_proj.py",
+         "test_inprocess.py"],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "3 passed" in done.stdout
+    assert "5 passed" in done.stdout

@@ -107,6 +107,37 @@ def test_eager_retries_and_request(eager) -> None:
         tasks_celery.counts_retries.delay("e-bad", 9).get()  # max_retries=2, then the retry's exc
 
 
+def test_eager_mode_fires_the_task_signals_as_celerys_apply_does(eager) -> None:
+    seen: list = []
+    names = ("task_prerun", "task_postrun", "task_success", "task_failure", "task_retry", "before_task_publish")
+
+    def recorder(name: str):  # type: ignore[no-untyped-def]
+        return lambda sender, **kw: seen.append((name, kw))
+
+    receivers = {name: recorder(name) for name in names}
+    for name, receiver in receivers.items():
+        getattr(signals, name).connect(receiver)
+    try:
+        ok = tasks_celery.add.delay(2, 3)
+        bad = tasks_celery.lookup_key.delay("nope")
+        retried = tasks_celery.counts_retries.delay("e-sig", 2)
+    finally:
+        for name, receiver in receivers.items():
+            getattr(signals, name).disconnect(receiver)
+    shown = [(name, kw.get("task_id"), kw.get("state")) for name, kw in seen]
+    assert shown[:3] == [("task_prerun", ok.id, None), ("task_success", None, None), ("task_postrun", ok.id, "SUCCESS")]
+    assert seen[1][1]["result"] == 5 and seen[2][1]["retval"] == 5 and seen[0][1]["args"] == [2, 3]
+    assert shown[3:6] == [("task_prerun", bad.id, None), ("task_failure", bad.id, None),
+                          ("task_postrun", bad.id, "FAILURE")]  # fmt: skip
+    assert isinstance(seen[4][1]["exception"], KeyError) and "KeyError" in seen[4][1]["traceback"]
+    # One retry, then success: each attempt has its prerun and postrun, the retry its task_retry.
+    assert retried.get() == 2
+    assert shown[6:] == [("task_prerun", retried.id, None), ("task_retry", None, None),
+                         ("task_postrun", retried.id, "RETRY"), ("task_prerun", retried.id, None),
+                         ("task_success", None, None), ("task_postrun", retried.id, "SUCCESS")]  # fmt: skip
+    assert not [name for name, _ in seen if name == "before_task_publish"]  # nothing is published
+
+
 def test_apply_runs_inline_even_without_eager_mode() -> None:
     result = tasks_celery.add.apply((1, 2))
     assert result.get() == 3 and result.successful()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import pickle
 
@@ -12,10 +13,11 @@ import redis
 from rq import Callback, Queue
 from rq.decorators import job as rq_job
 from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import resolve_function_reference
 
-from tasks import AsyncResult, Task
+from tasks import AsyncResult, Task, TaskNotRegistered, TaskTimeout
 from tests import tasks_rqapi
 from tests.conftest import Processes, live_workers, wait_for
 from workers.current import RunningJob
@@ -116,7 +118,7 @@ def test_success_and_failure_callbacks_run_once_with_rq_arguments(
     bad = queue.enqueue(tasks_rqapi.fail, "broken", **both)
     by_task = queue.enqueue(tasks_rqapi.mul, 1, 1, on_success=Callback(tasks_rqapi.task_as_callback))
     records = _callbacks(conn, 3)
-    assert ["success", ok.id, 6, "tests.tasks_rqapi.mul"] in records
+    assert ["success", ok.id, 6, "tests.tasks_rqapi.mul", "finished"] in records  # finished, as RQ 3 shows it
     if mode == "fork":  # the exception stayed in the work-horse: a TaskFailed carries it
         assert ["failure", bad.id, "TaskFailed", f"task {bad.id} failed: ValueError: broken"] in records
     else:
@@ -133,21 +135,44 @@ def test_stopped_callback_runs_for_a_revoked_running_job(worker, conn: redis.Red
     assert _callbacks(conn, 1) == [["stopped", job.id]]
 
 
-def test_unregistered_callback_is_refused_and_recorded(worker, conn: redis.Redis, queue: Queue) -> None:
+def test_unregistered_success_callback_is_refused_and_fails_the_job(worker, conn: redis.Redis, queue: Queue) -> None:
     job = queue.enqueue(tasks_rqapi.mul, 4, 4, on_success=Callback(tasks_rqapi.not_registered))
-    assert AsyncResult(job.id).get(timeout=15) == 16
-    error = wait_for(lambda: conn.hget(f"rq:job:{job.id}", "tr_callback_error"), 15, what="the recorded error")
-    assert b"'tests.tasks_rqapi.not_registered' is not registered" in error
+    with pytest.raises(TaskNotRegistered, match=r"callback 'tests\.tasks_rqapi\.not_registered' is not registered"):
+        AsyncResult(job.id).get(timeout=15)
     assert conn.llen("callbacks") == 0  # it never ran
-    assert AsyncResult(job.id).state == "SUCCESS"  # the job's own outcome stands
+    assert job.get_status(refresh=True) == "failed"  # as under RQ, where importing it would have failed
 
 
-def test_callback_past_its_timeout_is_stopped_and_recorded(worker, conn: redis.Redis, queue: Queue) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_a_success_callback_that_raises_fails_the_job_as_rq_does(
+    mode: str, settings, procs: Processes, conn: redis.Redis, queue: Queue
+) -> None:
+    _start(procs, conn, MODES[mode])
+    job = queue.enqueue(tasks_rqapi.mul, 2, 2, on_success=Callback(tasks_rqapi.raising_callback),
+                        on_failure=Callback(tasks_rqapi.on_fail))  # fmt: skip
+    with pytest.raises(RuntimeError, match="the callback broke"):
+        AsyncResult(job.id).get(timeout=15)
+    assert job.get_status(refresh=True) == "failed"
+    assert _callbacks(conn, 1) == [["failure", job.id, "RuntimeError", "the callback broke"]]  # then on_failure
+    assert job.id in FailedJobRegistry("rqapi", connection=conn).get_job_ids()
+    assert job.id not in FinishedJobRegistry("rqapi", connection=conn).get_job_ids()
+
+
+def test_success_callback_past_its_timeout_is_stopped_and_fails_the_job(worker, conn: redis.Redis,
+                                                                         queue: Queue) -> None:  # fmt: skip
     job = queue.enqueue(tasks_rqapi.mul, 1, 2, on_success=Callback(tasks_rqapi.slow_callback, timeout=1))
-    error = wait_for(lambda: conn.hget(f"rq:job:{job.id}", "tr_callback_error"), 15, what="the recorded error")
-    assert b"passed its timeout of 1s" in error
-    assert AsyncResult(job.id).get(timeout=5) == 2
+    with pytest.raises(TaskTimeout, match="passed its timeout of 1s"):
+        AsyncResult(job.id).get(timeout=15)
     assert tasks_rqapi.mul.delay(2, 2).get(timeout=15) == 4  # the worker carries on
+
+
+def test_a_failure_callback_that_raises_is_recorded_and_the_failure_stands(worker, conn: redis.Redis,
+                                                                             queue: Queue) -> None:  # fmt: skip
+    job = queue.enqueue(tasks_rqapi.fail, "own", on_failure=Callback(tasks_rqapi.raising_failure_callback))
+    error = wait_for(lambda: conn.hget(f"rq:job:{job.id}", "tr_callback_error"), 15, what="the recorded error")
+    assert b"the failure callback broke" in error
+    with pytest.raises(ValueError, match="own"):
+        AsyncResult(job.id).get(timeout=5)
 
 
 def test_running_job_loads_its_hash_only_when_a_field_needs_it(conn: redis.Redis, queue: Queue) -> None:
@@ -175,3 +200,20 @@ def test_a_task_is_a_function_to_rq_and_still_a_task() -> None:
     assert inspect.iscoroutinefunction(tasks_rqapi.current_async) and not inspect.iscoroutinefunction(tasks_rqapi.mul)
     assert pickle.loads(pickle.dumps(tasks_rqapi.renamed)) is tasks_rqapi.renamed
     assert tasks_rqapi.mul(6, 7) == 42
+
+
+def test_each_job_of_a_batch_keeps_its_own_started_at_and_ended_at(settings, procs: Processes, conn: redis.Redis,
+                                                                   queue: Queue) -> None:  # fmt: skip
+    # Short jobs enqueued before the worker starts: it claims many per round trip, and the claim's time would be
+    # the same for all of them; yet each started when the one before it ended (RQ's test_dequeue_round_robin
+    # orders jobs by it).
+    jobs = [queue.enqueue(tasks_rqapi.mul, i, 2) for i in range(40)]
+    jobs.append(queue.enqueue(tasks_rqapi.fail, "boom"))
+    _start(procs, conn, {})
+    wait_for(lambda: jobs[-1].get_status(refresh=True) == "failed", 20, what="the jobs done")
+    runs = [Job.fetch(j.id, connection=conn, serializer=JSONSerializer) for j in jobs]
+    assert [r.get_status() for r in runs] == ["finished"] * 40 + ["failed"]
+    for run in runs:
+        assert run.started_at is not None and run.ended_at is not None and run.ended_at >= run.started_at, run.id
+    assert all(b.started_at > a.started_at for a, b in itertools.pairwise(runs)), [r.started_at for r in runs]
+    assert all(b.started_at >= a.ended_at for a, b in itertools.pairwise(runs))  # one after the other

@@ -1,11 +1,13 @@
-"""RQ job callbacks (``on_success``, ``on_failure``, ``on_stopped``), run by the worker once the job is settled.
+"""RQ job callbacks (``on_success``, ``on_failure``, ``on_stopped``), run by the worker where RQ's runs them.
 
 RQ keeps a callback's dotted name and timeout on the job hash (``success_callback_name``,
 ``success_callback_timeout``, ...) and its own worker imports that name. taskrail never imports it: only a
 callback registered in this worker runs (``tasks.register_callback``, or the function of a registered
-task). One that is not registered, raises or passes its timeout is logged and recorded on the job hash
-(``tr_callback_error``); the job's own outcome stands. The claim says which jobs have callbacks
-(``ClaimedJob.callbacks``), so only those cost a read (``Job.fetch``, one round trip).
+task). As in RQ, ``on_success`` runs before the success is recorded, and one that raises, passes its
+timeout or is not registered here fails the job instead (its error is the job's; RQ's Retry still
+applies). ``on_failure`` and ``on_stopped`` run once the job is settled; one of those that fails is logged
+and recorded on the job hash (``tr_callback_error``) and the job's outcome stands. The claim says which
+jobs have callbacks (``ClaimedJob.callbacks``), so only those cost a read (``Job.fetch``, one round trip).
 
 A callback gets RQ's arguments: ``on_success(job, connection, result)``, ``on_failure(job, connection,
 type, value, traceback)`` (the task's exception; in ``isolation: fork`` a ``TaskFailed`` carrying its
@@ -22,36 +24,54 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from config.errors import TaskFailed, TaskTimeout
+from config.errors import TaskFailed, TaskNotRegistered, TaskTimeout
 from tasks.core import keys
 from tasks.core.protocol import decode_exc_string, decode_return_value
 from tasks.core.registry import lookup_callback
-from workers.runner import Interrupted, Outcome
+from workers.runner import Interrupted, Outcome, failed_outcome
 
-__all__ = ["has_callback", "run_callbacks"]
+__all__ = ["has_callback", "has_success_callback", "run_callbacks", "run_success_callback"]
 
 log = logging.getLogger("taskrail.callbacks")
 
-# outcome kind -> (claim flag, RQ's callback kind)
+# outcome kind -> (claim flag, RQ's callback kind), for the callbacks run once the job is settled.
 # RQ runs on_failure for a failure it retries too (its own Retry); taskrail's own retries are not failures.
 KINDS = {
-    "ok": ("s", "success"),
-    "rq_repeat": ("s", "success"),
     "fail": ("f", "failure"),
     "rq_retry": ("f", "failure"),
     "revoked": ("t", "stopped"),
 }
+SUCCESS = ("s", "success")  # run before the settle: run_success_callback
 
 TimeLimit = Callable[[int], AbstractContextManager[object]]
 
 
 def has_callback(outcome: Outcome) -> bool:
-    """Whether the job has an RQ callback for the way it ended (known from the claim, no round trip)."""
+    """Whether the settled job has an RQ callback to run now (known from the claim, no round trip)."""
     kind = KINDS.get(outcome.kind)
     return kind is not None and kind[0] in outcome.job.callbacks
+
+
+def has_success_callback(outcome: Outcome) -> bool:
+    """Whether a succeeded job has an ``on_success`` to run before its settle."""
+    return outcome.kind == "ok" and SUCCESS[0] in outcome.job.callbacks
+
+
+def run_success_callback(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -> Outcome:
+    """Run a succeeded job's ``on_success`` before its settle, as RQ does; the outcome to settle: the same,
+    or a failure carrying the callback's error (requeued when the worker's shutdown deadline stopped it)."""
+    try:
+        error = _run_one(connection, outcome, SUCCESS[1], time_limit)
+    except Exception as exc:  # the step itself broke (the job's hash could not be read): the job fails
+        error = exc
+    if error is None:
+        return outcome
+    if isinstance(error, Interrupted):
+        return Outcome(outcome.job, "requeue", exc_type="interrupted")
+    return failed_outcome(outcome.job, outcome.task, error, outcome.duration_s, "its on_success callback failed")
 
 
 def run_callbacks(connection: redis.Redis, outcomes: Iterable[Outcome], time_limit: TimeLimit) -> None:
@@ -60,30 +80,39 @@ def run_callbacks(connection: redis.Redis, outcomes: Iterable[Outcome], time_lim
         if not has_callback(outcome):
             continue
         try:
-            _run_one(connection, outcome, time_limit)
+            error = _run_one(connection, outcome, KINDS[outcome.kind][1], time_limit)
         except Exception:  # a broken callback step must not take the worker down
             log.exception("the callback of job %s could not be run", outcome.job.id)
+            continue
+        if error is not None:
+            log.error("job %s: %s", outcome.job.id, error)
+            connection.hset(keys.JOB.format(outcome.job.id), "tr_callback_error", str(error)[:2000])
 
 
-def _run_one(connection: redis.Redis, outcome: Outcome, time_limit: TimeLimit) -> None:
-    kind = KINDS[outcome.kind][1]
+def _run_one(connection: redis.Redis, outcome: Outcome, kind: str, time_limit: TimeLimit) -> BaseException | None:
+    """Run the job's ``kind`` callback; the error that stopped it (its message says why), or None."""
     job = Job.fetch(outcome.job.id, connection=connection, serializer=JSONSerializer)
     name: str = getattr(job, f"_{kind}_callback_name") or ""
     func = lookup_callback(name)
     if func is None:
-        _record(connection, job, f"{kind} callback {name!r} is not registered on this worker, so it was not run; "
-                "register it with @tasks.register_callback (or @task) in a module listed in TASKRAIL_IMPORTS")  # fmt: skip
-        return
+        return TaskNotRegistered(
+            f"{kind} callback {name!r} is not registered on this worker, so it was not run; register it with "
+            "@tasks.register_callback (or @task) in a module listed in TASKRAIL_IMPORTS"
+        )
+    if kind == SUCCESS[1]:  # as RQ 3: the callback sees the job finished (in memory; recorded after it)
+        job._status = JobStatus.FINISHED
     timeout: int = getattr(job, f"{kind}_callback_timeout")
     try:
         with time_limit(timeout):
             func(job, connection, *_arguments(outcome))
     except TaskTimeout:
-        _record(connection, job, f"{kind} callback {name!r} passed its timeout of {timeout}s and was stopped")
+        return TaskTimeout(f"{kind} callback {name!r} passed its timeout of {timeout}s and was stopped")
     except Interrupted:  # the shutdown deadline passed while it ran; the worker is stopping
-        _record(connection, job, f"{kind} callback {name!r} was stopped: the worker shut down")
+        return Interrupted(f"{kind} callback {name!r} was stopped: the worker shut down")
     except Exception as exc:
-        _record(connection, job, f"{kind} callback {name!r} raised {type(exc).__name__}: {exc}")
+        exc.add_note(f"raised by the {kind} callback {name!r}")
+        return exc
+    return None
 
 
 def _arguments(outcome: Outcome) -> tuple[Any, ...]:
@@ -96,8 +125,3 @@ def _arguments(outcome: Outcome) -> tuple[Any, ...]:
             error = TaskFailed(outcome.job.id, outcome.exc_type, outcome.exc_message, trace)
         return (type(error), error, error.__traceback__)
     return ()
-
-
-def _record(connection: redis.Redis, job: Job, message: str) -> None:
-    log.error("job %s: %s", job.id, message)
-    connection.hset(keys.JOB.format(job.id), "tr_callback_error", message[:2000])

@@ -31,7 +31,7 @@ from config.errors import (
     TaskTimeout,
 )
 from tasks.core.context import ProgressWriter, TaskContext
-from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value
+from tasks.core.protocol import DATA_ERRORS, decode_data, encode_exc_string, encode_return_value, epoch_text
 from tasks.core.registry import lookup
 from tasks.core.states import write_state
 from workers.celery_run import celery_request, needs_around, parse_flow, run_around, soft_limit, soft_limited
@@ -47,6 +47,7 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "classify_error",
+    "failed_outcome",
     "job_error",
     "operator_stop",
     "rq_outcome",
@@ -148,6 +149,10 @@ class Outcome:
     # across a fork.
     error: BaseException | None = field(default=None, repr=False, compare=False)
     value: Any = field(default=None, repr=False, compare=False)  # the return value, for Celery's hooks
+    # When the job's run began and ended (epoch seconds; 0: it did not run here): its started_at and ended_at,
+    # where a batch's claim and settle times would give every job of the batch the same ones.
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
@@ -166,6 +171,8 @@ class Outcome:
             self.task,
             bucket,
             self.job.attempts,  # the claim's token: finish.lua applies the record only under this claim
+            epoch_text(self.started_at) if self.started_at else "",
+            epoch_text(self.ended_at) if self.ended_at else "",
         ]
 
 
@@ -184,20 +191,20 @@ def run_job(
     With ``connection``, ``rq.get_current_job()`` returns the job inside the task (workers/current.py).
     """
     if job.poison:
-        return _failed(job, "", InvalidJob(job.poison), 0.0)
+        return failed_outcome(job, "", InvalidJob(job.poison), 0.0)
     try:
         name, args, kwargs = decode_data(job.data)
     except DATA_ERRORS as exc:
         invalid = InvalidJob(f"job data is not taskrail's JSON format: {exc}")
         invalid.__cause__ = exc
-        return _failed(job, "", invalid, 0.0)
+        return failed_outcome(job, "", invalid, 0.0)
     task = lookup(name)
     if task is None:
         error = TaskNotRegistered(
             f"task {name!r} is not registered on this worker, so it was not run; register it with @task "
             "in a module listed in TASKRAIL_IMPORTS"
         )
-        return _failed(job, name, error, 0.0)
+        return failed_outcome(job, name, error, 0.0)
     started = time.perf_counter()
     celery, in_flow = parse_flow(job.flow) if job.flow else (None, False)
     if in_flow and resolve is not None:
@@ -249,7 +256,7 @@ def _execute(
     except Reject as reject:
         if reject.requeue:
             return Outcome(job, "requeue", name, exc_type="rejected", duration_s=time.perf_counter() - started)
-        return _failed(job, name, reject, time.perf_counter() - started)
+        return failed_outcome(job, name, reject, time.perf_counter() - started)
     except Exception as exc:  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, time.perf_counter() - started)
     finally:
@@ -263,7 +270,7 @@ def _execute(
     try:
         payload = encode_return_value(value)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested past about 1000 levels
-        return _failed(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
+        return failed_outcome(job, name, exc, duration, f"return value of {name} is not JSON-serializable")
     return Outcome(job, "ok", name, payload, job.result_ttl, duration_s=duration, value=value)
 
 
@@ -303,10 +310,10 @@ def classify_error(job: ClaimedJob, task: Any, exc: Exception, duration: float) 
         exhausted = RetriesExhausted(
             f"{task.name} failed after {job.retries} retries: {type(shown).__name__}: {_text(shown)}"
         )
-        outcome = _failed(job, task.name, exhausted if shown is requested else shown, duration)
+        outcome = failed_outcome(job, task.name, exhausted if shown is requested else shown, duration)
         outcome.exc_message = str(exhausted)
         return outcome
-    return _failed(job, task.name, shown, duration)
+    return failed_outcome(job, task.name, shown, duration)
 
 
 def operator_stop(job: ClaimedJob, name: str, stop: BaseException, duration: float) -> Outcome:
@@ -315,15 +322,16 @@ def operator_stop(job: ClaimedJob, name: str, stop: BaseException, duration: flo
     if isinstance(stop, JobStopped):
         payload = encode_exc_string(STOPPED_MESSAGE)
         return Outcome(job, "stopped", name, payload, job.failure_ttl, 0.0, "JobStopped", STOPPED_MESSAGE, duration)
-    return _failed(job, name, HorseKilled(KILLED_MESSAGE), duration)
+    return failed_outcome(job, name, HorseKilled(KILLED_MESSAGE), duration)
 
 
 def job_error(job: ClaimedJob, exc: BaseException) -> Outcome:
     """The outcome of a job whose handling broke outside its task's own code: it fails, the worker goes on."""
-    return _failed(job, "", exc, 0.0, "the worker could not run this job")
+    return failed_outcome(job, "", exc, 0.0, "the worker could not run this job")
 
 
-def _failed(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
+def failed_outcome(job: ClaimedJob, name: str, exc: BaseException, duration: float, context: str = "") -> Outcome:
+    """The failure of ``job`` with ``exc`` (its message prefixed by ``context``), traceback included."""
     message = f"{context}: {_text(exc)}" if context else _text(exc)
     return Outcome(
         job, "fail", name, _exc_string(exc), job.failure_ttl, 0.0, type(exc).__name__, message, duration, exc

@@ -37,7 +37,7 @@ from tasks import signals
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
 from tasks.core.scripting import load_command, run_pipeline
-from workers.callbacks import has_callback, run_callbacks
+from workers.callbacks import has_callback, has_success_callback, run_callbacks, run_success_callback
 from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
 from workers.commands import handle_command, run_exception_handlers
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
@@ -303,6 +303,7 @@ class Worker(RQWorker):
 
     def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
         slot.job_id = job.id
+        started = time.time()
         try:
             limit = job.timeout if job.timeout and job.timeout > 0 else None
             slot.deadline = time.monotonic() + limit if limit else None
@@ -322,7 +323,10 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
+        if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
+            outcome = run_success_callback(self.connection, outcome, self._callback_limit)
         outcome = rq_outcome(outcome)
+        outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1
         self._count(outcome)
         # Slow to trust short jobs, quick to notice a long one: a long job shrinks the next claim at once.
@@ -515,6 +519,8 @@ class Worker(RQWorker):
             raise SystemExit(RET_CONFIG) from None
 
     def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a worker on a thread (workers/inprocess.py): stopped by request_stop, limits by async exception
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         main_slot = self.slots[0] if len(self.slots) == 1 else None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.errors import Ignore, RetriesExhausted, Retry, TaskRevoked
 from config.settings import load_settings
+from tasks import signals
 from tasks.core.context import ExceptionInfo, Request, TaskContext
 from tasks.core.protocol import new_job_id
 from tasks.core.result import AsyncResult
@@ -94,28 +95,52 @@ class EagerResult(AsyncResult):
 
 
 def run_eagerly(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], job_id: str | None) -> EagerResult:
-    """Run ``task`` here as a worker would (JSON arguments, retries, hooks) and return its result."""
+    """Run ``task`` here as a worker would (JSON arguments, retries, hooks, task signals) and return its result.
+
+    As Celery's eager ``apply()``: ``task_prerun`` and ``task_postrun`` around each attempt, ``task_retry``,
+    ``task_success``, ``task_failure`` and ``task_revoked`` as the attempt ends; no publish signals (nothing
+    is published).
+    """
     task.check_arguments(args, kwargs)
     call: list[Any] = json.loads(json.dumps([list(args), kwargs], allow_nan=False))
     args_, kwargs = call
     job_id = job_id or new_job_id()
     retries = 0
     while True:
+        signals.send(signals.task_prerun, task, task_id=job_id, task=task, args=args_, kwargs=kwargs)
         try:
             value = json.loads(json.dumps(_call(task, job_id, args_, kwargs, retries), allow_nan=False))
         except (Ignore, TaskRevoked) as stop:
-            return EagerResult(job_id, "REVOKED", None, stop, retries)
+            signals.send(signals.task_revoked, task, request=None, terminated=False, signum=None, expired=False)
+            return _ended(EagerResult(job_id, "REVOKED", None, stop, retries), task, args_, kwargs)
         except Exception as exc:
             if _retries_left(task, exc, retries):
+                signals.send(signals.task_retry, task, request=None, reason=exc, einfo=ExceptionInfo.of(exc))
+                _postrun(task, job_id, args_, kwargs, exc, "RETRY")
                 retries += 1
                 continue
             error = _shown(task, exc, retries)
+            einfo = ExceptionInfo.of(error)
             if task.hooked:
-                task.on_failure(error, job_id, tuple(args_), kwargs, ExceptionInfo.of(error))
-            return EagerResult(job_id, "FAILURE", None, error, retries)
+                task.on_failure(error, job_id, tuple(args_), kwargs, einfo)
+            signals.send(signals.task_failure, task, task_id=job_id, exception=error, args=args_, kwargs=kwargs,
+                         traceback=einfo.traceback, einfo=einfo)  # fmt: skip
+            return _ended(EagerResult(job_id, "FAILURE", None, error, retries), task, args_, kwargs)
         if task.hooked:
             task.on_success(value, job_id, tuple(args_), kwargs)
-        return EagerResult(job_id, "SUCCESS", value, None, retries)
+        signals.send(signals.task_success, task, result=value)
+        return _ended(EagerResult(job_id, "SUCCESS", value, None, retries), task, args_, kwargs)
+
+
+def _ended(result: EagerResult, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]) -> EagerResult:
+    _postrun(task, result.id, args, kwargs, result.result, result.state)
+    return result
+
+
+def _postrun(task: Task[Any, Any], job_id: str, args: list[Any], kwargs: dict[str, Any], retval: Any,
+             state: str) -> None:  # fmt: skip
+    signals.send(signals.task_postrun, task, task_id=job_id, task=task, args=args, kwargs=kwargs, retval=retval,
+                 state=state)  # fmt: skip
 
 
 def _call(task: Task[Any, Any], job_id: str, args: list[Any], kwargs: dict[str, Any], retries: int) -> Any:

@@ -117,7 +117,7 @@ SUPERVISOR = "taskrail:supervisor:{}"  # one supervisor's published state
 DASHBOARD_SESSION = "taskrail:dashboard:session:{}"  # string with the session's TTL, per SHA-256 of a session id
 DASHBOARD_FAILURES = "taskrail:dashboard:failures:{}:{}"  # counter per client address and minute, short TTL
 # Numbers the scripts and Python must agree on (also in the generated include).
-RECORD_FIELDS = 12  # values per job in a FINISH record (workers/runner.py Outcome.record)
+RECORD_FIELDS = 14  # values per job in a FINISH record (workers/runner.py Outcome.record)
 DEFAULT_PRIORITY = 5  # what a job without a priority counts as
 
 # The names scripts see: K.<name>. Order is the generated text's order.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,7 @@ __all__ = [
     "encode_return_value",
     "entry_return_value",
     "entry_traceback",
+    "epoch_text",
     "new_job_id",
     "utcnow_text",
 ]
@@ -68,6 +70,21 @@ UniqueMode = Literal["until_complete", "throttle", "debounce"]
 def utcnow_text(now: datetime | None = None) -> str:
     """A timestamp in RQ's format."""
     return (now or datetime.now(UTC)).strftime(RQ_TIME_FORMAT)
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second epoch_text formatted, and its text
+
+
+def epoch_text(epoch: float) -> str:
+    """``epoch`` (seconds) in RQ's time format, as ``utcnow_text``; cheap enough per job (the date part is
+    formatted once per second)."""
+    global _second
+    whole = int(epoch)
+    second, prefix = _second  # one read: threads replace the pair whole
+    if whole != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
+    return f"{prefix}.{int((epoch - whole) * 1e6):06d}Z"
 
 
 def new_job_id() -> str:

@@ -32,7 +32,7 @@ def _claim(conn: redis.Redis, job_id: str) -> None:
 
 def _settle(conn: redis.Redis, job_id: str, kind: str) -> None:
     token = int(conn.hget(f"rq:job:{job_id}", "tr_attempts") or 0)
-    record = [job_id, "q", kind, "", 500, 0, "E" if kind == "fail" else "", "", 1.5, "t", "", token]
+    record = [job_id, "q", kind, "", 500, 0, "E" if kind == "fail" else "", "", 1.5, "t", "", token, "", ""]
     assert run(conn, "finish", ["taskrail:claims:w1"], ["w1", NOW, NOW_TEXT, 100, int(NOW // 60), *record])[0] == 1
 
 

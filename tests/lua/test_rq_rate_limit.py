@@ -35,7 +35,7 @@ def _claim(conn: redis.Redis, job_id: str) -> None:
 def _settle(conn: redis.Redis, job_id: str, kind: str, **record: object) -> None:
     token = int(conn.hget(f"rq:job:{job_id}", "tr_attempts"))
     fields = {"ttl": 500, "retry_at": 0, **record}
-    values = [job_id, "q", kind, "", fields["ttl"], fields["retry_at"], "E", "", 1, "t", "", token]
+    values = [job_id, "q", kind, "", fields["ttl"], fields["retry_at"], "E", "", 1, "t", "", token, "", ""]
     assert run(conn, "finish", ["taskrail:claims:w1"], ["w1", NOW, NOW_TEXT, 100, int(NOW // 60), *values])[0] == 1
 
 

@@ -25,7 +25,7 @@ def _claim(conn: redis.Redis, job_id: str) -> list[Any]:
 
 def _finish(conn: redis.Redis, job_id: str, kind: str, payload: str = "") -> Any:
     token = int(conn.hget(f"rq:job:{job_id}", "tr_attempts") or 0)
-    record = [job_id, "q", kind, payload, 500, 0, "ZeroDivisionError", "boom", 1500, "t", "", token]
+    record = [job_id, "q", kind, payload, 500, 0, "ZeroDivisionError", "boom", 1500, "t", "", token, "", ""]
     return run(
         conn, "finish", ["taskrail:claims:w1", "rq:worker:w1"], ["w1", NOW, NOW_TEXT, 100, int(NOW // 60), *record]
     )

@@ -20,7 +20,7 @@ def _record(
     job_id: str, kind: str, payload: str = "", ttl: int = 500, exc_type: str = "", msg: str = "", token: int = 1
 ) -> list:
     bucket = "le_5ms" if kind in ("ok", "fail") else ""
-    return [job_id, "q", kind, payload, ttl, 0, exc_type, msg, 1.5, "t", bucket, token]
+    return [job_id, "q", kind, payload, ttl, 0, exc_type, msg, 1.5, "t", bucket, token, "", ""]
 
 
 def _finish(conn: redis.Redis, *records: list, rq_worker: str | None = None) -> object:
@@ -161,7 +161,7 @@ def test_finish_refuses_a_bad_record_before_writing_anything(conn: redis.Redis) 
     _claim(conn)
     with pytest.raises(redis.ResponseError, match="job j2: ttl, retry_at, ms and token must be numbers"):
         _finish(conn, _record("j1", "ok"), [*_record("j2", "ok")[:4], "soon", *_record("j2", "ok")[5:]])
-    with pytest.raises(redis.ResponseError, match="records of 12 values"):
+    with pytest.raises(redis.ResponseError, match="records of 14 values"):
         _finish(conn, _record("j1", "ok")[:-1])
     assert conn.hget("rq:job:j1", "status") == b"started" and conn.hlen("taskrail:claims:w1") == 1
 

@@ -5,7 +5,8 @@
 --          successful_job_count, failed_job_count (fail, stopped and the retries, as RQ counts them) and
 --          total_working_time (seconds) count the applied records, as RQ's worker writes them
 -- ARGV     worker, now, now_text, maxlen, minute, then RECORD_FIELDS values per job:
---          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket, token
+--          id, queue, kind, payload, ttl, retry_at, exc_type, exc_msg, ms, task, bucket, token,
+--          started_at, ended_at (the run's times in RQ's format; '' when it did not run here)
 --          (token: the attempt number the claim gave the job; 0 for a claim known only by id;
 --          kind rq_returned: payload is the returned Retry as JSON {max, intervals, at_front})
 -- Reply    {applied, id...}: how many records took effect, then the ids of settles refused because
@@ -62,6 +63,7 @@ for i = 6, #ARGV, RECORD_FIELDS do
   if holds and token > 0 and tonumber(job.tr_attempts) ~= token then holds = false end
   if holds then
     ctx.mark, ctx.token = mark, token  -- settle writes the mark with the job's new status
+    ctx.started, ctx.ended = ARGV[i+12], ARGV[i+13]  -- the run's own times (includes/settle run_times)
     settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10],
       job)
     redis.call('HDEL', KEYS[1], id)

@@ -72,6 +72,14 @@ local function set_status(ctx, jkey, ...)
   end
 end
 
+-- The fields of a finished run's times: started_at and ended_at as the worker measured them (finish
+-- passes them per job in ctx.started, ctx.ended), else ended_at at the settle's time (recovery: a job's
+-- started_at stays its claim's). Always three HSET pairs' worth: the fallback names ended_at twice.
+local function run_times(ctx)
+  if ctx.started and ctx.started ~= '' then return 'started_at', ctx.started, ctx.ended end
+  return 'ended_at', ctx.now_text, ctx.now_text
+end
+
 local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket, job)
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
   local jkey = K.job .. id
@@ -90,7 +98,8 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   local stats = K.stats(q, ctx.minute)
   local tstats = K.taskstats .. task
   if kind == 'ok' then
-    set_status(ctx, jkey, 'status', 'finished', 'ended_at', now_text)
+    local started_field, started, ended = run_times(ctx)
+    set_status(ctx, jkey, 'status', 'finished', started_field, started, 'ended_at', ended)
     if job.tr_exc_type then redis.call('HDEL', jkey, 'tr_exc_type', 'tr_exc_message') end
     local rkey = K.results .. id
     if payload ~= '' then
@@ -113,7 +122,9 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   elseif kind == 'fail' or kind == 'stopped' then
     local rkey = K.results .. id
     local status = kind == 'stopped' and 'stopped' or 'failed'
-    set_status(ctx, jkey, 'status', status, 'ended_at', now_text, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg)
+    local started_field, started, ended = run_times(ctx)
+    set_status(ctx, jkey, 'status', status, started_field, started, 'ended_at', ended, 'tr_exc_type', exc_type,
+      'tr_exc_message', exc_msg)
     redis.call('XADD', rkey, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', worker, 'exc_string', payload)
     redis.call('ZADD', K.failed .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
