@@ -71,7 +71,7 @@ def main() -> None:
 
     cases: list[tuple[str, Callable[[], object]]] = [
         (f"RQ Queue.enqueue_many, {n} jobs", rq_enqueue_many),
-        (f"taskrail Task.map, {n} jobs", lambda: t.square.map([(i,) for i in range(n)], client=client)),
+        (f"taskrail Task.enqueue_many, {n} jobs", lambda: t.square.enqueue_many([(i,) for i in range(n)], client=client)),
         (f"taskrail group, {n} children", lambda: group(t.square.s(i) for i in range(n)).apply_async(client=client)),
         (f"taskrail chord, {n} children + callback",
          lambda: chord([t.square.s(i) for i in range(n)], t.total.s()).apply_async(client=client)),
