@@ -77,13 +77,20 @@ class Node:
         """Write every job of the flow in a few round trips; returns the flow's result handle.
 
         ``args`` go first to the first task (to every member of a group), ``kwargs`` are merged, and
-        ``options`` (``queue``, ``countdown``, ...) apply to every task, as in Celery.
+        ``options`` (``queue``, ``countdown``, ...) apply to every task, as in Celery; ``link`` follows the
+        last task (``link()``), ``link_error`` every task (``link_error()``).
 
         Raises:
             ConfigError: a call that does not fit its task, or bad options; nothing is written.
             EnqueueError: arguments that are not JSON or too large; nothing is written.
         """
         node = self._partial(tuple(args), dict(kwargs or {})) if args or kwargs else self
+        links = {name: options.pop(name) for name in ("link", "link_error") if options.get(name)}
+        if links:  # on copies: the caller's canvas keeps its own callbacks
+            node = node._map(lambda sig: sig.clone())
+            for name, value in links.items():
+                for sig in value if isinstance(value, list | tuple) else [value]:
+                    getattr(node, name)(sig)
         if options:
             if "job_id" in options or "task_id" in options:
                 raise ConfigError(f"{self!r}: job_id names one job; set it on a signature: sig.set(job_id=...)")

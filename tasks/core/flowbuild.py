@@ -202,6 +202,8 @@ class Plan:
 
             def build(pipe: Pipeline, start: int = start) -> None:
                 if start == 0:
+                    if len(calls) > 1:  # a server that lost the script (restart) must not cost a trip per call
+                        pipe.script_load(script.source)
                     self._save_flow(pipe)
                     self._save_groups(pipe)
                 for argv in calls[start : start + CALLS_PER_TRIP]:
