@@ -12,7 +12,9 @@ from tasks import AsyncResult, ConfigError, GroupResult, TaskFailed, TaskRevoked
 from tests import tasks_canvas as t
 from tests.conftest import Processes, live_workers, wait_for
 
-CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas"}
+# The canvas tests' workers (here, tests/test_canvas_calls.py and tests/test_canvas_guide.py, which import
+# this fixture) run both task modules.
+CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas,tests.tasks_canvas_guide"}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and of a 10,000-item ``chunks(..., 100)`` in round trips.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,16 +15,8 @@ from redis.client import Pipeline
 from tasks import AsyncResult, ConfigError, TaskFailed, chain, chord, default_client, group
 from tasks.core import keys
 from tests import tasks_canvas as t
-from tests.conftest import Processes, live_workers, wait_for
-
-CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas"}
-
-
-@pytest.fixture
-def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("canvas", env=CANVAS)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
-    return proc
+from tests.conftest import wait_for
+from tests.test_canvas import worker  # noqa: F401 (the fixture: a worker on queue canvas)
 
 
 @pytest.fixture
@@ -58,7 +49,8 @@ def records(conn: redis.Redis, key: str, count: int) -> list[str]:
     return [v.decode() for v in conn.lrange(key, 0, -1)]
 
 
-def test_link_on_a_chain_follows_its_last_step(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_link_on_a_chain_follows_its_last_step(conn: redis.Redis) -> None:
     flow = t.add.s(1, 1) | t.mul.s(3)
     res = flow.apply_async(link=t.record.s("after-chain"))
     assert res.get(timeout=10) == 6
@@ -70,13 +62,15 @@ def test_link_on_a_chain_follows_its_last_step(worker, conn: redis.Redis) -> Non
     assert records(conn, "linked-later", 1) == ["6"]
 
 
-def test_link_error_on_a_group_runs_for_each_failed_member(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_link_error_on_a_group_runs_for_each_failed_member(conn: redis.Redis) -> None:
     res = group(t.fail_if.s(i, 1) for i in range(3)).apply_async(link_error=t.record.s("errors"))
     assert [type(v).__name__ for v in res.get(timeout=10, propagate=False)] == ["int", "ValueError", "int"]
     assert records(conn, "errors", 1) == [repr(res.ids[1])]
 
 
-def test_a_chord_body_after_a_failed_member_reports_once_through_the_chain_errback(worker, conn) -> None:
+@pytest.mark.usefixtures("worker")
+def test_a_chord_body_after_a_failed_member_reports_once_through_the_chain_errback(conn) -> None:
     flow = chain(t.ident.s(1), chord([t.fail_if.s(1), t.fail_if.s(2)], t.total.s()), t.ident.s())
     res = flow.on_error(t.record.s("chain-errors"))()
     with pytest.raises(TaskFailed):
@@ -92,6 +86,7 @@ def test_a_chord_body_after_a_failed_member_reports_once_through_the_chain_errba
         (lambda: t.add.chunks([(1, 2)], 0), "chunk size must be a whole number"),
         (lambda: t.add.chunks([(1, 2), (1, 2, 3)], 1), "too many positional arguments"),
         (lambda: t.add.starmap([(1,)]), "missing a required argument"),
+        (lambda: t.add.map([(1, 2)]), r"a tuple of arguments per call\? use starmap, or enqueue_many"),
         (lambda: group(t.add.s(1, 1)).apply_async(job_id="x"), "job_id names one job"),
     ],
 )
@@ -111,7 +106,8 @@ def test_ten_thousand_child_chord_is_written_in_one_round_trip_even_after_a_scri
     assert conn.llen(keys.QUEUE.format("canvas")) == 20_000 and conn.zcard(keys.DEFERRED.format("canvas")) == 2
 
 
-def test_ten_thousand_item_chunks_by_100_is_one_round_trip_and_one_list_per_chunk(worker, round_trips) -> None:
+@pytest.mark.usefixtures("worker")
+def test_ten_thousand_item_chunks_by_100_is_one_round_trip_and_one_list_per_chunk(round_trips) -> None:
     pairs = [(i, i) for i in range(10_000)]
     default_client().redis.ping()  # the process's client is made (and checked) on first use
     handles: list[Any] = []

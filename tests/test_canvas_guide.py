@@ -6,13 +6,12 @@ through a real worker and a real server, asserting the results the guide documen
 from __future__ import annotations
 
 import itertools
-import subprocess
 
 import pytest
 import redis
 
 from tasks import AsyncResult, ConfigError, GroupResult, ResultSet, TaskFailed, chain, chord, group, signature
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import wait_for
 from tests.tasks_canvas_guide import (
     add,
     create_user,
@@ -26,16 +25,9 @@ from tests.tasks_canvas_guide import (
     tsum,
     xsum,
 )
+from tests.test_canvas import worker  # noqa: F401 (the fixture: a worker on queue canvas)
 
-GUIDE = {"TASKRAIL_IMPORTS": "tests.tasks_canvas_guide"}
 EVENS = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
-
-
-@pytest.fixture
-def worker(settings, procs: Processes) -> subprocess.Popen[bytes]:
-    proc = procs.worker("canvas", env=GUIDE)
-    wait_for(lambda: live_workers(redis.Redis.from_url(settings.redis_url)), 15, what="worker heartbeat")
-    return proc
 
 
 def logged(conn: redis.Redis, key: str, count: int) -> list[str]:
@@ -43,7 +35,8 @@ def logged(conn: redis.Redis, key: str, count: int) -> list[str]:
     return [v.decode() for v in conn.lrange(key, 0, -1)]
 
 
-def test_signatures_and_partials(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_signatures_and_partials() -> None:
     # "Signatures"
     assert (
         repr(signature("tests.tasks_canvas_guide.add", args=(2, 2), countdown=10))
@@ -65,7 +58,8 @@ def test_signatures_and_partials(worker) -> None:
     assert ~add.s(2, 2) == 4
 
 
-def test_callbacks_link_and_children(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_callbacks_link_and_children(conn: redis.Redis) -> None:
     # "Callbacks": add.apply_async((2, 2), link=add.s(8)) computes 2 + 2, then 4 + 8
     res = add.apply_async((2, 2), link=add.s(8))
     assert res.get(timeout=10) == 4
@@ -83,7 +77,8 @@ def test_callbacks_link_and_children(worker, conn: redis.Redis) -> None:
     assert logged(conn, "log_result", 1) == ["4"]
 
 
-def test_error_callbacks_get_the_failed_tasks_id(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_error_callbacks_get_the_failed_tasks_id(conn: redis.Redis) -> None:
     # "You can also add error callbacks using the link_error argument"
     res = raising_task.apply_async((2, 2), link_error=log_error.s())
     with pytest.raises(TaskFailed):
@@ -94,7 +89,8 @@ def test_error_callbacks_get_the_failed_tasks_id(worker, conn: redis.Redis) -> N
     assert logged(conn, "log_error", 2)[1] == f"{res.id} ValueError"
 
 
-def test_the_primitives_simple_chain_and_immutable_signatures(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_the_primitives_simple_chain_and_immutable_signatures() -> None:
     # 2 + 2 + 4 + 8
     res = chain(add.s(2, 2), add.s(4), add.s(8))()
     assert res.get(timeout=10) == 16
@@ -109,14 +105,16 @@ def test_the_primitives_simple_chain_and_immutable_signatures(worker) -> None:
     assert res.parent.parent.get(timeout=10) == 4
 
 
-def test_the_primitives_simple_group_and_chord(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_the_primitives_simple_group_and_chord() -> None:
     res = group(add.s(i, i) for i in range(10))()
     assert res.get(timeout=10) == EVENS
     res = chord((add.s(i, i) for i in range(10)), xsum.s())()
     assert res.get(timeout=10) == 90
 
 
-def test_blow_your_mind_by_combining(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_blow_your_mind_by_combining() -> None:
     c1 = add.s(4) | mul.s(8)
     # (16 + 4) * 8
     res = c1(16)
@@ -139,7 +137,8 @@ def test_blow_your_mind_by_combining(worker) -> None:
     assert res.parent.get(timeout=10) == 8
 
 
-def test_chains_parent_attributes(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_chains_parent_attributes() -> None:
     # (4 + 4) * 8 * 10
     res = chain(add.s(4, 4), mul.s(8), mul.s(10))
     assert repr(res).count("|") == 2
@@ -152,7 +151,8 @@ def test_chains_parent_attributes(worker) -> None:
     assert AsyncResult(res.id).parent.parent.get(timeout=10) == 8
 
 
-def test_groups_and_group_results(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_groups_and_group_results() -> None:
     g = group(add.s(2, 2), add.s(4, 4))
     res = g()
     assert res.get(timeout=10) == [4, 8]
@@ -168,7 +168,8 @@ def test_groups_and_group_results(worker) -> None:
     assert g(10).get(timeout=10) == [10 + i for i in range(10)]
 
 
-def test_chords(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_chords() -> None:
     assert chord(add.s(i, i) for i in range(100))(tsum.s()).get(timeout=20) == 9900
     callback = tsum.s()
     header = [add.s(i, i) for i in range(100)]
@@ -184,7 +185,8 @@ def test_chords(worker) -> None:
     assert result.parent.get(timeout=10, propagate=False)[2] == 16
 
 
-def test_map_and_starmap(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_map_and_starmap(conn: redis.Redis) -> None:
     assert ~xsum.map([range(10), range(100)]) == [45, 4950]
     assert ~add.starmap(zip(range(10), range(10), strict=True)) == EVENS
     # "call the starmap after 10 seconds"
@@ -193,7 +195,8 @@ def test_map_and_starmap(worker, conn: redis.Redis) -> None:
     res.revoke()
 
 
-def test_chunks(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_chunks(conn: redis.Redis) -> None:
     res = add.chunks(zip(range(100), range(100), strict=True), 10)()
     assert res.get(timeout=15) == [[2 * (10 * row + i) for i in range(10)] for row in range(10)]
     assert res.get(timeout=1)[0] == EVENS
@@ -206,7 +209,8 @@ def test_chunks(worker, conn: redis.Redis) -> None:
     res.revoke()
 
 
-def test_chain_errback_runs_once_wherever_the_error_is(worker, conn: redis.Redis) -> None:
+@pytest.mark.usefixtures("worker")
+def test_chain_errback_runs_once_wherever_the_error_is(conn: redis.Redis) -> None:
     failing = (add.s(2, 2) | raising_task.s() | add.s(1) | mul.s(2)).on_error(log_error.s())
     res = failing()
     with pytest.raises(TaskFailed):
@@ -222,7 +226,8 @@ def test_chain_errback_runs_once_wherever_the_error_is(worker, conn: redis.Redis
     assert conn.llen("log_error") == 1 and conn.llen("on_chain_error") == 1
 
 
-def test_freeze_gives_ids_before_sending(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_freeze_gives_ids_before_sending() -> None:
     sig = add.s(2, 2)
     frozen = sig.freeze()
     assert sig.delay().id == frozen.id and frozen.get(timeout=10) == 4
@@ -235,12 +240,14 @@ def test_freeze_gives_ids_before_sending(worker) -> None:
     assert c().id == last.id and last.get(timeout=10) == 6 and last.parent.get(timeout=10) == 2
 
 
-def test_group_in_a_group_is_flattened(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_group_in_a_group_is_flattened() -> None:
     res = group(group(add.s(1, 1), add.s(2, 2)), add.s(3, 3))()
     assert len(res) == 3 and res.get(timeout=10) == [2, 4, 6]
 
 
-def test_group_result_save_restore_and_result_set(worker) -> None:
+@pytest.mark.usefixtures("worker")
+def test_group_result_save_restore_and_result_set() -> None:
     res = group(add.s(i, i) for i in range(4))()
     res.save()
     again = GroupResult.restore(res.id)

@@ -36,7 +36,14 @@ def _plain(item: Any) -> Any:
 
 def xmap(mapped: Task[Any, Any], items: Iterable[Any]) -> Signature:
     """One job returning ``[mapped(item) for item in items]``, on ``mapped``'s queue (Celery's ``task.map``)."""
-    return _builtin("celery.map").si(mapped.name, [_plain(i) for i in items]).set(queue=mapped.options.queue)
+    values = list(items)
+    for item in values:
+        try:
+            mapped.check_arguments((item,), {})
+        except ConfigError as exc:
+            hint = " (a tuple of arguments per call? use starmap, or enqueue_many for one job per call)"
+            raise ConfigError(f"{mapped.name}.map: {exc}{hint if isinstance(item, tuple) else ''}") from exc
+    return _builtin("celery.map").si(mapped.name, [_plain(i) for i in values]).set(queue=mapped.options.queue)
 
 
 def xstarmap(mapped: Task[Any, Any], items: Iterable[Iterable[Any]]) -> Signature:
