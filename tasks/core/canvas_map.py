@@ -19,7 +19,7 @@ from tasks.core.registry import lookup
 if TYPE_CHECKING:
     from tasks.core.task import Task
 
-__all__ = ["chunks", "xmap", "xstarmap"]
+__all__ = ["chunks", "task_chunks", "xmap", "xstarmap"]
 
 
 def _builtin(name: str) -> Task[Any, Any]:
@@ -70,3 +70,8 @@ class chunks(group):
 
     def group(self) -> group:
         return group(self.members, group_id=self.group_id)
+
+
+def task_chunks(mapped: Task[Any, Any], items: Iterable[Iterable[Any]], n: int) -> chunks:
+    """``Task.chunks``: Celery's ``task.chunks(items, n)``, a group of starmap jobs of ``n`` items each."""
+    return chunks(mapped, items, n)

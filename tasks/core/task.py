@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 from config.errors import ConfigError, EnqueueError
 from tasks import signals
 from tasks.core import validate
-from tasks.core.canvas_map import chunks, xmap, xstarmap
+from tasks.core.canvas_map import task_chunks, xmap, xstarmap
 from tasks.core.canvas_signature import Signature
 from tasks.core.celery_calls import call_fields, pop_celery_options, publish
 from tasks.core.celery_options import ACCEPTED, APPLY_CELERY, unknown_option
@@ -159,24 +159,13 @@ class Task(Generic[P, R]):
                      headers=headers)  # fmt: skip
         return AsyncResult(job_id, client=client)
 
-    # Celery's map, starmap and chunks (tasks/core/canvas_map.py): signatures of jobs that call this task per item.
-    def map(self, items: Iterable[Any]) -> Signature:
-        """Celery's ``task.map(items)``: one job returning ``[task(item) for item in items]`` (``~`` or apply it)."""
-        return xmap(self, items)
-
-    def starmap(self, items: Iterable[Iterable[Any]]) -> Signature:
-        """Celery's ``task.starmap(items)``: one job returning ``[task(*args) for args in items]``."""
-        return xstarmap(self, items)
-
-    def chunks(self, items: Iterable[Iterable[Any]], n: int) -> chunks:
-        """Celery's ``task.chunks(items, n)``: a group of starmap jobs of ``n`` items; one list per chunk."""
-        return chunks(self, items, n)
+    # Celery's (tasks/core/canvas_map.py): map, starmap: one job calling the task per item; chunks(items, n)
+    map, starmap, chunks = xmap, xstarmap, task_chunks
 
     def enqueue_many(
         self, arg_tuples: Iterable[Iterable[Any]], *, client: Client | None = None, **options: Any
     ) -> list[AsyncResult]:
-        """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs (``map`` before
-        taskrail followed Celery's meaning; see docs/migrating-from-celery.md)."""
+        """One job per argument tuple, in pipelined round trips of up to 1000 jobs (taskrail's ``map`` until 16)."""
         client = client or default_client()
         calls = [tuple(args) for args in arg_tuples]
         if not calls:
