@@ -1,4 +1,5 @@
-"""Enqueue time of a 10,000-child chord next to plain RQ's ``Queue.enqueue_many`` of 10,000 jobs.
+"""Enqueue time of a 10,000-child chord (and a 10,000-item ``chunks(..., 100)``) next to plain RQ's
+``Queue.enqueue_many`` of 10,000 jobs.
 
 Run from the repository root: ``.venv/bin/python docs/bench_canvas.py [N] [ROUNDS]``. It starts its own
 server in a temporary folder (or uses ``REDIS_URL`` when set, flushing database 0 between rounds) and
@@ -71,10 +72,12 @@ def main() -> None:
 
     cases: list[tuple[str, Callable[[], object]]] = [
         (f"RQ Queue.enqueue_many, {n} jobs", rq_enqueue_many),
-        (f"taskrail Task.map, {n} jobs", lambda: t.square.map([(i,) for i in range(n)], client=client)),
+        (f"taskrail Task.enqueue_many, {n} jobs", lambda: t.square.enqueue_many([(i,) for i in range(n)], client=client)),
         (f"taskrail group, {n} children", lambda: group(t.square.s(i) for i in range(n)).apply_async(client=client)),
         (f"taskrail chord, {n} children + callback",
          lambda: chord([t.square.s(i) for i in range(n)], t.total.s()).apply_async(client=client)),
+        (f"taskrail chunks, {n} items by 100",
+         lambda: t.add.chunks(((i, i) for i in range(n)), 100).apply_async(client=client)),
     ]  # fmt: skip
     samples: dict[str, list[Sample]] = {label: [] for label, _ in cases}
     try:

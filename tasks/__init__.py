@@ -20,13 +20,15 @@ from config.errors import (
     TaskRevoked,
     TaskTimeout,
 )
+from tasks.core import canvas_builtins  # noqa: F401 (registers celery.map and celery.starmap)
 from tasks.core.byname import send_task, signature
 from tasks.core.canvas import Signature, chain, chord, group
+from tasks.core.canvas_map import chunks, xmap, xstarmap
 from tasks.core.client import Client, default_client
 from tasks.core.context import Request, TaskContext, current_task
 from tasks.core.deadletters import DeadLetter, DeadLetters
 from tasks.core.events import Event, follow_events, read_events
-from tasks.core.groups import FlowResult, GroupResult
+from tasks.core.groups import FlowResult, GroupResult, ResultSet
 from tasks.core.options import RateLimit, TaskOptions, parse_rate_limit
 from tasks.core.queues import is_paused, pause, paused_queues, resume
 from tasks.core.registry import all_tasks, lookup, register_callback
@@ -57,6 +59,7 @@ __all__ = [
     "RateLimit",
     "Reject",
     "Request",
+    "ResultSet",
     "ResultTimeout",
     "RetriesExhausted",
     "Retry",
@@ -77,6 +80,7 @@ __all__ = [
     "all_tasks",
     "chain",
     "chord",
+    "chunks",
     "current_task",
     "default_client",
     "follow_events",
@@ -93,4 +97,6 @@ __all__ = [
     "shared_task",
     "signature",
     "task",
+    "xmap",
+    "xstarmap",
 ]

@@ -12,7 +12,9 @@ from tasks import AsyncResult, ConfigError, GroupResult, TaskFailed, TaskRevoked
 from tests import tasks_canvas as t
 from tests.conftest import Processes, live_workers, wait_for
 
-CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas"}
+# The canvas tests' workers (here, tests/test_canvas_calls.py and tests/test_canvas_guide.py, which import
+# this fixture) run both task modules.
+CANVAS = {"TASKRAIL_IMPORTS": "tests.tasks_canvas,tests.tasks_canvas_guide"}
 
 
 @pytest.fixture
@@ -226,7 +228,7 @@ def test_a_second_settle_of_one_job_does_not_release_its_dependent_twice(setting
         (lambda: chord([t.ident.s(1)], t.add.s()), "missing a required argument: 'b'"),
         (lambda: chord([t.ident.s(1)], t.total.s(), on_child_failure="ignore"), "too many positional"),
         (lambda: chord([t.ident.s(1)], t.total.s(), on_child_failure="maybe"), "on_child_failure must be one of"),
-        (lambda: group(group(t.ident.s(1)), t.ident.s(2)), "a group member must give one value"),
+        (lambda: group(t.ident.s(1) | group(t.ident.s(), t.ident.s()), t.ident.s(2)), "a group member must give one"),
         (lambda: chain(t.ident.s(1), 2), "chain takes signatures"),
         (lambda: t.ident.s(1).set(retries=3), "unknown option 'retries'"),
         (lambda: chain(t.ident.s(1), t.add.s(2).set(priority=12)), "priority must be an integer 0 to 9"),
@@ -249,7 +251,7 @@ def test_a_step_revoked_with_plain_async_result_cancels_what_waits_on_it(worker,
 
 
 def test_flow_members_keep_their_priority_in_the_queue(settings, conn: redis.Redis) -> None:
-    plain = t.ident.map([(i,) for i in range(5)])
+    plain = t.ident.enqueue_many([(i,) for i in range(5)])
     urgent = group(t.ident.s(i).set(priority=1) for i in range(2)).apply_async()
     order = [i.decode() for i in conn.lrange("rq:queue:canvas", 0, -1)]
     assert order == urgent.ids + [r.id for r in plain]

@@ -94,7 +94,7 @@ def test_cli_prints_history_and_follows_new_events(worker, env: dict[str, str]) 
 
 def test_event_streams_are_bounded(settings, conn: redis.Redis) -> None:
     client = Client(settings.replace(events_maxlen=50))
-    ot.double.map([(i,) for i in range(1000)], client=client)
+    ot.double.enqueue_many([(i,) for i in range(1000)], client=client)
     assert conn.llen("rq:queue:obs") == 1000
     # MAXLEN ~ trims whole nodes (100 entries each), so the stream stays near the bound, never at 1000.
     assert conn.xlen("taskrail:events:obs") <= 200

@@ -48,13 +48,13 @@ def serve_metrics(procs: Processes, env: dict[str, str] | None = None) -> int:
 def test_scraped_metrics_show_the_counts_that_happened(settings, procs: Processes, conn: redis.Redis) -> None:
     worker = procs.worker("obs", env=OBS)
     wait_for(lambda: live_workers(conn), 15, what="worker heartbeat")
-    assert [r.get(timeout=15) for r in ot.double.map([(i,) for i in range(5)])] == [0, 2, 4, 6, 8]
+    assert [r.get(timeout=15) for r in ot.double.enqueue_many([(i,) for i in range(5)])] == [0, 2, 4, 6, 8]
     with pytest.raises(TaskFailed):
         ot.charge.delay("1", 2).get(timeout=15)
     assert ot.fails_once.delay("k").get(timeout=15) == 2
     napping = ot.nap.delay(30)
     wait_for(lambda: napping.state == "STARTED", 15, what="a busy worker")
-    waiting = ot.double.map([(i,) for i in range(3)])  # behind the nap: queued
+    waiting = ot.double.enqueue_many([(i,) for i in range(3)])  # behind the nap: queued
     conn.hset(f"rq:job:{waiting[0].id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")  # an old head job
 
     port = serve_metrics(procs)

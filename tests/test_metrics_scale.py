@@ -46,7 +46,7 @@ def _scrape_cost(conn: redis.Redis, port: int) -> tuple[dict[str, int], int, dic
 def test_scrape_cost_stays_flat_from_1k_to_200k_result_keys(settings, procs: Processes, conn: redis.Redis) -> None:
     worker = procs.worker("obs", env=OBS)
     wait_for(lambda: live_workers(conn), 15, what="worker heartbeat")
-    assert [r.get(timeout=15) for r in ot.double.map([(i,) for i in range(5)])] == [0, 2, 4, 6, 8]
+    assert [r.get(timeout=15) for r in ot.double.enqueue_many([(i,) for i in range(5)])] == [0, 2, 4, 6, 8]
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0, procs.log(worker)  # its commands would blur the counts
     port = serve_metrics(procs)

@@ -29,8 +29,8 @@ def test_pause_and_resume_from_the_command_line(settings, env, procs: Processes,
     procs.worker("default", "bulk", env=SCHED)  # default first: it would be served first
     wait_for(lambda: live_workers(conn), 20, what="a worker")
     assert "default: paused, 0 jobs waiting" in _taskrail(env, "pause", "default")
-    held = tasks_sched.mark.map([(f"held-{i}",) for i in range(5)])  # enqueues still succeed
-    tasks_sched.mark.map([(f"bulk-{i}",) for i in range(3)], queue="bulk")
+    held = tasks_sched.mark.enqueue_many([(f"held-{i}",) for i in range(5)])  # enqueues still succeed
+    tasks_sched.mark.enqueue_many([(f"bulk-{i}",) for i in range(3)], queue="bulk")
     wait_for(lambda: conn.llen("order") == 3, 20, what="the bulk jobs")
     # The worker reached bulk, so it looked at default first and skipped it.
     assert _order(conn) == ["bulk-0", "bulk-1", "bulk-2"]

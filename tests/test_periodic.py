@@ -83,7 +83,7 @@ def _periodic_jobs(conn: redis.Redis) -> list[tuple[str, float, str]]:
 
 def test_delayed_and_periodic_jobs_fire_once_on_time_with_two_supervisors(two_supervisors, conn: redis.Redis) -> None:
     before = time.time()
-    delayed = tasks_sched.tick.map([(f"delayed-{i}",) for i in range(20)], countdown=1.5)
+    delayed = tasks_sched.tick.enqueue_many([(f"delayed-{i}",) for i in range(20)], countdown=1.5)
     wait_for(lambda: all(r.ready() for r in delayed), 20, what="20 delayed jobs")
     for result in delayed:
         assert result.successful() and result.attempts == 1

@@ -19,7 +19,7 @@ def _order(conn: redis.Redis) -> list[str]:
 
 
 def test_critical_job_behind_50_bulk_jobs_starts_next(settings, procs: Processes, conn: redis.Redis) -> None:
-    tasks_sched.mark.map([(f"bulk-{i}",) for i in range(50)], queue="bulk")
+    tasks_sched.mark.enqueue_many([(f"bulk-{i}",) for i in range(50)], queue="bulk")
     tasks_sched.mark.apply_async(("critical",), queue="critical")
     procs.worker(*ALL_QUEUES, env=SCHED)
     wait_for(lambda: conn.llen("order") == 51, 30, what="all 51 jobs to start")
@@ -29,7 +29,7 @@ def test_critical_job_behind_50_bulk_jobs_starts_next(settings, procs: Processes
 
 
 def test_critical_job_overtakes_a_running_bulk_backlog(settings, procs: Processes, conn: redis.Redis) -> None:
-    tasks_sched.mark.map([(f"bulk-{i}", 0.02) for i in range(80)], queue="bulk")
+    tasks_sched.mark.enqueue_many([(f"bulk-{i}", 0.02) for i in range(80)], queue="bulk")
     procs.worker(*ALL_QUEUES, env=SCHED)
     # After the first batch the worker claims about 20 ms of work at a time: one 20 ms job.
     wait_for(lambda: conn.llen("order") >= 25, 30, what="the worker to work through its first batch")
@@ -45,7 +45,7 @@ def test_priority_numbers_order_jobs_inside_a_queue(settings, procs: Processes, 
     for tag, priority in calls:
         options = {"priority": priority} if priority is not None else {}
         tasks_sched.mark.apply_async((tag,), **options)
-    tasks_sched.mark.map([("plain-1",), ("plain-2",)])  # the bulk path keeps the order too
+    tasks_sched.mark.enqueue_many([("plain-1",), ("plain-2",)])  # the bulk path keeps the order too
     expected = ["p0", "p0b", "p3", "none-1", "p5", "none-2", "plain-1", "plain-2", "p9", "p9b"]
     # RQ's own list shows the order the jobs will run in.
     waiting = [conn.hget(f"rq:job:{i.decode()}", "data") for i in conn.lrange("rq:queue:default", 0, -1)]
@@ -64,7 +64,7 @@ def tasks_sched_tag(data: bytes | None) -> str:
 def test_weighted_mode_shares_completions_by_weight(settings, procs: Processes, conn: redis.Redis) -> None:
     weights = {"critical": 6, "default": 3, "bulk": 1}
     for queue in weights:  # a constant backlog: more than 300 jobs on every queue
-        tasks_sched.mark.map([(queue,)] * 310, queue=queue)
+        tasks_sched.mark.enqueue_many([(queue,)] * 310, queue=queue)
     env = {**SCHED, "TASKRAIL_MODE": "weighted", "TASKRAIL_QUEUE_WEIGHTS": "critical=6,default=3,bulk=1"}
     procs.worker(*weights, env=env)
     wait_for(lambda: conn.llen("order") >= 300, 60, what="300 completions")
@@ -77,7 +77,7 @@ def test_weighted_mode_shares_completions_by_weight(settings, procs: Processes, 
 
 def test_strict_mode_serves_the_first_queue_while_it_has_jobs(settings, procs: Processes, conn: redis.Redis) -> None:
     for queue in ("bulk", "critical"):
-        tasks_sched.mark.map([(queue,)] * 40, queue=queue)
+        tasks_sched.mark.enqueue_many([(queue,)] * 40, queue=queue)
     procs.worker(*ALL_QUEUES, env=SCHED)
     wait_for(lambda: conn.llen("order") == 80, 30, what="80 completions")
     assert _order(conn) == ["critical"] * 40 + ["bulk"] * 40
@@ -89,7 +89,7 @@ def test_the_queue_list_is_always_in_run_order(settings, conn: redis.Redis) -> N
     for arrival in range(300):
         tag, priority = f"j{arrival}", rng.choice([None, None, None, 0, 2, 5, 7, 9])
         if priority is None and rng.random() < 0.3:
-            tasks_sched.mark.map([(tag,)])  # the bulk path
+            tasks_sched.mark.enqueue_many([(tag,)])  # the bulk path
         else:
             tasks_sched.mark.apply_async((tag,), **({"priority": priority} if priority is not None else {}))
         expected.append((5 if priority is None else priority, arrival, tag))

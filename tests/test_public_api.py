@@ -17,6 +17,8 @@ PUBLIC = {
         # Celery's names (issue 15)
         "Ignore", "MaxRetriesExceededError", "Reject", "SoftTimeLimitExceeded", "TaskRevokedError", "TimeLimitExceeded",
         "current_task", "send_task", "shared_task",
+        # Celery's canvas (issue 16)
+        "ResultSet", "chunks", "xmap", "xstarmap",
     ],
     "workers": ["Supervisor", "Worker", "build_registry", "duration_percentiles"],
     "config": [

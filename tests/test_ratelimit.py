@@ -75,7 +75,7 @@ def test_40_jobs_at_5_per_second_on_3_workers(settings, procs: Processes, conn: 
     _start_workers(procs, conn, 3, "limited")
     conn.config_resetstat()
     with Admissions(conn) as admitted:
-        results = tasks_sched.limited.map([(n,) for n in range(40)])
+        results = tasks_sched.limited.enqueue_many([(n,) for n in range(40)])
         wait_for(lambda: conn.llen("starts") == 40, 30, what="40 starts")
         wait_for(lambda: all(r.ready() for r in results), 10, what="40 results")
         elapsed = time.time() - float(conn.lrange("starts", 0, 0)[0].split()[0])
@@ -95,7 +95,7 @@ def test_40_jobs_at_5_per_second_on_3_workers(settings, procs: Processes, conn: 
 def test_a_waiting_job_keeps_its_place_and_other_jobs_run_meanwhile(
     settings, procs: Processes, conn: redis.Redis
 ) -> None:
-    tasks_sched.limited.map([(n,) for n in range(12)])
+    tasks_sched.limited.enqueue_many([(n,) for n in range(12)])
     for i in range(3):
         tasks_sched.mark.apply_async((f"free-{i}",), queue="limited")
     _start_workers(procs, conn, 1, "limited")
@@ -109,7 +109,7 @@ def test_a_waiting_job_keeps_its_place_and_other_jobs_run_meanwhile(
 def test_keyed_limit_holds_per_key(settings, procs: Processes, conn: redis.Redis) -> None:
     _start_workers(procs, conn, 2, "limited")
     with Admissions(conn) as admitted:
-        tasks_sched.per_customer.map([(customer, n) for n in range(6) for customer in ("acme", "globex")])
+        tasks_sched.per_customer.enqueue_many([(customer, n) for n in range(6) for customer in ("acme", "globex")])
         wait_for(lambda: conn.llen("starts:acme") + conn.llen("starts:globex") == 12, 20, what="12 starts")
     per_key = {c: admitted.times(f"taskrail:rl:t:tests.tasks_sched.per_customer:{c}") for c in ("acme", "globex")}
     assert [len(times) for times in per_key.values()] == [6, 6], per_key
@@ -121,7 +121,7 @@ def test_keyed_limit_holds_per_key(settings, procs: Processes, conn: redis.Redis
 def test_queue_rate_limit_from_the_profile(settings, procs: Processes, conn: redis.Redis) -> None:
     _start_workers(procs, conn, 2, "default", env={"TASKRAIL_QUEUE_RATE_LIMITS": "default=4/s"})
     with Admissions(conn) as admitted:
-        tasks_sched.mark.map([(f"m{i}",) for i in range(10)])
+        tasks_sched.mark.enqueue_many([(f"m{i}",) for i in range(10)])
         wait_for(lambda: conn.llen("order") == 10, 20, what="10 starts")
     times = admitted.times("taskrail:rl:q:default")
     assert len(times) == 10 and _busiest_window(times) == 4
@@ -131,7 +131,7 @@ def test_queue_rate_limit_from_the_profile(settings, procs: Processes, conn: red
 def test_per_worker_rate_limit(settings, procs: Processes, conn: redis.Redis) -> None:
     _start_workers(procs, conn, 1, "default", env={"TASKRAIL_WORKER_RATE_LIMIT": "3/s"})
     with Admissions(conn, "taskrail:rl:w:*") as admitted:
-        tasks_sched.mark.map([(f"m{i}",) for i in range(7)])
+        tasks_sched.mark.enqueue_many([(f"m{i}",) for i in range(7)])
         wait_for(lambda: conn.llen("order") == 7, 20, what="7 starts")
     [times] = [admitted.times(key) for key in admitted.seen]
     assert len(times) == 7 and _busiest_window(times) == 3 and times[-1] - times[0] >= 2.0
@@ -139,7 +139,7 @@ def test_per_worker_rate_limit(settings, procs: Processes, conn: redis.Redis) ->
 
 def test_concurrency_cap_of_2_never_shows_3_running(settings, procs: Processes, conn: redis.Redis) -> None:
     _start_workers(procs, conn, 3, "limited")
-    results = tasks_sched.capped.map([(0.3,)] * 10)
+    results = tasks_sched.capped.enqueue_many([(0.3,)] * 10)
     wait_for(lambda: all(r.ready() for r in results), 30, what="10 capped jobs")
     seen = [int(n) for n in conn.lrange("running_seen", 0, -1)]
     assert max(seen) == 2, seen  # two at once (the cap is used), never three
@@ -152,13 +152,13 @@ def test_slots_of_a_killed_worker_are_released(settings, procs: Processes, conn:
     doomed = procs.worker("limited", env={**SCHED, **fast, "TASKRAIL_CONCURRENCY": "2"})
     wait_for(lambda: live_workers(conn), 20, what="the first worker")
     conn.set("hold", 1)
-    held = tasks_sched.capped.map([(60.0, "hold"), (60.0, "hold")])
+    held = tasks_sched.capped.enqueue_many([(60.0, "hold"), (60.0, "hold")])
     wait_for(lambda: conn.get("running") == b"2", 15, what="both slots taken")
     doomed.kill()
     doomed.wait(10)
     conn.delete("hold")  # when the recovered jobs run again, they finish at once
     conn.set("running", 0)
-    later = tasks_sched.capped.map([(0.05,)] * 3)
+    later = tasks_sched.capped.enqueue_many([(0.05,)] * 3)
     procs.worker("limited", env={**SCHED, **fast})
     every = held + later
     wait_for(lambda: all(r.ready() for r in every), 30, what="capped jobs after the crash")

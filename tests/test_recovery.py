@@ -103,7 +103,7 @@ def test_sigkill_mid_jobs_20_times_every_job_completes_once_within_15s(settings,
         if kills:  # the last victim's jobs are back and taken (mostly by this victim) before new ones come
             wait_for(lambda: not conn.exists(f"taskrail:claims:victim-{round_ - 1}"), 30, what="recovery")  # noqa: B023
         unfinished = sum(1 for j in job_ids if not completions(conn, j))
-        job_ids += [r.id for r in rt.long_job.map([(1.5,)] * max(0, 24 - unfinished))]  # 20 + 4 slots busy
+        job_ids += [r.id for r in rt.long_job.enqueue_many([(1.5,)] * max(0, 24 - unfinished))]  # 20 + 4 slots busy
         in_the_middle = functools.partial(_running_on, conn, name, victim.pid, 0.3)
         wait_for(in_the_middle, 30, what=f"{name} in the middle of a job")
         killed_at = kill(victim)
@@ -302,7 +302,7 @@ def test_workers_survive_a_server_restart_and_no_acknowledged_job_is_lost(procs:
     client = Client(load_settings({**env, "REDIS_URL": url}))
     out = tmp_path / "done.txt"
     tags = [f"before-{i}" for i in range(40)]
-    acknowledged = rt.to_file.map([(str(out), tag, 0.2) for tag in tags], client=client)  # the call returned
+    acknowledged = rt.to_file.enqueue_many([(str(out), tag, 0.2) for tag in tags], client=client)  # the call returned
     wait_for(lambda: out.exists() and len(out.read_text().split()) >= 8, 30, what="some jobs done")
 
     _stop(own_server)
@@ -325,7 +325,7 @@ def test_workers_survive_a_server_restart_and_no_acknowledged_job_is_lost(procs:
 
 def _try_map(client: Client, out: Path, tags: list[str]) -> bool:
     try:
-        rt.to_file.map([(str(out), tag, 0.05) for tag in tags], client=client)
+        rt.to_file.enqueue_many([(str(out), tag, 0.05) for tag in tags], client=client)
     except redis.ConnectionError:
         return False
     return True

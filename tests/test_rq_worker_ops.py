@@ -110,7 +110,7 @@ def test_rq_info_shows_the_workers_finished_and_failed_counts(worker, env: dict[
 
 
 def test_rq_max_jobs_exits_0_and_taskrail_max_jobs_recycles(settings, procs: Processes, conn: redis.Redis) -> None:
-    results = ops.nap.map([(0,)] * 3)
+    results = ops.nap.enqueue_many([(0,)] * 3)
     proc = procs.start([*RQ_WORKER, "--max-jobs", "2", "ops"], env=OPS, name="maxjobs")
     assert proc.wait(timeout=30) == RET_OK, procs.log(proc)
     assert [r.state for r in results] == ["SUCCESS", "SUCCESS", "PENDING"]  # the third never claimed

@@ -242,7 +242,7 @@ def test_sigterm_during_a_burst_of_500_jobs_runs_each_exactly_once(sups, sv, con
     path = sups.profile(email="{workers: 2}", timeout=5)
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 2}, 30, what="2 workers")
-    sv.count.map([(f"j{i}", 0.005) for i in range(500)])
+    sv.count.enqueue_many([(f"j{i}", 0.005) for i in range(500)])
     wait_for(lambda: conn.hlen("sv:done") >= 100, 30, what="100 jobs done")
     stopped_at = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -281,7 +281,7 @@ def test_sighup_and_taskrail_scale_change_counts_without_interrupting_jobs(sups,
     path = sups.profile(email="{workers: 1}", reports="{workers: 1}", timeout=10)
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 1, "reports": 1}, 30, what="2 workers")
-    sv.slow.map([(f"h{i}", 1.0) for i in range(8)])
+    sv.slow.enqueue_many([(f"h{i}", 1.0) for i in range(8)])
 
     path.write_text(path.read_text().replace("{workers: 1}", "{workers: many}", 1))  # a broken edit
     proc.send_signal(signal.SIGHUP)
@@ -334,7 +334,7 @@ def test_autoscale_goes_from_min_to_max_under_a_backlog_and_back_when_idle(sups,
     path = sups.profile(email="{workers: 1, autoscale: {min: 1, max: 3, backlog_per_worker: 5, cooldown_s: 1}}")
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 1}, 30, what="1 worker")
-    sv.count.map([(f"a{i}", 0.1) for i in range(60)])
+    sv.count.enqueue_many([(f"a{i}", 0.1) for i in range(60)])
     seen: list[int] = []
 
     def reaches(n: int) -> bool:
@@ -356,7 +356,7 @@ def test_recycled_worker_is_replaced_without_counting_as_a_crash(sups, sv, conn)
     path = sups.profile(email="{workers: 1, max_jobs: 5}")
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 1}, 30, what="1 worker")
-    sv.count.map([(f"r{i}", 0) for i in range(12)])
+    sv.count.enqueue_many([(f"r{i}", 0) for i in range(12)])
     wait_for(lambda: len(done(conn)) == 12, 30, what="12 jobs")
     assert set(done(conn).values()) == {1}
     log = sups.log(proc)

@@ -92,7 +92,7 @@ def test_countdown_and_eta_schedule(settings, conn: redis.Redis) -> None:
 
 
 def test_map_enqueues_in_order(settings, conn: redis.Redis) -> None:
-    results = tasks_core.add.map([(i, i) for i in range(2500)])
+    results = tasks_core.add.enqueue_many([(i, i) for i in range(2500)])
     assert [r.id.encode() for r in results] == conn.lrange("rq:queue:core", 0, -1)
 
 
@@ -130,7 +130,7 @@ def test_arguments_nested_deeper_than_100_levels_are_refused(settings, conn: red
         lambda: tasks_core.add.delay(nested(101), 1),
         lambda: tasks_core.add.apply_async((1,), {"b": {"k": nested(100)}}),
         lambda: tasks_core.add.delay(nested(5000), 1),
-        lambda: tasks_core.add.map([(1, 2), (nested(101), 2)]),
+        lambda: tasks_core.add.enqueue_many([(1, 2), (nested(101), 2)]),
     ]
     for call in calls:
         with pytest.raises(NotSerializable, match="are nested more than 100 levels deep"):
@@ -144,7 +144,7 @@ def test_arguments_nested_deeper_than_100_levels_are_refused(settings, conn: red
 
 def test_bad_map_writes_nothing(settings, conn: redis.Redis) -> None:
     with pytest.raises(NotSerializable):
-        tasks_core.add.map([(1, 2)] * 1500 + [(object(), 2)])
+        tasks_core.add.enqueue_many([(1, 2)] * 1500 + [(object(), 2)])
     assert conn.dbsize() == 0
 
 

@@ -22,7 +22,7 @@ def drained(conn: redis.Redis, total: int) -> bool:
 
 def test_20000_jobs_run_exactly_once_with_batching_and_threads(settings, procs: Processes, conn: redis.Redis) -> None:
     total = 20_000
-    tasks_speed.count.map([(n,) for n in range(total)])
+    tasks_speed.count.enqueue_many([(n,) for n in range(total)])
     procs.worker("speed", env=SPEED)
     procs.worker("speed", env={**SPEED, "TASKRAIL_CONCURRENCY": "8"})
     wait_for(lambda: drained(conn, total), 120, interval=0.2, what="20,000 jobs to finish")
@@ -35,7 +35,7 @@ def test_20000_jobs_run_exactly_once_with_batching_and_threads(settings, procs: 
 
 
 def test_single_worker_keeps_fifo_order(settings, procs: Processes, conn: redis.Redis) -> None:
-    tasks_speed.ordered.map([(n,) for n in range(2000)])
+    tasks_speed.ordered.enqueue_many([(n,) for n in range(2000)])
     procs.worker("speed", env=SPEED)
     wait_for(lambda: conn.llen("order") == 2000, 60, what="ordered jobs")
     assert [int(n) for n in conn.lrange("order", 0, -1)] == list(range(2000))
@@ -43,7 +43,7 @@ def test_single_worker_keeps_fifo_order(settings, procs: Processes, conn: redis.
 
 def test_sigkilled_batching_worker_loses_no_job(settings, procs: Processes, conn: redis.Redis) -> None:
     total = 3000
-    tasks_speed.slowish.map([(n,) for n in range(total)])
+    tasks_speed.slowish.enqueue_many([(n,) for n in range(total)])
     victim = procs.worker(
         "speed", env={**SPEED, "TASKRAIL_HEARTBEAT_TTL_S": "3", "TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5"}
     )
@@ -70,7 +70,7 @@ def _name(conn: redis.Redis, pid: int) -> str:
 
 def test_script_cache_flushes_lose_no_claim(settings, procs: Processes, conn: redis.Redis) -> None:
     total = 3000
-    tasks_speed.count.map([(n,) for n in range(total)])
+    tasks_speed.count.enqueue_many([(n,) for n in range(total)])
     worker = procs.worker("speed", env=SPEED)
     wait_for(lambda: conn.hlen("executions") > 0, 60, what="the worker to run its first jobs")
     conn.config_resetstat()
@@ -92,7 +92,7 @@ def test_a_claim_whose_reply_was_lost_goes_back_to_the_queue(settings, procs: Pr
     procs.worker("speed", env=SPEED)
     name = wait_for(lambda: next(iter(conn.smembers("taskrail:workers")), None), 15, what="worker").decode()
     pause("speed")  # so the live worker cannot take the job before the test plays the lost claim
-    [job] = tasks_speed.count.map([(1,)])
+    [job] = tasks_speed.count.enqueue_many([(1,)])
     # What a claim does on the server, without the worker ever seeing the reply:
     assert conn.lrem("rq:queue:speed", 1, job.id) == 1
     conn.hset(f"rq:job:{job.id}", "status", "started")

@@ -130,7 +130,7 @@ def test_apply_async_and_map_refuse(
     with pytest.raises(ConfigError, match=f"^tests.tasks_core.add: {message}"):
         tasks_core.add.apply_async((1, 2), **options)
     with pytest.raises(ConfigError, match=message):
-        tasks_core.add.map([(1, 2), (3, 4)], **options)
+        tasks_core.add.enqueue_many([(1, 2), (3, 4)], **options)
     assert conn.dbsize() == 0
 
 

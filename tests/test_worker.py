@@ -186,7 +186,7 @@ def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(settings, procs: P
     from tasks import pause
 
     pause("core")  # the leader still promotes due jobs; nobody takes them
-    plain = tasks_core.add.map([(i, i) for i in range(5)])
+    plain = tasks_core.add.enqueue_many([(i, i) for i in range(5)])
     urgent = tasks_core.add.apply_async((0, 0), priority=0, countdown=0.3)
     procs.worker("core", env=CORE)
     wait_for(lambda: conn.llen("rq:queue:core") == 6, 15, what="the delayed job to be promoted")

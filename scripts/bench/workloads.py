@@ -49,7 +49,7 @@ class RQProducer:
 
 
 class TaskrailProducer:
-    """taskrail: ``Task.apply_async`` (what ``delay`` calls) and ``Task.map``."""
+    """taskrail: ``Task.apply_async`` (what ``delay`` calls) and ``Task.enqueue_many``."""
 
     def __init__(self, harness: Harness) -> None:
         self.client = Client(load_settings({"REDIS_URL": harness.url}), harness.conn)
@@ -59,7 +59,7 @@ class TaskrailProducer:
         self.tasks[kind].apply_async(args, client=self.client)
 
     def many(self, kind: str, arg_list: Sequence[tuple[Any, ...]]) -> None:
-        self.tasks[kind].map(arg_list, client=self.client)
+        self.tasks[kind].enqueue_many(arg_list, client=self.client)
 
 
 def make_producer(system: System, harness: Harness) -> Producer:

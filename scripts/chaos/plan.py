@@ -47,7 +47,7 @@ def enqueue_mix(
 
     def send(kind: str, task: Any, calls: list[tuple[Any, ...]], values: list[int], **options: Any) -> None:
         for start in range(0, len(calls), BATCH):
-            results = task.map(calls[start : start + BATCH], client=client, **options)
+            results = task.enqueue_many(calls[start : start + BATCH], client=client, **options)
             expected.add(kind, [r.id for r in results], values[start : start + BATCH])
             progress(len(results))
 
@@ -55,7 +55,7 @@ def enqueue_mix(
     send("plain", plain, [(a, b, work_ms) for a, b in pairs], [plain_value(a, b) for a, b in pairs])
     flakes = [(rng.randrange(10**6), rng.randint(1, 2)) for _ in range(counts["retried"])]
     send("retried", flaky, [(a, f, work_ms) for a, f in flakes], [a * 7 for a, _ in flakes])
-    for priority in range(10):  # Task.map takes one priority per call
+    for priority in range(10):  # Task.enqueue_many takes one priority per call
         share = [(rng.randrange(10**6), rng.randrange(10**6)) for _ in range(counts["prioritized"] // 10)]
         send("prioritized", plain, [(a, b, work_ms) for a, b in share], [plain_value(a, b) for a, b in share],
              priority=priority)  # fmt: skip

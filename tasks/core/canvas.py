@@ -2,150 +2,86 @@
 
 Every step is an ordinary RQ job (see tasks/core/lua/includes/release_dependents.lua for how waiting works)::
 
-    (fetch.s(url) | parse.s() | store.s()).apply_async()          # each step gets the previous result
-    group(resize.s(p) for p in paths).apply_async().get()          # results in input order
-    chord([send_email.s(to, subject) for to in people], summary.s(), on_child_failure="ignore")
+    (fetch.s(url) | parse.s() | store.s())()                       # each step gets the previous result
+    group(resize.s(p) for p in paths)().get()                      # results in input order
+    group(add.s(i) for i in range(10))(10)                         # 10 is put first in every member's call
+    chord([send_email.s(to, subject) for to in people], summary.s(), on_child_failure="ignore")()
+
+Shared behaviour (calling, ``~``, partials, ``on_error``) is in tasks/core/canvas_node.py, ``Signature`` in
+tasks/core/canvas_signature.py, ``xmap``/``xstarmap``/``chunks`` in tasks/core/canvas_map.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Union
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from config.errors import ConfigError
-from tasks.core import validate
-from tasks.core.client import Client, default_client
-from tasks.core.flowbuild import FLOW_OPTIONS, POLICIES, Mode, Plan, Policy
-from tasks.core.groups import FlowResult, GroupResult
+from tasks.core.canvas_node import CHAIN, Built, Handle, Node
+from tasks.core.canvas_signature import Signature, signature
+from tasks.core.client import Client
+from tasks.core.flowbuild import POLICIES, Mode, Plan, Policy
+from tasks.core.groups import GroupResult
 from tasks.core.protocol import new_job_id
-from tasks.core.registry import lookup
 
-if TYPE_CHECKING:
-    from tasks.core.result import AsyncResult
-    from tasks.core.task import Task
-
-__all__ = ["Signature", "chain", "chord", "group", "signature"]
-
-Handle = Union[FlowResult, GroupResult]  # noqa: UP007 (a runtime alias)
-# What a node's build returns: its terminal job ids, its result handle, whether its value is a list.
-Built = tuple[list[str], Handle, bool]
+__all__ = ["Node", "Signature", "chain", "chord", "group", "signature"]
 
 
-class _Node:
-    """What every canvas element shares: ``|``, ``delay()`` and ``apply_async()`` of the whole flow."""
-
-    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
-        raise NotImplementedError
-
-    def __or__(self, other: _Node) -> _Node:
-        if not isinstance(other, _Node):
-            return NotImplemented
-        return chain(self, other)
-
-    def apply_async(self, *, client: Client | None = None) -> Any:
-        """Write every job of the flow in a few round trips; returns the flow's result handle.
-
-        Raises:
-            ConfigError: a call that does not fit its task, or bad options; nothing is written.
-            EnqueueError: arguments that are not JSON or too large; nothing is written.
-        """
-        if client is None:
-            client = default_client()
-        plan = Plan(client)
-        _, handle, _ = self._build(plan, [], "", "fail", None)
-        plan.write()
-        return handle
-
-    def delay(self) -> Any:
-        return self.apply_async()
-
-
-@dataclass(frozen=True, eq=False)
-class Signature(_Node):
-    """One task call to make later: ``add.s(2)``. In a flow it receives the previous result first,
-    unless it is immutable (``add.si(2)``)."""
-
-    task: Task[Any, Any]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    options: Mapping[str, Any] = field(default_factory=dict)
-    immutable: bool = False
-
-    def __repr__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"{self.task.name}.{'si' if self.immutable else 's'}({', '.join(parts)})"
-
-    def set(self, **options: Any) -> Signature:
-        """A copy with options: ``queue``, ``priority``, ``countdown``, ``job_id``."""
-        unknown = sorted(set(options) - set(FLOW_OPTIONS))
-        if unknown:
-            raise ConfigError(f"{self.task.name}: unknown option {unknown[0]!r}; known: {', '.join(FLOW_OPTIONS)}")
-        if options.get("queue"):  # an empty queue means the task's own, as in apply_async
-            validate.queue_name(options["queue"], self.task.name)
-        validate.priority(options.get("priority"), self.task.name)
-        validate.countdown(options.get("countdown"), self.task.name)
-        return replace(self, options={**self.options, **options})
-
-    def apply_async(
-        self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, *, client: Client | None = None,
-        **options: Any,
-    ) -> AsyncResult:  # fmt: skip
-        """Enqueue this call alone; extra ``args`` go first (unless immutable), like Celery's partials."""
-        front = () if self.immutable else tuple(args)
-        merged = {**self.options, **options}
-        return self.task.apply_async(front + self.args, {**self.kwargs, **(kwargs or {})}, client=client, **merged)
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
-        return self.apply_async(args, kwargs)
-
-    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
-        job_id = plan.add(self, parents, mode, policy)
-        return [job_id], FlowResult(job_id, plan.client, parent=before), False
-
-
-def signature(task: Task[Any, Any] | str, args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None,
-              *, immutable: bool = False, **options: Any) -> Signature:  # fmt: skip
-    """A signature from a task or a registered task's name.
-
-    Raises:
-        ConfigError: no task of that name is registered in this process.
-    """
-    if isinstance(task, str):
-        found = lookup(task)
-        if found is None:
-            raise ConfigError(f"no task named {task!r} is registered here; import the module that defines it first")
-        task = found
-    return Signature(task, tuple(args), dict(kwargs or {}), {}, immutable).set(**options)
-
-
-def _nodes(what: str, items: tuple[Any, ...]) -> tuple[_Node, ...]:
-    if len(items) == 1 and not isinstance(items[0], _Node) and isinstance(items[0], Iterable):
+def _nodes(what: str, items: tuple[Any, ...]) -> tuple[Node, ...]:
+    if len(items) == 1 and not isinstance(items[0], Node) and isinstance(items[0], Iterable):
         items = tuple(items[0])
     for item in items:
-        if not isinstance(item, _Node):
+        if not isinstance(item, Node):
             raise ConfigError(f"{what} takes signatures like add.s(1) (or chains, groups, chords), got {item!r}")
     return items
 
 
-class chain(_Node):
-    """Steps run one after another, each receiving the previous step's result; ``a.s() | b.s()``."""
+class chain(Node):
+    """Steps run one after another, each receiving the previous step's result; ``a.s() | b.s()``.
+    A group followed by another step becomes a chord, as in Celery."""
 
-    def __init__(self, *steps: _Node | Iterable[_Node]) -> None:
-        flat: list[_Node] = []
-        step: _Node
+    def __init__(self, *steps: Node | Iterable[Node]) -> None:
+        flat: list[Node] = []
+        step: Node
         for step in _nodes("chain", steps):
             flat += step.steps if isinstance(step, chain) else [step]
         if not flat:
             raise ConfigError("chain needs at least one step")
-        self.steps: tuple[_Node, ...] = tuple(flat)
+        upgraded: list[Node] = []
+        for step in flat:
+            before = upgraded[-1] if upgraded else None
+            if isinstance(before, group):
+                upgraded[-1] = chord(before, step)
+            else:
+                upgraded.append(step)
+        self.steps: tuple[Node, ...] = tuple(upgraded)
 
     def __repr__(self) -> str:
         return " | ".join(repr(s) for s in self.steps)
 
-    def apply_async(self, *, client: Client | None = None) -> Handle:
+    def _partial(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> chain:
+        return chain(self.steps[0]._partial(args, kwargs), *self.steps[1:])
+
+    def _map(self, change: Callable[[Signature], Signature]) -> chain:
+        return chain(*(step._map(change) for step in self.steps))
+
+    def link(self, callback: Signature) -> Signature:
+        """Send ``callback`` with the last step's result after it succeeded."""
+        return self.steps[-1].link(callback)
+
+    def freeze(self) -> Any:
+        """Every step's id now; returns the last step's handle, whose ``.parent`` walks back."""
+        handles = [step.freeze() for step in self.steps]
+        for before, after in itertools.pairwise(handles):
+            _root(after).parent = before
+        return handles[-1]
+
+    def apply_async(self, args: tuple[Any, ...] | list[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+                    client: Client | None = None, **options: Any) -> Handle:  # fmt: skip
         """Returns the last step's result (``.parent`` walks back), or a GroupResult if it ends in a group."""
-        return super().apply_async(client=client)  # type: ignore[no-any-return]
+        return super().apply_async(args, kwargs, client=client, **options)  # type: ignore[no-any-return]
 
     def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         built: Built = (parents, before, False)  # type: ignore[assignment]
@@ -157,21 +93,54 @@ class chain(_Node):
         return built
 
 
-class group(_Node):
-    """Members run in parallel; the result is the list of their results in input order."""
+CHAIN.append(chain)
 
-    def __init__(self, *members: _Node | Iterable[_Node], group_id: str | None = None) -> None:
-        self.members = _nodes("group", members)
+
+def _root(handle: Any) -> Any:
+    """The first result of a frozen element (a chord's header, a chain's first step)."""
+    while getattr(handle, "parent", None) is not None:
+        handle = handle.parent
+    return handle
+
+
+class group(Node):
+    """Members run in parallel; the result is the list of their results in input order. A group inside a
+    group is flattened into it, as in Celery."""
+
+    def __init__(self, *members: Node | Iterable[Node], group_id: str | None = None) -> None:
+        flat: list[Node] = []
+        for member in _nodes("group", members):
+            flat += member.members if type(member) is group else [member]
+        self.members: tuple[Node, ...] = tuple(flat)
         self.group_id = group_id
 
     def __repr__(self) -> str:
         return f"group({', '.join(repr(m) for m in self.members)})"
 
-    def __or__(self, other: _Node) -> _Node:
-        return chord(self, other) if isinstance(other, Signature) else super().__or__(other)
+    def _partial(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> group:
+        return group([m._partial(args, kwargs) for m in self.members], group_id=self.group_id)
 
-    def apply_async(self, *, client: Client | None = None) -> GroupResult:
-        return super().apply_async(client=client)  # type: ignore[no-any-return]
+    def _map(self, change: Callable[[Signature], Signature]) -> group:
+        return group([m._map(change) for m in self.members], group_id=self.group_id)
+
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Celery's skew: member i gets ``countdown = start + i * step`` (at most ``stop``). Changes this group."""
+        skewed = []
+        for index, member in enumerate(self.members):
+            delay = start + index * step
+            countdown = min(delay, stop) if stop is not None else delay
+            skewed.append(member._map(functools.partial(_set_countdown, countdown=countdown)))
+        self.members = tuple(skewed)
+        return self
+
+    def freeze(self) -> GroupResult:
+        """Every member's id and the group's id now; returns the GroupResult ``apply_async`` will return."""
+        self.group_id = self.group_id or new_job_id()
+        return GroupResult(self.group_id, [m.freeze() for m in self.members])
+
+    def apply_async(self, args: tuple[Any, ...] | list[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+                    client: Client | None = None, **options: Any) -> GroupResult:  # fmt: skip
+        return super().apply_async(args, kwargs, client=client, **options)  # type: ignore[no-any-return]
 
     def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
         terminals: list[str] = []
@@ -180,7 +149,7 @@ class group(_Node):
             ids, handle, many = member._build(plan, parents, mode, policy, before)
             if many:
                 raise ConfigError(f"a group member must give one value, but {member!r} gives a list; "
-                                  "put a callback after it (a chord) or flatten it into the outer group")  # fmt: skip
+                                  "put a callback after it (a chord)")  # fmt: skip
             terminals += ids
             handles.append(handle)
         group_id = self.group_id or new_job_id()
@@ -189,7 +158,11 @@ class group(_Node):
         return terminals, GroupResult(group_id, handles, plan.client, parent=before), True
 
 
-class chord(_Node):
+def _set_countdown(sig: Signature, countdown: float) -> Signature:
+    return sig.set(countdown=countdown)
+
+
+class chord(Node):
     """A group and a callback that runs once after all members, with their results in input order.
 
     ``on_child_failure``: ``"fail"`` (default; the callback does not run and fails with the member's
@@ -197,7 +170,7 @@ class chord(_Node):
     ``"continue"`` (a failed member's slot holds its ``TaskFailed``).
     """
 
-    def __init__(self, header: group | Iterable[_Node], body: _Node | None = None, *,
+    def __init__(self, header: group | Iterable[Node], body: Node | None = None, *,
                  on_child_failure: Policy = "fail") -> None:  # fmt: skip
         if on_child_failure not in POLICIES:
             raise ConfigError(f"on_child_failure must be one of {', '.join(POLICIES)}, got {on_child_failure!r}")
@@ -208,16 +181,38 @@ class chord(_Node):
     def __repr__(self) -> str:
         return f"chord({self.header!r}, {self.body!r}, on_child_failure={self.policy!r})"
 
-    def __call__(self, body: _Node | None = None, *, client: Client | None = None) -> Handle:
-        """Celery's ``chord(header)(callback)``: apply with this body."""
-        return chord(self.header, body or self.body, on_child_failure=self.policy).apply_async(client=client)
+    def __call__(self, body: Node | None = None, *, client: Client | None = None, **options: Any) -> Handle:
+        """Celery's ``chord(header)(callback)`` (apply with this body) and ``chord(header, callback)()``."""
+        whole = chord(self.header, body or self.body, on_child_failure=self.policy)
+        return whole.apply_async(client=client, **options)
 
-    def apply_async(self, *, client: Client | None = None) -> Handle:
-        """Returns the callback's result; its ``.parent`` is the header's GroupResult."""
-        return super().apply_async(client=client)  # type: ignore[no-any-return]
+    def _partial(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> chord:
+        return chord(self.header._partial(args, kwargs), self.body, on_child_failure=self.policy)
 
-    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
+    def _map(self, change: Callable[[Signature], Signature]) -> chord:
+        body = self.body._map(change) if self.body is not None else None
+        return chord(self.header._map(change), body, on_child_failure=self.policy)
+
+    def _needs_body(self) -> Node:
         if self.body is None:
             raise ConfigError("chord has no callback: chord(header, callback.s()) or chord(header)(callback.s())")
+        return self.body
+
+    def link(self, callback: Signature) -> Signature:
+        return self._needs_body().link(callback)
+
+    def freeze(self) -> Any:
+        header = self.header.freeze()
+        result = self._needs_body().freeze()
+        _root(result).parent = header
+        return result
+
+    def apply_async(self, args: tuple[Any, ...] | list[Any] = (), kwargs: Mapping[str, Any] | None = None, *,
+                    client: Client | None = None, **options: Any) -> Handle:  # fmt: skip
+        """Returns the callback's result; its ``.parent`` is the header's GroupResult."""
+        return super().apply_async(args, kwargs, client=client, **options)  # type: ignore[no-any-return]
+
+    def _build(self, plan: Plan, parents: list[str], mode: Mode, policy: Policy, before: Handle | None) -> Built:
+        body = self._needs_body()
         terminals, header, _ = self.header._build(plan, parents, mode, policy, before)
-        return self.body._build(plan, terminals, "many", self.policy, header)
+        return body._build(plan, terminals, "many", self.policy, header)

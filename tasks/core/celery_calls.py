@@ -19,6 +19,7 @@ import redis
 
 from config.errors import ConfigError, ConnectionFailed
 from tasks.core import validate
+from tasks.core.protocol import new_job_id
 
 if TYPE_CHECKING:
     from tasks.core.options import TaskOptions
@@ -83,7 +84,9 @@ def sig_to_dict(where: str, option: str, sig: Any) -> dict[str, Any]:
     name = getattr(getattr(sig, "task", None), "name", None)
     if name is None:
         raise ConfigError(f"{where}: {option} takes signatures like on_done.s() (or a list of them), got {sig!r}")
-    return {"task": name, "args": list(sig.args), "kwargs": dict(sig.kwargs), "options": dict(sig.options),
+    # The callback's job id is fixed now, so the parent's result lists it (AsyncResult.children).
+    options = {"job_id": new_job_id(), **{k: v for k, v in sig.options.items() if v is not None}}
+    return {"task": name, "args": list(sig.args), "kwargs": dict(sig.kwargs), "options": options,
             "immutable": sig.immutable}  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from redis.client import Pipeline
 
 from config.errors import ConfigError
 from tasks.core import keys, validate
+from tasks.core.celery_calls import WORKER_OPTIONS, call_fields
 from tasks.core.protocol import JobSpec, encode_job, reencode
 from tasks.core.scripting import load_command, run_pipeline
 
@@ -118,7 +119,9 @@ class Plan:
             raise ConfigError(f"{sig.task.name}: job_id {spec.job_id!r} is used twice in one flow")
         fields = spec.fields
         if mode:
-            flow = {"mode": mode, "policy": policy, "immutable": sig.immutable}
+            flow: dict[str, Any] = {"mode": mode, "policy": policy, "immutable": sig.immutable}
+            if "tr_flow" in fields:  # the call's Celery options (link, link_error, ...)
+                flow.update(json.loads(str(fields["tr_flow"])))
             fields.update(tr_flow=json.dumps(flow), tr_policy=policy, dependency_ids=json.dumps(list(parents)))
             if parents:
                 fields["dependency_id"] = parents[0]
@@ -144,9 +147,11 @@ class Plan:
         priority = validate.priority(opts.get("priority", task.options.priority), task.name)
         countdown = validate.countdown(opts.get("countdown"), task.name)
         run_at = time.time() + countdown if countdown and not waits else 0.0
+        celery = {name: opts[name] for name in WORKER_OPTIONS if opts.get(name) is not None}
         # Calls of one task with the same options share every field but their data: encode the first
-        # in full and copy it for the others (as Task.map does).
-        same = (task.name, queue, priority) if not run_at and not opts.get("job_id") else None
+        # in full and copy it for the others (as Task.enqueue_many does).
+        plain = not run_at and not opts.get("job_id") and not celery
+        same = (task.name, queue, priority) if plain else None
         template = self._templates.get(same) if same else None
         if template is not None:
             spec = reencode(template, task.name, tuple(sig.args), dict(sig.kwargs), settings.max_payload_bytes)
@@ -164,6 +169,8 @@ class Plan:
         spec.fields.update(
             task.options.limit_fields(task.call_signature, (None,) * received + tuple(sig.args), dict(sig.kwargs))
         )
+        if celery or task.options.expires is not None:
+            spec.fields.update(call_fields(task.name, celery, task.options, time.time()))
         return spec, countdown
 
     def _keep(self, fields: dict[str, str | int]) -> None:
@@ -195,6 +202,8 @@ class Plan:
 
             def build(pipe: Pipeline, start: int = start) -> None:
                 if start == 0:
+                    if len(calls) > 1:  # a server that lost the script (restart) must not cost a trip per call
+                        pipe.script_load(script.source)
                     self._save_flow(pipe)
                     self._save_groups(pipe)
                 for argv in calls[start : start + CALLS_PER_TRIP]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from rq.job import _current_job
 
 from config.errors import ResultTimeout, TaskFailed, TaskRevoked
 from tasks.core import keys
+from tasks.core.canvas_results import ResultSet
 from tasks.core.client import Client
 from tasks.core.handles import ClientBound, revoke_jobs
 from tasks.core.protocol import DATA_ERRORS, decode_data, entry_return_value, entry_traceback
@@ -19,6 +21,7 @@ from tasks.core.states import custom_state
 
 __all__ = ["STATES", "AsyncResult", "JobSnapshot"]
 
+_UNREAD: Any = object()  # AsyncResult.parent not read yet
 STATES = ("PENDING", "SCHEDULED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
 READY_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
 _RQ_TO_STATE = {
@@ -198,10 +201,28 @@ class AsyncResult(ClientBound):
 
     @property
     def children(self) -> list[AsyncResult]:
-        """Celery lists the tasks a task called; taskrail does not record them, so this is always empty."""
-        return []
+        """The results of the callbacks linked to this job (``link=``, ``sig.link()``), as Celery lists them;
+        their ids are fixed when the job is sent, so a callback not sent yet (or never: the job failed) is
+        listed too. Tasks a task sends itself are not recorded."""
+        raw = self.client.redis.hget(keys.JOB.format(self.id), "tr_flow")
+        links = (json.loads(raw).get("celery") or {}).get("link") or [] if raw else []
+        return [AsyncResult(link["options"]["job_id"], self._client) for link in links if "job_id" in link["options"]]
 
-    parent: Any = None  # a flow step's FlowResult sets it (its parent step or group)
+    _parent: Any = _UNREAD
+
+    @property
+    def parent(self) -> Any:
+        """The step before this one in a flow: an ``AsyncResult``, a ``ResultSet`` for a group (a chord's
+        callback), or None. A handle from ``apply_async`` knows it; any other reads the job's parents once."""
+        if self._parent is _UNREAD:
+            raw = self.client.redis.hget(keys.JOB.format(self.id), "dependency_ids")
+            ids: list[str] = json.loads(raw) if raw else []
+            self._parent = _parent_of(ids, self._client)
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: Any) -> None:
+        self._parent = value
 
     def _call(self) -> tuple[list[Any] | None, dict[str, Any] | None]:
         data = self.snapshot().fields.get(b"data")
@@ -237,3 +258,12 @@ class AsyncResult(ClientBound):
     def _failure(self, snap: JobSnapshot) -> TaskFailed:
         traceback = entry_traceback(snap.result)
         return rebuild(self.id, snap.get("tr_exc_type", "Exception"), snap.get("tr_exc_message"), traceback)
+
+
+def _parent_of(ids: list[str], client: Client | None) -> Any:
+    """A flow step's parent handle from its ``dependency_ids``: one result, or a ``ResultSet`` for a group."""
+    if not ids:
+        return None
+    if len(ids) == 1:
+        return AsyncResult(ids[0], client)
+    return ResultSet([AsyncResult(i, client) for i in ids], client)

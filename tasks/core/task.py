@@ -13,7 +13,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 from config.errors import ConfigError, EnqueueError
 from tasks import signals
 from tasks.core import validate
-from tasks.core.canvas import Signature
+from tasks.core.canvas_map import task_chunks, xmap, xstarmap
+from tasks.core.canvas_signature import Signature
 from tasks.core.celery_calls import call_fields, pop_celery_options, publish
 from tasks.core.celery_options import ACCEPTED, APPLY_CELERY, unknown_option
 from tasks.core.client import Client, default_client, is_plain
@@ -158,10 +159,13 @@ class Task(Generic[P, R]):
                      headers=headers)  # fmt: skip
         return AsyncResult(job_id, client=client)
 
-    def map(
+    # Celery's (tasks/core/canvas_map.py): map, starmap: one job calling the task per item; chunks(items, n)
+    map, starmap, chunks = xmap, xstarmap, task_chunks
+
+    def enqueue_many(
         self, arg_tuples: Iterable[Iterable[Any]], *, client: Client | None = None, **options: Any
     ) -> list[AsyncResult]:
-        """Enqueue one job per argument tuple, in pipelined round trips of up to 1000 jobs."""
+        """One job per argument tuple, in pipelined round trips of up to 1000 jobs (taskrail's ``map`` until 16)."""
         client = client or default_client()
         calls = [tuple(args) for args in arg_tuples]
         if not calls:
