@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import yaml
 
 from config.errors import ConfigError
+from config.routes import Routes, parse_routes
 from config.urls import redact_url
 
 __all__ = [
@@ -99,8 +100,11 @@ class Settings:
     queue_rate_limits: tuple[str, ...] = ()
     worker_rate_limit: str | None = None
     periodic_file: Path = field(default_factory=lambda: Path(__file__).with_name("periodic.yaml"))
+    # Celery's task_routes (config/routes.py): task name or glob -> queue; YAML mapping, or JSON in the environment.
+    task_routes: Routes = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "task_routes", parse_routes(self.task_routes, "setting 'task_routes'"))
         for name, limits in NUMBER_LIMITS.items():
             _check_number(name, getattr(self, name), *limits)
         if self.heartbeat_ttl_s <= 2 * self.heartbeat_interval_s:
@@ -249,6 +253,8 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
 def _convert(name: str, hint: Any, raw: Any, source: str) -> Any:
     """Turn a YAML or environment value into the field's type, or raise a ConfigError naming it."""
     text = str(hint)
+    if name == "task_routes":
+        return parse_routes(raw, f"{source} 'task_routes' (TASKRAIL_TASK_ROUTES or task_routes in the settings file)")
     try:
         if raw is None or (isinstance(raw, str) and raw == "" and "None" in text):
             return None
