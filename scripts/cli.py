@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "scripts.cmd_periodic",
     "scripts.cmd_move",
     "scripts.cmd_rqsuite",
+    "scripts.cmd_inspect",
+    "scripts.cmd_control",
 )
 
 
