@@ -301,7 +301,7 @@ class Worker(RQWorker):
             loop.close()
 
     def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
-        slot.job_id, slot.job, slot.started_at = job.id, job, time.time()
+        slot.job, slot.started_at, slot.job_id = job, time.time(), job.id  # job first: inspect reads by job_id
         try:
             limit = job.timeout if job.timeout and job.timeout > 0 else None
             slot.deadline = time.monotonic() + limit if limit else None
