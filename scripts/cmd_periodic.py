@@ -26,8 +26,8 @@ def run_check(args: argparse.Namespace) -> int:
     """Print one line per bad schedule (file, entry, fix); exit 2 if any, as a worker's leader would skip them."""
     settings = load_settings()
     import_task_modules(settings.imports)  # also runs their add_periodic_task calls
-    path = args.file or settings.periodic_file
-    entries, problems = check_periodic(path) if args.file else check_schedules(settings)
+    path = args.file or f"{settings.periodic_file}, beat_schedule and code"
+    entries, problems = check_periodic(args.file) if args.file else check_schedules(settings)
     for problem in problems:
         print(problem)
     if problems:
