@@ -6,6 +6,7 @@ Nothing is read at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any, Literal, get_args, get_type_hints
 import yaml
 
 from config.errors import ConfigError
+from config.routes import Routes, parse_routes
 from config.urls import redact_url
 
 __all__ = [
@@ -99,8 +101,13 @@ class Settings:
     queue_rate_limits: tuple[str, ...] = ()
     worker_rate_limit: str | None = None
     periodic_file: Path = field(default_factory=lambda: Path(__file__).with_name("periodic.yaml"))
+    # Celery's task_routes (config/routes.py): task name or glob -> queue; YAML mapping, or JSON in the environment.
+    task_routes: Routes = ()
+    # Celery's beat_schedule (name -> task, schedule, args, kwargs, options), merged with periodic_file by the leader.
+    beat_schedule: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "task_routes", parse_routes(self.task_routes, "setting 'task_routes'"))
         for name, limits in NUMBER_LIMITS.items():
             _check_number(name, getattr(self, name), *limits)
         if self.heartbeat_ttl_s <= 2 * self.heartbeat_interval_s:
@@ -249,6 +256,10 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
 def _convert(name: str, hint: Any, raw: Any, source: str) -> Any:
     """Turn a YAML or environment value into the field's type, or raise a ConfigError naming it."""
     text = str(hint)
+    if name == "task_routes":
+        return parse_routes(raw, f"{source} 'task_routes' (TASKRAIL_TASK_ROUTES or task_routes in the settings file)")
+    if name == "beat_schedule":
+        return _beat_schedule(raw)
     try:
         if raw is None or (isinstance(raw, str) and raw == "" and "None" in text):
             return None
@@ -268,6 +279,20 @@ def _convert(name: str, hint: Any, raw: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{source} {name!r}: cannot read {raw!r} as {text}; fix the value") from exc
+
+
+def _beat_schedule(raw: Any) -> dict[str, Any]:
+    where = "setting 'beat_schedule' (TASKRAIL_BEAT_SCHEDULE as JSON, or beat_schedule in the settings file)"
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise ConfigError(
+                f'{where}: invalid JSON ({exc}); write {{"name": {{"task": ..., "schedule": 30}}}}'
+            ) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of names to entries (task, schedule, args, kwargs, options)")
+    return dict(raw)
 
 
 def _to_bool(raw: Any) -> bool:

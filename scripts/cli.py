@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "scripts.cmd_queues",
     "scripts.cmd_periodic",
     "scripts.cmd_move",
+    "scripts.cmd_inspect",
+    "scripts.cmd_control",
 )
 
 # Development tools the runtime image leaves out (deploy/.dockerignore): command -> the package it needs.

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     call_args = [parse_argument(arg) for arg in args.args]
     options = {key: getattr(args, key) for key in ("queue", "countdown") if getattr(args, key) is not None}
     result = task.apply_async(call_args, _kwargs(args.kwargs), client=Client(settings), **options)
-    print(f"{result.id} enqueued on queue {args.queue or task.options.queue!r}")
+    print(f"{result.id} enqueued on queue {task.queue_for(args.queue, settings)!r}")
     return _wait(result, args.timeout) if args.wait else RET_OK
 
 

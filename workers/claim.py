@@ -26,7 +26,9 @@ all decided here, inside one server-side script, so they hold across every worke
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from config.settings import Settings
@@ -40,9 +42,11 @@ DEQUEUE_STRATEGIES = ("default", "random", "round_robin")  # RQ's DequeueStrateg
 
 
 def claim_call(worker: str, queues: list[str], count: int, now: float, now_text: str, score: float,
-               maxlen: int, settings: Settings, strategy: str = "default") -> tuple[list[str], list[Any]]:  # fmt: skip
+               maxlen: int, settings: Settings, strategy: str = "default",
+               rate_overrides: Mapping[str, str] | None = None) -> tuple[list[str], list[Any]]:  # fmt: skip
     """KEYS and ARGV for one claim of up to ``count`` jobs from ``queues`` (in priority order), ordered
-    by RQ's dequeue ``strategy``.
+    by RQ's dequeue ``strategy``; ``rate_overrides`` (task -> ``count/seconds``, ``""``: none) replace the
+    rate limits jobs carry (``taskrail control rate_limit``), and cost nothing when empty.
 
     Raises:
         ConfigError: malformed queue weights or rate limits in ``settings``.
@@ -58,6 +62,8 @@ def claim_call(worker: str, queues: list[str], count: int, now: float, now_text:
         queue_args[0::3] = [1] * len(queues)  # equal weights: one job per queue in turn
     args: list[Any] = [worker, count, now, now_text, score, maxlen, mode]
     args += [worker_count, worker_period, DATA_MAX_BYTES, settings.failure_ttl_s, *queue_args]
+    if rate_overrides:
+        args.append(json.dumps(rate_overrides))
     return [keys.CLAIMS.format(worker), keys.PAUSED, *queues], args
 
 

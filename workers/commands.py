@@ -11,6 +11,8 @@ to in a thread; ``workers.Worker.handle_payload`` hands each one to ``handle_com
   is killed) and fails, as RQ fails a job whose work-horse died.
 - ``stop-execution`` is refused: taskrail writes no RQ execution records, so RQ's sender cannot even
   address one; ``send_stop_job_command`` does the same.
+- ``taskrail-inspect`` and ``taskrail-control`` (``taskrail inspect``, ``taskrail control``) are
+  answered from the worker's memory by workers/control.py; any command with a ``reply_to`` is answered.
 
 Exception handlers (``exception_handlers=``, ``rq worker --exception-handler``) run after the settle
 of a failed or retried job, with an rq ``Job`` and ``(exc_type, exc_value, traceback)``.
@@ -27,7 +29,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers
 
+from config.errors import ConfigError
 from tasks.core import keys
+from workers.control import InspectedWorker, inspect, reply, set_rate_limit
 from workers.runner import Outcome
 
 __all__ = ["CommandedWorker", "handle_command", "run_exception_handlers"]
@@ -35,11 +39,8 @@ __all__ = ["CommandedWorker", "handle_command", "run_exception_handlers"]
 log = logging.getLogger("taskrail.commands")
 
 
-class CommandedWorker(Protocol):
+class CommandedWorker(InspectedWorker, Protocol):
     """What the commands need of their worker (workers/worker.py's ``Worker``)."""
-
-    @property
-    def name(self) -> str: ...
 
     def request_stop(self, signum: int | None = None, frame: Any = None) -> None: ...
     def stop_job(self, job_id: str) -> bool: ...
@@ -47,8 +48,14 @@ class CommandedWorker(Protocol):
 
 
 def handle_command(worker: CommandedWorker, payload: dict[str, Any]) -> None:
-    """Act on one command sent with rq.command; an unknown or malformed one is logged and ignored."""
-    command = payload.get("command")
+    """Act on one command sent with rq.command; an unknown or malformed one is logged and ignored.
+    With a ``reply_to``, the worker answers it (workers/control.py)."""
+    command, reply_to = payload.get("command"), payload.get("reply_to")
+    if command in ("taskrail-inspect", "taskrail-control"):
+        _answer(worker, payload)
+        return
+    if reply_to:  # before acting: a shutdown's answer must leave before the worker does
+        reply(worker.connection, reply_to, worker.name, {"command": command})
     if command == "shutdown":
         log.info("worker %s: shutdown command received", worker.name)
         worker.request_stop()
@@ -64,6 +71,24 @@ def handle_command(worker: CommandedWorker, payload: dict[str, Any]) -> None:
                     "use rq.command.send_stop_job_command", worker.name)  # fmt: skip
     else:
         log.warning("worker %s: unknown command %r ignored", worker.name, command)
+
+
+def _answer(worker: CommandedWorker, payload: dict[str, Any]) -> None:
+    """Answer an inspect or control request; a bad one gets an error answer, never an exception."""
+    try:
+        if payload["command"] == "taskrail-inspect":
+            answer = inspect(worker, str(payload.get("what")))
+        elif payload.get("action") == "rate_limit":
+            answer = set_rate_limit(worker, payload.get("task"), payload.get("rate"))
+        else:
+            raise ConfigError(f"control {payload.get('action')!r} is not answered by workers; use rate_limit")
+    except ConfigError as exc:
+        reply(worker.connection, payload.get("reply_to"), worker.name, error=str(exc))
+    except Exception as exc:  # an answer must never take the pub/sub thread down
+        log.exception("worker %s: answering %r failed", worker.name, payload)
+        reply(worker.connection, payload.get("reply_to"), worker.name, error=f"{type(exc).__name__}: {exc}")
+    else:
+        reply(worker.connection, payload.get("reply_to"), worker.name, answer)
 
 
 Handler = Callable[..., Any]

@@ -10,6 +10,7 @@ import ctypes
 import signal
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from config.errors import TaskRevoked, TaskTimeout
 from workers.runner import Interrupted
@@ -29,6 +30,10 @@ class Slot:
     deadline: float | None = None  # monotonic time of the hard time limit
     pending: StopReason | None = None
     active: bool = False
+    # What inspect reads (workers/control.py): the running job, since when, and the claimed jobs waiting.
+    job: Any = None
+    started_at: float = 0.0
+    reserved: Any = ()
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -1,11 +1,13 @@
 """Periodic tasks: cron-style schedules from configuration, each occurrence enqueued exactly once.
 
-The schedules live in ``config/periodic.yaml`` (or the file ``TASKRAIL_PERIODIC_FILE`` names),
-validated strictly when a worker starts. Only the elected leader (workers/maintenance.py) fires
+The schedules come from ``config/periodic.yaml`` (or the file ``TASKRAIL_PERIODIC_FILE`` names), the
+``beat_schedule`` setting and code (``tasks.schedules.add_periodic_task``, Celery's API), validated
+strictly when a worker starts. Only the elected leader (workers/maintenance.py) fires
 them, and each firing is one transaction that checks and advances the schedule's last occurrence
 in ``taskrail:periodic`` (a hash: name -> epoch seconds) together with the enqueue, so however
 many workers, supervisors and machines run, and however leadership moves, an occurrence is
-enqueued once. Occurrences missed while no worker ran are coalesced into one run.
+enqueued once. Occurrences missed while no worker ran are coalesced into one run, and one later than
+its schedule's ``expires_s`` is skipped (Celery's ``expires``: no thundering herd after downtime).
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ from tasks.core import keys, validate
 from tasks.core.client import Client
 from tasks.core.protocol import JobSpec
 from tasks.core.registry import lookup
+from tasks.schedules import beat_entry, code_schedules
 
-__all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "check_periodic", "load_periodic"]
+__all__ = ["PERIODIC_KEY", "PeriodicEntry", "PeriodicScheduler", "check_periodic", "check_schedules", "load_periodic"]
 
 log = logging.getLogger("taskrail.periodic")
 
 PERIODIC_KEY = keys.PERIODIC
-ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone")
-NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+ENTRY_KEYS = ("task", "cron", "every_s", "args", "kwargs", "queue", "timezone", "expires_s")
+NAME = re.compile(r"[A-Za-z0-9_.:-]([A-Za-z0-9_.:\- ]{0,98}[A-Za-z0-9_.:-])?")
 MIN_EVERY_S = 0.5
 
 
@@ -54,6 +57,7 @@ class PeriodicEntry:
     kwargs: dict[str, Any] = field(default_factory=dict)
     queue: str | None = None
     timezone: str = "UTC"
+    expires_s: float | None = None
 
     def latest(self, at: float) -> float:
         """The last occurrence at or before ``at`` (epoch seconds)."""
@@ -100,6 +104,28 @@ def check_periodic(path: Path) -> tuple[list[PeriodicEntry], list[str]]:
             problems.append(str(exc))
         else:
             entries.append(entry)
+    return entries, problems
+
+
+def check_schedules(settings: Settings) -> tuple[list[PeriodicEntry], list[str]]:
+    """:func:`check_periodic` over every source: the periodic file, the ``beat_schedule`` setting and the
+    schedules registered in code (import the task modules first). A name used twice is a problem."""
+    entries, problems = check_periodic(settings.periodic_file)
+    origin = dict.fromkeys((e.name for e in entries), str(settings.periodic_file))
+    sources = [("the beat_schedule setting", settings.beat_schedule, True), ("code", code_schedules(), False)]
+    for source, schedules, celery_shape in sources:
+        for name, raw in schedules.items():
+            where = f"{source}: periodic '{name}'"
+            try:
+                if str(name) in origin:
+                    raise ConfigError(f"{where}: the name is also used in {origin[str(name)]}; rename one of them")
+                entry = _entry(where, str(name), beat_entry(where, raw) if celery_shape else raw)
+                _check_task(where, entry)
+            except ConfigError as exc:
+                problems.append(str(exc))
+            else:
+                entries.append(entry)
+                origin[entry.name] = source
     return entries, problems
 
 
@@ -174,14 +200,24 @@ def _entry(where: str, name: str, raw: Any) -> PeriodicEntry:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"{where}: timezone {timezone!r} is not an IANA name like 'UTC' or 'Europe/Paris'") from exc
     every_s = float(every) if every is not None else None
-    return PeriodicEntry(name, task, cron, every_s, tuple(args), dict(kwargs), queue, str(timezone))
+    expires = _expires_s(where, raw.get("expires_s"))
+    return PeriodicEntry(name, task, cron, every_s, tuple(args), dict(kwargs), queue, str(timezone), expires)
+
+
+def _expires_s(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= validate.MAX_DELAY_S:
+        raise ConfigError(f"{where}: expires_s must be a number of seconds > 0 (a late occurrence is skipped), "
+                          f"got {value!r}")  # fmt: skip
+    return float(value)
 
 
 class PeriodicScheduler:
     """Fires due schedules; the leader calls :meth:`tick` often (it touches Redis only when one is due)."""
 
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
-        self.entries, problems = check_periodic(settings.periodic_file)
+        self.entries, problems = check_schedules(settings)
         for problem in problems:  # one bad schedule never stops a worker: skip it, say why, fire the rest
             log.error("skipping a periodic schedule: %s", problem)
         self.conn = conn
@@ -217,14 +253,20 @@ class PeriodicScheduler:
                 if due <= last:
                     self._next[entry.name] = entry.following(last)
                     return 0
-                spec = self._spec(entry, due)
+                late = entry.expires_s is not None and now - due > entry.expires_s
+                spec = None if late else self._spec(entry, due)
                 pipe.multi()
                 pipe.hset(PERIODIC_KEY, entry.name, repr(due))
-                self.client.enqueue_in(pipe, spec)
+                if spec is not None:
+                    self.client.enqueue_in(pipe, spec)
                 pipe.execute()
             except redis.WatchError:
                 return 0  # another leader moved the schedule meanwhile: look again next tick
         self._next[entry.name] = entry.following(due)
+        if spec is None:
+            log.warning("periodic %s: skipped the occurrence of %s, %.1f s late, past its expires_s (%s s)",
+                        entry.name, _iso(due), now - due, entry.expires_s)  # fmt: skip
+            return 0
         log.info("periodic %s: enqueued %s (job %s) for %s", entry.name, entry.task, spec.job_id, _iso(due))
         return 1
 
@@ -232,7 +274,9 @@ class PeriodicScheduler:
         registered = lookup(entry.task)
         if registered is None:  # checked when the scheduler was built; tasks are never unregistered
             raise ConfigError(f"periodic '{entry.name}': task {entry.task!r} is not registered here")
-        options = {"queue": entry.queue} if entry.queue else {}
+        options: dict[str, Any] = {"queue": entry.queue} if entry.queue else {}
+        if entry.expires_s is not None:  # a job the workers start later than that is revoked, as in Celery
+            options["expires"] = datetime.fromtimestamp(due + entry.expires_s, UTC)
         spec = registered.build_job(entry.args, entry.kwargs, self.client, **options)
         spec.fields["tr_periodic"] = f"{entry.name}@{due:.3f}"
         return spec

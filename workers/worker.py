@@ -100,6 +100,8 @@ class Worker(RQWorker):
         self._state = ""
         self._held: set[str] = set()  # ids this process has claimed and not yet settled
         self._held_lock = threading.Lock()
+        self.rate_overrides: dict[str, str] = {}  # task -> tr_rate, set by taskrail control rate_limit
+        self.started_at = time.time()
         self._claim = load_command("claim")  # tasks/core/lua/claim.lua
         self._finish = load_command("finish")
 
@@ -266,6 +268,7 @@ class Worker(RQWorker):
         conn = self.connection
         loop = asyncio.new_event_loop()
         local: deque[ClaimedJob] = deque()
+        slot.reserved = local  # read by inspect reserved
         pending: list[Outcome] = []
         first_pending = 0.0
         try:
@@ -302,8 +305,8 @@ class Worker(RQWorker):
             loop.close()
 
     def _run(self, slot: Slot, job: ClaimedJob, loop: asyncio.AbstractEventLoop) -> Outcome:
-        slot.job_id = job.id
-        started = time.time()
+        slot.job, slot.started_at, slot.job_id = job, time.time(), job.id  # job first: inspect reads by job_id
+        started = slot.started_at
         try:
             limit = job.timeout if job.timeout and job.timeout > 0 else None
             slot.deadline = time.monotonic() + limit if limit else None
@@ -407,7 +410,7 @@ class Worker(RQWorker):
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
                 call = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings,
-                                  self._strategy)  # fmt: skip
+                                  self._strategy, self.rate_overrides)  # fmt: skip
                 self._claim.queue(pipe, *call)
 
         replies = run_pipeline(conn, build)

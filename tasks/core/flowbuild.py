@@ -143,7 +143,7 @@ class Plan:
         countdown starts when it is released, so it is not scheduled now."""
         task, opts, settings = sig.task, sig.options, self.client.settings
         task.check_arguments((None,) * received + tuple(sig.args), dict(sig.kwargs))
-        queue = validate.queue_name(opts.get("queue") or task.options.queue, task.name)
+        queue = task.queue_for(opts.get("queue"), settings)
         priority = validate.priority(opts.get("priority", task.options.priority), task.name)
         countdown = validate.countdown(opts.get("countdown"), task.name)
         run_at = time.time() + countdown if countdown and not waits else 0.0

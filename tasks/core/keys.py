@@ -12,6 +12,7 @@ from collections.abc import Collection
 __all__ = [
     "CANCELED",
     "CLAIMS",
+    "CONTROL_REPLY",
     "DASHBOARD_FAILURES",
     "DASHBOARD_SESSION",
     "DEFAULT_PRIORITY",
@@ -107,6 +108,7 @@ RATE_WORKER = "taskrail:rl:w:{}"  # sliding window of starts per worker
 CONCURRENCY = "taskrail:cc:{}"  # job ids holding a concurrency slot, per task (and limit key)
 WEIGHTS = "taskrail:wrr:{}"  # hash per worker: weighted round robin credit per queue
 LEADER = "taskrail:leader"  # the elected scheduler and recovery leader
+CONTROL_REPLY = "taskrail:reply:{}"  # list per inspect/control request: the workers' answers
 PERIODIC = "taskrail:periodic"  # hash: periodic entry -> last fire time
 SCALE = "taskrail:scale"  # hash: cluster-wide scale overrides
 SCALE_NODE = "taskrail:scale:node:{}"  # hash: one node's scale overrides

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, get_args, overload
 
 from config.errors import ConfigError, EnqueueError
+from config.routes import route
+from config.settings import Settings
 from tasks import signals
 from tasks.core import validate
 from tasks.core.canvas_map import task_chunks, xmap, xstarmap
@@ -47,6 +49,8 @@ class Task(Generic[P, R]):
         self.options = options
         self.name = options.name
         self.call_signature = inspect.signature(func)
+        # Whether @task named a queue: Celery's order is the call's queue=, the task's, task_routes, the default.
+        self.queue_declared = options.queue != "default"
         self.hooked = any(getattr(type(self), hook) is not getattr(Task, hook) for hook in HOOKS)
         functools.update_wrapper(self, func)
         if self.name != f"{func.__module__}.{func.__qualname__}" and "." in self.name:
@@ -190,7 +194,7 @@ class Task(Generic[P, R]):
             raise unknown_option(self.name, unknown[0], (*APPLY_OPTIONS, *APPLY_CELERY))
         self.check_arguments(args, kwargs)
         opts = self.options
-        queue = validate.queue_name(options.get("queue") or opts.queue, self.name)
+        queue = self.queue_for(options.get("queue"), client.settings)
         priority = validate.priority(options.get("priority", opts.priority), self.name)
         run_at = validate.run_at(options.get("countdown"), options.get("eta"), client.now(), self.name)
         settings = client.settings
@@ -213,6 +217,15 @@ class Task(Generic[P, R]):
             extra=extra or None,
         )
         return self._with_unique(spec, args, kwargs, options)
+
+    def queue_for(self, queue: str | None, settings: Settings) -> str:
+        """The queue a call goes to, in Celery's order: the call's ``queue=``, else the one ``@task`` names,
+        else the first of ``settings.task_routes`` (config/routes.py) that matches, else the default."""
+        if queue:
+            return validate.queue_name(queue, self.name)
+        if self.queue_declared or not settings.task_routes:
+            return self.options.queue
+        return route(settings.task_routes, self.name) or self.options.queue
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise a TypeError-like ConfigError when the call does not bind to the function's signature
@@ -280,7 +293,9 @@ def task(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         raise ConfigError(f"@task: base must be a subclass of tasks.Task, got {base!r}")
 
     def decorate(fn: Callable[..., Any]) -> Task[Any, Any]:
-        built: Task[Any, Any] = base(fn, TaskOptions.build(fn, **{**_class_options(base), **options}))
+        given = {**_class_options(base), **options}
+        built: Task[Any, Any] = base(fn, TaskOptions.build(fn, **given))
+        built.queue_declared = "queue" in given
         register(built)
         return built
 

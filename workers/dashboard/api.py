@@ -131,7 +131,7 @@ def enqueue(name: str) -> tuple[Response, int, dict[str, str]]:
     except (ConfigError, EnqueueError) as exc:
         raise ApiError(400, str(exc)) from exc
     status_url = url_for("api.job", job_id=result.id)
-    queue = options.get("queue") or found.options.queue
+    queue = found.queue_for(options.get("queue"), _client().settings)
     return jsonify(id=result.id, task=name, queue=queue, status_url=status_url), 202, {"Location": status_url}
 
 

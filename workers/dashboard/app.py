@@ -19,7 +19,7 @@ from config.connection import redis_url
 from config.settings import Settings
 from tasks.core.client import Client
 from tasks.core.registry import import_task_modules
-from workers.dashboard import api, auth, loginlink, overview
+from workers.dashboard import api, auth, inspect_api, loginlink, overview
 from workers.dashboard.auth import SESSION_HOURS, AuthConfig
 from workers.dashboard.hosts import AllowedHosts, check_host
 from workers.dashboard.loginlink import LoginLink
@@ -88,6 +88,7 @@ def create_app(
     app.register_blueprint(loginlink.blueprint)
     app.register_blueprint(overview.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(inspect_api.blueprint)
     mount_rq_dashboard(app, client.redis, redis_url(settings))
     app.add_url_rule("/metrics", "metrics", _metrics)
     app.add_url_rule("/public/<path:filename>", "public", _public)

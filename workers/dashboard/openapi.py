@@ -80,6 +80,34 @@ _JOB = {
 }
 
 
+_CONTROL_QUERY = [
+    {"name": "worker", "in": "query", "schema": {"type": "string"}, "description": "ask only this live worker"},
+    {"name": "timeout", "in": "query", "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
+     "description": "seconds to wait for answers (default 1)"},
+]  # fmt: skip
+_ANSWERS = {
+    "type": "object",
+    "properties": {
+        "request": {"type": "string"},
+        "answers": {"type": "object", "description": "worker name -> its answer"},
+        "errors": {"type": "object", "description": "worker name -> why it refused"},
+        "not_answering": {"type": "array", "items": {"type": "string"}, "description": "silent past the timeout"},
+    },
+}
+
+
+def _control(summary: str, properties: dict[str, Any]) -> dict[str, Any]:
+    common = {"worker": {"type": "string"}, "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 60}}
+    body = {"type": "object", "properties": {**properties, **common}}
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"content": {"application/json": {"schema": body}}},
+            "responses": {"200": _answer("answers per worker (revoke: outcome per id)"), **_errors(400)},
+        }
+    }
+
+
 def _queue_action(verb: str) -> dict[str, Any]:
     return {
         "post": {
@@ -163,6 +191,28 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _answer("the series")},
                 }
             },
+            "/api/inspect/{name}": {
+                "get": {
+                    "summary": "Ask live workers: active, reserved, scheduled, registered, stats or ping",
+                    "parameters": [
+                        _path_param("name", "active, reserved, scheduled, registered, stats or ping"),
+                        *_CONTROL_QUERY,
+                    ],
+                    "responses": {
+                        "200": _answer("answers per worker, errors, not_answering", _ANSWERS),
+                        **_errors(400, 404),
+                    },
+                }
+            },
+            "/api/control/rate_limit": _control(
+                "Set a task's rate limit in live workers until they restart",
+                {"task": {"type": "string"}, "rate": {"type": "string"}},
+            ),
+            "/api/control/revoke": _control(
+                "Cancel waiting jobs; with terminate, stop running ones too",
+                {"ids": {"type": "array", "items": {"type": "string"}}, "terminate": {"type": "boolean"}},
+            ),
+            "/api/control/shutdown": _control("Stop live workers gracefully (running jobs finish)", {}),
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": _answer("OpenAPI 3.1")}}},
         },
     }

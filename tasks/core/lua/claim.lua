@@ -16,7 +16,8 @@
 -- KEYS[3..] queue names (not keys), in the worker's priority order
 -- ARGV     worker, count, now, now_text, wip score, maxlen, mode (strict | weighted), worker limit
 --          count (0 = none), worker limit period, data limit (bytes), default failure TTL (s), then
---          per queue: weight, limit count (0 = none), limit period
+--          per queue: weight, limit count (0 = none), limit period, then optionally a JSON object of
+--          rate limit overrides (task -> 'count/period', '' = no limit) replacing the jobs' tr_rate
 -- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
@@ -32,6 +33,12 @@ local weighted = ARGV[7] == 'weighted'
 local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
 if not (data_limit and default_failure_ttl) then  -- before the first write or pop
   return redis.error_reply('claim: ARGV[10] (data limit, bytes) and ARGV[11] (failure TTL, s) must be numbers')
+end
+local overrides = ARGV[12 + (#KEYS - 2) * 3]  -- absent unless taskrail control rate_limit set one
+if overrides then
+  local ok, decoded = pcall(cjson.decode, overrides)
+  if not ok or type(decoded) ~= 'table' then return redis.error_reply('claim: rate overrides must be a JSON object') end
+  overrides = decoded
 end
 --- @include "keys"
 --- @include "includes/limits"
@@ -238,6 +245,7 @@ local function take_one(entry)
     end
     local jkey = K.job .. id
     local f, size = read_job(jkey)
+    if overrides and f[8] and overrides[f[8]] then f[11] = overrides[f[8]] end
     local poison = f[2] ~= 'canceled' and f[2] ~= 'finished' and poison_reason(f, size)
     if not f[1] and not f[2] and redis.call('EXISTS', jkey) == 0 then  -- RQ skips a missing job too
       if indexed[q] then redis.call('ZREM', pkey, id) end
