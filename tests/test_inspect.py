@@ -39,11 +39,11 @@ def test_workers_answer_within_a_second_while_running_a_long_job(
     settings: Settings, procs: Processes, conn: redis.Redis, env: dict[str, str]
 ) -> None:
     start_workers(procs, conn, "busy")
-    warm = double.map([(i,) for i in range(40)])  # very short jobs: the worker then claims in batches
+    warm = double.enqueue_many([(i,) for i in range(40)])  # very short jobs: the worker then claims in batches
     wait_for(lambda: all(r.ready() for r in warm), 30, what="warm-up jobs")
     pause("default")
     long = tasks_sched.mark.delay("long", 30)
-    queued = tasks_sched.mark.map([(f"after-{i}",) for i in range(3)])
+    queued = tasks_sched.mark.enqueue_many([(f"after-{i}",) for i in range(3)])
     later = tasks_sched.mark.apply_async(("later",), countdown=600)
     resume("default")
     wait_for(lambda: conn.hget(f"rq:job:{long.id}", "status") == b"started", 10, what="the long job to start")
@@ -115,7 +115,7 @@ def test_a_runtime_rate_limit_reaches_every_worker_and_ends_with_a_restart(
     run = taskrail(env, "control", "rate_limit", "tests.tasks_sched.mark", "2/s")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "-> r1: OK" in run.stdout and "-> r2: OK" in run.stdout
-    results = tasks_sched.mark.map([(f"rl-{i}",) for i in range(7)])
+    results = tasks_sched.mark.enqueue_many([(f"rl-{i}",) for i in range(7)])
     wait_for(lambda: all(r.ready() for r in results), 30, what="rate-limited jobs")
     starts = _starts(conn, "rl-")
     assert all(later - first >= 0.95 for first, later in zip(starts, starts[2:], strict=False)), (
@@ -141,7 +141,7 @@ def test_revoke_cancels_waiting_jobs_and_terminate_stops_running_ones(
     start_workers(procs, conn, "rv")
     long = tasks_sched.mark.delay("long", 30)
     wait_for(lambda: conn.hget(f"rq:job:{long.id}", "status") == b"started", 10, what="the long job to start")
-    waiting = tasks_sched.mark.map([(f"w-{i}",) for i in range(3)])
+    waiting = tasks_sched.mark.enqueue_many([(f"w-{i}",) for i in range(3)])
     ids = [long.id, *(r.id for r in waiting)]
     outcomes = revoke(Client(settings), ids)
     assert outcomes[long.id].startswith("running (left to finish") and AsyncResult(long.id).state == "STARTED"
