@@ -34,19 +34,21 @@ __all__ = ["OPERATIONS", "ScaleOptions", "ScaleResults", "format_scale", "run_sc
 MIX = (0, None, 9)  # the backlog's priorities, in turn per fill batch
 FILL_BATCH = 1000
 WORKER = "scale-w"
+RQ_QUEUE = "bench-rq"  # plain RQ's backlog, beside taskrail's in the same database
+UNTIMED = (b"config", b"slowlog", b"info")  # the bench's own commands
 
 # key -> (label, complexity in the backlog N; m = jobs in the call)
 OPERATIONS: dict[str, tuple[str, str]] = {
-    "enqueue": ("enqueue one job (apply_async, priority 0/5/9)", "O(1)"),
-    "map": ("enqueue 100 jobs (Task.map, one call)", "O(m)"),
+    "enqueue": ("enqueue one job (priority 0/5/9 in turn)", "O(1)"),
+    "map": ("enqueue 10 jobs in one call (Task.map)", "O(m)"),
     "canvas": ("enqueue a chain of 3 (canvas)", "O(m)"),
-    "claim": ("claim one job", "O(log N) (started registry)"),
-    "settle": ("settle one job (finish ok)", "O(log N) (registries)"),
-    "retry": ("settle one job as a retry in 60 s", "O(log N) (schedule)"),
-    "recover": ("recover a dead worker's job (reap)", "O(log N)"),
+    "claim": ("claim one job", "O(log R), R = running jobs"),
+    "settle": ("settle one job (finish ok)", "O(log F), F = finished jobs kept"),
+    "retry": ("settle one job as a retry in 60 s", "O(log D), D = delayed jobs"),
+    "recover": ("recover a dead worker's job (reap)", "O(1) per job (+ workers)"),
     "revoke": ("revoke one waiting job", "O(1) (claim drops it)"),
-    "enqueue_delayed": ("enqueue one delayed job (countdown)", "O(log N) (schedule)"),
-    "promote": ("promote 10 due delayed jobs", "O(log N + m)"),
+    "enqueue_delayed": ("enqueue one delayed job (countdown)", "O(log D)"),
+    "promote": ("promote 10 due delayed jobs", "O(log D + m)"),
 }
 WAITING_OPS = ("enqueue", "map", "canvas", "claim", "settle", "retry", "recover", "revoke")
 DELAYED_OPS = ("enqueue_delayed", "promote")
@@ -54,29 +56,69 @@ DELAYED_OPS = ("enqueue_delayed", "promote")
 
 @dataclass(frozen=True)
 class ScaleOptions:
-    """Backlog sizes, samples per operation and size, the delayed backlog, and the memory run's size."""
+    """Backlog sizes, calls per operation and size, and the delayed backlog."""
 
     sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     samples: int = 200
     delayed: int = 1_000_000
-    memory_jobs: int = 100_000
 
     @classmethod
     def quick(cls) -> ScaleOptions:
-        return cls(sizes=(1_000, 10_000), samples=50, delayed=10_000, memory_jobs=5_000)
+        return cls(sizes=(1_000, 10_000), samples=50, delayed=10_000)
 
 
 @dataclass
 class ScaleResults:
-    """Per operation and backlog: server microseconds per call (median, p99, max) and the memory figures."""
+    """rows[op][system][size]: server microseconds per call (median, p99) and its slowest command or script;
+    memory[system][size]: bytes of server memory per waiting job."""
 
-    rows: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
-    memory: dict[str, float] = field(default_factory=dict)  # system -> bytes per waiting job
+    rows: dict[str, dict[str, dict[int, dict[str, float]]]] = field(default_factory=dict)
+    memory: dict[str, dict[int, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Operation:
+    """One measured operation: ``act(prepare(i))``, only the act timed."""
+
+    act: Callable[[Any], object]
+    prepare: Callable[[int], Any] | None = None
+
+
+def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, float]:
+    """Median and p99 of the server time of ``samples`` calls (every command a call sent, from SLOWLOG at
+    threshold 0), and the slowest single command or script among them."""
+    conn.config_set("slowlog-max-len", 1024)
+    totals: list[float] = []
+    slowest = 0.0
+    try:
+        for i in range(samples):
+            prepared = op.prepare(i) if op.prepare else i
+            conn.config_set("slowlog-log-slower-than", 0)
+            conn.slowlog_reset()
+            op.act(prepared)
+            conn.config_set("slowlog-log-slower-than", -1)
+            spans = [e["duration"] for e in conn.slowlog_get(1024) if not _untimed(e["command"])]
+            totals.append(sum(spans))
+            slowest = max([slowest, *spans])
+    finally:
+        conn.config_set("slowlog-log-slower-than", 10_000)
+    ordered = sorted(totals)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"median_us": statistics.median(ordered), "p99_us": p99, "slowest_us": slowest}
+
+
+def _untimed(command: Any) -> bool:
+    first = (command if isinstance(command, bytes) else str(command).encode()).split(b" ", 1)[0]
+    return first.lower() in UNTIMED
+
+
+def _used(conn: redis.Redis) -> int:
+    return int(conn.info("memory")["used_memory"])
+
+
 class Backlog:
-    """The producer's and a worker's calls against one bench server, each timed by SLOWLOG."""
+    """taskrail's producer and a worker's scripts against the bench server."""
 
     def __init__(self, harness: Harness) -> None:
         self.conn: redis.Redis = harness.conn
@@ -90,30 +132,17 @@ class Backlog:
         )
         self.filled = 0
 
-    def fill(self, total: int, **options: Any) -> None:
-        """Enqueue jobs until ``total`` were sent, in batches of ``FILL_BATCH``, priorities in turn."""
+    def fill(self, total: int, **options: Any) -> float:
+        """Enqueue jobs until ``total`` were sent, in batches of ``FILL_BATCH``, priorities in turn; returns the
+        bytes of server memory per job added."""
+        start, before = self.filled, _used(self.conn)
         while self.filled < total:
             n = min(FILL_BATCH, total - self.filled)
             priority = MIX[(self.filled // FILL_BATCH) % len(MIX)]
             extra = {} if priority is None else {"priority": priority}
             self.task.map([()] * n, client=self.client, **extra, **options)
             self.filled += n
-
-    def timed(self, op: Operation, samples: int) -> list[float]:
-        """Server microseconds of every script ``op``'s act ran (its preparation untimed), ``samples`` times."""
-        self.conn.config_set("slowlog-max-len", 128)
-        durations: list[float] = []
-        try:
-            for i in range(samples):
-                prepared = op.prepare(i) if op.prepare else i
-                self.conn.config_set("slowlog-log-slower-than", 0)
-                self.conn.slowlog_reset()
-                op.act(prepared)
-                self.conn.config_set("slowlog-log-slower-than", -1)
-                durations += [e["duration"] for e in self.conn.slowlog_get(128) if _is_script(e["command"])]
-        finally:
-            self.conn.config_set("slowlog-log-slower-than", 10_000)
-        return durations
+        return (_used(self.conn) - before) / max(total - start, 1)
 
     def claim_one(self, worker: str = WORKER) -> str:
         args = [worker, 1, time.time(), "", time.time() + 3600, 100, "strict", 0, 0, DATA_MAX_BYTES, 900, 1, 0, 0]
@@ -125,118 +154,106 @@ class Backlog:
         now = time.time()
         self.finish(self.conn, [keys.CLAIMS.format(WORKER)], [WORKER, now, "", 100, int(now // 60), *record])
 
-    def dead_worker_holding_one(self, i: int) -> None:
-        self.claim_one(f"scale-dead-{i}")  # it never heartbeats: the reap takes it for dead
-
     def reap_now(self, _: object) -> None:
         self.reap(self.conn, [keys.WORKERS], [time.time(), "", 100, int(time.time() // 60), 5, 900])
 
-
-@dataclass(frozen=True)
-class Operation:
-    """One measured operation: ``act(prepare(i))``, only the act timed."""
-
-    act: Callable[[Any], object]
-    prepare: Callable[[int], Any] | None = None
-
-
-def _is_script(command: Any) -> bool:
-    parts = command.split() if isinstance(command, bytes) else [command]
-    return bool(parts) and parts[0].lower() in (b"evalsha", b"eval", "evalsha", "eval")
-
-
-def _operations(b: Backlog) -> dict[str, Operation]:
-    noop, client = b.task, b.client
-    now = time.time
-    return {
-        "enqueue": Operation(lambda i: noop.apply_async((), client=client, priority=(0, 5, 9)[i % 3])),
-        "map": Operation(lambda i: noop.map([()] * 100, client=client, priority=(0, 5, 9)[i % 3])),
-        "canvas": Operation(lambda i: (noop.si() | noop.si() | noop.si()).apply_async(client=client)),
-        "claim": Operation(lambda i: b.claim_one()),
-        "settle": Operation(lambda job_id: b.settle(job_id, "ok"), lambda i: b.claim_one()),
-        "retry": Operation(lambda job_id: b.settle(job_id, "retry", now() + 60), lambda i: b.claim_one()),
-        "recover": Operation(b.reap_now, b.dead_worker_holding_one),
-        "revoke": Operation(
-            lambda job_id: b.revoke(b.conn, [], [now(), "", 100, job_id]),
-            lambda i: noop.apply_async((), client=client).id,
-        ),
-        "enqueue_delayed": Operation(lambda i: noop.apply_async((), client=client, countdown=86_400)),
-        "promote": Operation(
-            lambda _: b.promote(b.conn, [QUEUE], [now() + 1, "", 10]), lambda i: b.fill(b.filled + 10, countdown=0.001)
-        ),
-    }
+    def operations(self) -> dict[str, Operation]:
+        noop, client, now = self.task, self.client, time.time
+        return {
+            "enqueue": Operation(lambda i: noop.apply_async((), client=client, priority=(0, 5, 9)[i % 3])),
+            "map": Operation(lambda i: noop.map([()] * 10, client=client, priority=(0, 5, 9)[i % 3])),
+            "canvas": Operation(lambda i: (noop.si() | noop.si() | noop.si()).apply_async(client=client)),
+            "claim": Operation(lambda i: self.claim_one()),
+            "settle": Operation(lambda job_id: self.settle(job_id, "ok"), lambda i: self.claim_one()),
+            "retry": Operation(lambda job_id: self.settle(job_id, "retry", now() + 60), lambda i: self.claim_one()),
+            # a worker that never heartbeats holds one job: the reap takes it for dead
+            "recover": Operation(self.reap_now, lambda i: self.claim_one(f"scale-dead-{i}")),
+            "revoke": Operation(
+                lambda job_id: self.revoke(self.conn, [], [now(), "", 100, job_id]),
+                lambda i: noop.apply_async((), client=client).id,
+            ),
+            "enqueue_delayed": Operation(lambda i: noop.apply_async((), client=client, countdown=86_400)),
+            "promote": Operation(
+                lambda _: self.promote(self.conn, [QUEUE], [now() + 1, "", 10]),
+                lambda i: self.fill(self.filled + 10, countdown=0.001),
+            ),
+        }
 
 
-def _summary(durations: list[float]) -> dict[str, float]:
-    ordered = sorted(durations)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {"median_us": statistics.median(ordered), "p99_us": p99, "max_us": ordered[-1], "calls": len(ordered)}
+class RQBacklog:
+    """Plain RQ's producer (``Queue.enqueue``, ``enqueue_many``) on its own queue of the same server."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.conn: redis.Redis = harness.conn
+        self.queue = Queue(RQ_QUEUE, connection=harness.conn)
+        self.func = load_module("tests.bench_jobs").noop
+        self.filled = 0
+
+    def fill(self, total: int) -> float:
+        start, before = self.filled, _used(self.conn)
+        while self.filled < total:
+            n = min(FILL_BATCH, total - self.filled)
+            self.queue.enqueue_many([Queue.prepare_data(self.func, args=()) for _ in range(n)])
+            self.filled += n
+        return (_used(self.conn) - before) / max(total - start, 1)
+
+    def operations(self) -> dict[str, Operation]:
+        many = [Queue.prepare_data(self.func, args=()) for _ in range(10)]
+        return {
+            "enqueue": Operation(lambda i: self.queue.enqueue(self.func)),
+            "map": Operation(lambda i: self.queue.enqueue_many(many)),
+        }
 
 
 def run_scale(harness: Harness, options: ScaleOptions, progress: Callable[[str], None] = print) -> ScaleResults:
-    """Every operation at every backlog size, then the delayed phase, then memory per job."""
-    results = ScaleResults(rows={op: {} for op in OPERATIONS})
+    """Every operation at every backlog size (taskrail, and plain RQ where it has the operation), then the
+    delayed phase."""
+    results = ScaleResults(rows={op: {} for op in OPERATIONS}, memory={"taskrail": {}, "rq": {}})
     harness.flush()
-    backlog = Backlog(harness)
-    ops = _operations(backlog)
+    taskrail, rq = Backlog(harness), RQBacklog(harness)
+    systems: dict[str, tuple[Backlog | RQBacklog, dict[str, Operation]]] = {
+        "taskrail": (taskrail, taskrail.operations()),
+        "rq": (rq, rq.operations()),
+    }
     for size in options.sizes:
-        progress(f"filling to {size:,} waiting jobs")
-        backlog.fill(size)
-        for op in WAITING_OPS:
-            progress(f"{size:,} waiting: {op}")
-            results.rows[op][size] = _summary(backlog.timed(ops[op], options.samples))
+        for name, (backlog, ops) in systems.items():
+            progress(f"{name}: filling to {size:,} waiting jobs")
+            results.memory[name][size] = backlog.fill(size)
+            for op, operation in ops.items():
+                if op in WAITING_OPS:
+                    progress(f"{name}, {size:,} waiting: {op}")
+                    results.rows[op].setdefault(name, {})[size] = timed(harness.conn, operation, options.samples)
     harness.flush()
-    backlog = Backlog(harness)
-    ops = _operations(backlog)
-    progress(f"filling the schedule with {options.delayed:,} delayed jobs")
-    backlog.fill(options.delayed, countdown=86_400)
+    delayed = Backlog(harness)
+    progress(f"taskrail: filling the schedule with {options.delayed:,} delayed jobs")
+    delayed.fill(options.delayed, countdown=86_400)
     for op in DELAYED_OPS:
-        progress(f"{options.delayed:,} delayed: {op}")
-        results.rows[op][options.delayed] = _summary(backlog.timed(ops[op], options.samples))
-    results.memory = memory_per_job(harness, options.memory_jobs)
+        progress(f"taskrail, {options.delayed:,} delayed: {op}")
+        results.rows[op]["taskrail"] = {options.delayed: timed(harness.conn, delayed.operations()[op], options.samples)}
     return results
 
 
-def memory_per_job(harness: Harness, jobs: int) -> dict[str, float]:
-    """Bytes of server memory per waiting job: taskrail (priorities mixed) and RQ's ``enqueue_many``."""
-    out: dict[str, float] = {}
-    for system in ("rq", "taskrail"):
-        harness.flush()
-        before = int(harness.conn.info("memory")["used_memory"])
-        if system == "taskrail":
-            Backlog(harness).fill(jobs)
-        else:
-            func = load_module("tests.bench_jobs").noop
-            queue = Queue(QUEUE, connection=harness.conn)
-            for start in range(0, jobs, FILL_BATCH):
-                n = min(FILL_BATCH, jobs - start)
-                queue.enqueue_many([Queue.prepare_data(func, args=()) for _ in range(n)])
-        out[system] = (int(harness.conn.info("memory")["used_memory"]) - before) / jobs
-    return out
-
-
 def format_scale(results: ScaleResults) -> str:
-    """The markdown table: per operation its complexity, then median / p99 / slowest server µs per backlog."""
-    sizes = sorted({n for by_size in results.rows.values() for n in by_size})
-    header = ["operation", "complexity", *[f"{_size(n)} median / p99 / max (µs)" for n in sizes]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * 2 + [" ---: "] * len(sizes)) + "|"]
+    """The markdown table: per operation and system its complexity, then median / p99 / slowest server µs
+    per backlog size, and the memory per waiting job."""
+    sizes = sorted({n for by_system in results.rows.values() for by_size in by_system.values() for n in by_size})
+    header = ["operation", "system", "complexity", *[f"{_size(n)}: median / p99 / slowest (µs)" for n in sizes]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * 3 + [" ---: "] * len(sizes)) + "|"]
     for op, (label, complexity) in OPERATIONS.items():
-        by_size = results.rows.get(op, {})
-        if not by_size:
-            continue
-        cells = [_cell(by_size.get(n)) for n in sizes]
-        lines.append("| " + " | ".join([label, complexity, *cells]) + " |")
-    if results.memory:
-        mem = ", ".join(f"{system} {value:,.0f}" for system, value in results.memory.items())
-        lines += ["", f"Server memory per waiting job (bytes): {mem}."]
-    lines += [f"note: {note}" for note in results.notes]
+        for system, by_size in results.rows.get(op, {}).items():
+            cells = [_cell(by_size.get(n)) for n in sizes]
+            lines.append("| " + " | ".join([label, system, complexity if system == "taskrail" else "", *cells]) + " |")
+    for system, per_job in results.memory.items():
+        cells = [f"{per_job[n]:,.0f}" if n in per_job else "-" for n in sizes]
+        lines.append("| " + " | ".join(["server memory per waiting job (bytes)", system, "", *cells]) + " |")
+    lines += ["", *[f"note: {note}" for note in results.notes]]
     return "\n".join(lines)
 
 
 def _cell(row: dict[str, float] | None) -> str:
     if not row:
         return "-"
-    return f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['max_us']:,.0f}"
+    return f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['slowest_us']:,.0f}"
 
 
 def _size(n: int) -> str:
@@ -250,19 +267,21 @@ def write_scale_chart(results: ScaleResults, path: Path) -> Path:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for op, by_size in results.rows.items():
-        if by_size:
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for op, by_system in results.rows.items():
+        for system, by_size in by_system.items():
             sizes = sorted(by_size)
-            label = f"{OPERATIONS[op][0]}: {OPERATIONS[op][1]}"
-            ax.plot(sizes, [by_size[n]["median_us"] for n in sizes], marker="o", label=label)
+            label = f"{OPERATIONS[op][0]} [{OPERATIONS[op][1]}]" if system == "taskrail" else f"RQ: {OPERATIONS[op][0]}"
+            dashed = system == "rq"
+            ax.plot(sizes, [by_size[n]["median_us"] for n in sizes], marker="o", label=label,
+                    linestyle="--" if dashed else "-", color="black" if dashed else None)  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("jobs waiting (delayed, for the delayed operations)")
+    ax.set_xlabel("jobs waiting (delayed jobs, for the delayed operations)")
     ax.set_ylabel("server time per call, median (µs)")
-    ax.set_title("taskrail: cost per operation as the backlog grows")
+    ax.set_title("Cost as work grows: server time per operation against the backlog")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best", ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
