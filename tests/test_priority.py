@@ -148,3 +148,13 @@ def test_move_takes_jobs_in_run_order_and_keeps_their_priorities(conn: redis.Red
     assert run(conn, "move", ["q", "r"], [3, 100]) == 3
     assert run_order(conn, "q") == ["p7"] and run_order(conn, "r") == ["p1", "p1b", "plain"]
     assert conn.lrange("rq:queue:r:p1", 0, -1) == [b"p1", b"p1b"] and conn.hget("rq:job:p1", "origin") == b"r"
+
+
+def test_a_dead_letter_requeued_goes_back_to_its_own_priority(conn: redis.Redis) -> None:
+    _push(conn, "plain")
+    conn.hset("rq:job:dead", mapping={"data": "[]", "status": "failed", "origin": "q", "tr_priority": "2"})
+    conn.zadd("rq:failed:q", {"dead": NOW})
+    keys_ = ["rq:failed:q", "rq:job:dead", "rq:queue:q", "rq:queues", "taskrail:wake:q", "taskrail:events:q",
+             "rq:results:dead", "taskrail:done:dead"]  # fmt: skip
+    assert run(conn, "requeue_dead", keys_, ["dead", NOW_TEXT, 100]) == 1
+    assert run_order(conn) == ["dead", "plain"] and conn.lrange("rq:queue:q:p2", 0, -1) == [b"dead"]
