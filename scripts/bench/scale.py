@@ -51,6 +51,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "enqueue_delayed": ("enqueue one delayed job (countdown)", "O(log D)"),
     "promote": ("promote 10 due delayed jobs", "O(log D + m)"),
 }
+RQ_LABELS = {"enqueue": "Queue.enqueue, one job", "map": "Queue.enqueue_many, 10 jobs"}
 WAITING_OPS = ("enqueue", "map", "canvas", "claim", "settle", "retry", "recover", "revoke")
 DELAYED_OPS = ("enqueue_delayed", "promote")
 
@@ -251,7 +252,8 @@ def format_scale(results: ScaleResults) -> str:
     for op, (label, complexity) in OPERATIONS.items():
         for system, by_size in results.rows.get(op, {}).items():
             cells = [_cell(by_size.get(n)) for n in sizes]
-            lines.append("| " + " | ".join([label, system, complexity if system == "taskrail" else "", *cells]) + " |")
+            row = [label, system, complexity] if system == "taskrail" else [RQ_LABELS.get(op, label), system, ""]
+            lines.append("| " + " | ".join([*row, *cells]) + " |")
     for system, per_job in results.memory.items():
         cells = [f"{per_job[n]:,.0f}" if n in per_job else "-" for n in sizes]
         lines.append("| " + " | ".join(["server memory per waiting job (bytes)", system, "", *cells]) + " |")
@@ -280,7 +282,9 @@ def write_scale_chart(results: ScaleResults, path: Path) -> Path:
     for op, by_system in results.rows.items():
         for system, by_size in by_system.items():
             sizes = sorted(by_size)
-            label = f"{OPERATIONS[op][0]} [{OPERATIONS[op][1]}]" if system == "taskrail" else f"RQ: {OPERATIONS[op][0]}"
+            label = (
+                f"{OPERATIONS[op][0]} [{OPERATIONS[op][1]}]" if system == "taskrail" else f"RQ: {RQ_LABELS.get(op, op)}"
+            )
             dashed = system == "rq"
             ax.plot(sizes, [by_size[n]["median_us"] for n in sizes], marker="o", label=label,
                     linestyle="--" if dashed else "-", color="black" if dashed else None)  # fmt: skip
