@@ -41,11 +41,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all)"
     )
+    parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if args.scale:
+        return _scale(args, settings.redis_url)
     given = {
         "jobs": args.jobs,
         "enqueue_jobs": args.enqueue_jobs,
@@ -72,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
     for note in results.notes:
         print(f"note: {note}")
     print(f"\nwrote {json_path}, results.md and {chart_path} ({results.meta['duration_s']}s)")
+    return RET_OK
+
+
+def _scale(args: argparse.Namespace, redis_url: str | None) -> int:
+    from scripts.bench.scale import format_scale, scale_command
+
+    signal.signal(signal.SIGTERM, _stop)
+    results, chart = scale_command(args.out, args.quick, redis_url, "taskrail " + shlex.join(sys.argv[1:]))
+    print(format_scale(results))
+    print(f"\nwrote {args.out / 'results-scale.md'}, results-scale.json and {chart}")
     return RET_OK
 
 

@@ -16,8 +16,9 @@ import redis
 from config.errors import ConfigError
 from config.settings import load_settings
 from scripts.args import positive_int
-from tasks.core import keys, validate
+from tasks.core import validate
 from tasks.core.client import Client
+from tasks.core.queues import waiting
 from tasks.core.scripting import load_command
 from workers.exitcodes import RET_OK
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     client = Client(settings)
     moved = move_jobs(client.redis, args.source, args.target, args.limit, settings.events_maxlen)
-    left = client.redis.llen(keys.QUEUE.format(args.source))
+    left = waiting(client.redis, [args.source])[args.source]
     print(f"moved {moved} job{'s' if moved != 1 else ''} from {args.source} to {args.target}; "
           f"{left} still waiting in {args.source}")  # fmt: skip
     return RET_OK
@@ -57,6 +58,6 @@ def move_jobs(conn: redis.Redis, source: str, target: str, limit: int | None = N
         batch = BATCH if limit is None else min(BATCH, limit - moved)
         step = int(script(conn, [source, target], [batch, maxlen]))
         moved += step
-        if step < batch and not conn.llen(keys.QUEUE.format(source)):
+        if step < batch and not waiting(conn, [source])[source]:
             break
     return moved

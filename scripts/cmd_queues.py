@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from config.settings import load_settings
-from tasks.core import keys, validate
+from tasks.core import queues, validate
 from tasks.core.client import Client
 from tasks.core.queues import pause, paused_queues, resume
 from workers.exitcodes import RET_OK
@@ -28,7 +28,7 @@ def run_pause(args: argparse.Namespace) -> int:
     client = Client(load_settings())
     for queue in args.queues:
         changed = pause(queue, client)
-        waiting = client.redis.llen(keys.QUEUE.format(queue))
+        waiting = queues.waiting(client.redis, [queue])[queue]
         state = "paused" if changed else "already paused"
         print(f"{queue}: {state}, {waiting} jobs waiting; `taskrail resume {queue}` to start it again")
     return RET_OK

@@ -145,7 +145,7 @@ def run_status(args: argparse.Namespace) -> int:
         queues = []
     conn = connect(settings)
     while True:
-        known = sorted(keys.queue_name(q.decode()) for q in conn.smembers(keys.QUEUES))
+        known = sorted({keys.queue_name(q.decode()) for q in conn.smembers(keys.QUEUES)})
         order = queues + [q for q in known if q not in queues]
         rows, sups = queue_status(conn, order), coordination.read_supervisors(conn)
         if args.json:

@@ -11,6 +11,7 @@ import redis
 from tasks import AsyncResult, ConfigError, GroupResult, TaskFailed, TaskRevoked, chain, chord, group
 from tests import tasks_canvas as t
 from tests.conftest import Processes, live_workers, wait_for
+from tests.lua.helpers import run_order
 
 # The canvas tests' workers (here, tests/test_canvas_calls.py and tests/test_canvas_guide.py, which import
 # this fixture) run both task modules.
@@ -253,7 +254,7 @@ def test_a_step_revoked_with_plain_async_result_cancels_what_waits_on_it(worker,
 def test_flow_members_keep_their_priority_in_the_queue(settings, conn: redis.Redis) -> None:
     plain = t.ident.enqueue_many([(i,) for i in range(5)])
     urgent = group(t.ident.s(i).set(priority=1) for i in range(2)).apply_async()
-    order = [i.decode() for i in conn.lrange("rq:queue:canvas", 0, -1)]
+    order = run_order(conn, "canvas")
     assert order == urgent.ids + [r.id for r in plain]
 
 

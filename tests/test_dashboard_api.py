@@ -11,6 +11,7 @@ import redis
 
 from config.settings import Settings
 from tests.conftest import Processes, live_workers, wait_for
+from tests.lua.helpers import run_order
 from tests.tasks_web import WEB, Dashboard, start_dashboard
 from workers.dashboard import AuthConfig, create_app
 from workers.dashboard.openapi import document
@@ -86,7 +87,7 @@ def test_enqueue_errors_say_what_is_wrong_and_write_nothing(dash: Dashboard, con
 def test_enqueue_options_queue_priority_countdown_unique(dash: Dashboard, conn: redis.Redis) -> None:
     other = dash.post(ADD, json={"args": [1, 1], "options": {"queue": "web-other", "priority": 0}}).json()
     assert other["queue"] == "web-other"
-    assert conn.lrange("rq:queue:web-other", 0, -1) == [other["id"].encode()]
+    assert run_order(conn, "web-other") == [other["id"]]
     later = dash.post(ADD, json={"args": [1, 2], "options": {"countdown": 600}}).json()
     assert dash.job(later["id"])["state"] == "SCHEDULED"
     first = dash.post(ADD, json={"args": [1, 3], "options": {"unique_key": "k"}}).json()

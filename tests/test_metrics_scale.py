@@ -17,6 +17,7 @@ import redis
 from tasks import pause, resume
 from tests import tasks_observe as ot
 from tests.conftest import Processes, live_workers, wait_for
+from tests.lua.helpers import run_order
 from tests.test_metrics import OBS, scrape, serve_metrics
 from workers.census import oldest_enqueued, oldest_wait_s
 
@@ -69,7 +70,7 @@ def test_oldest_wait_sees_the_job_behind_a_prioritized_one(settings, procs: Proc
     waiting = ot.double.delay(1)  # no worker: it waits
     conn.hset(f"rq:job:{waiting.id}", "enqueued_at", HOUR_AGO)
     urgent = ot.double.apply_async((2,), priority=0)  # goes in front of it
-    assert conn.lindex("rq:queue:obs", 0).decode() == urgent.id
+    assert run_order(conn, "obs") == [urgent.id, waiting.id]
 
     assert oldest_wait_s(conn, "obs") > 3600  # what `taskrail supervise` autoscales on
     port = serve_metrics(procs)
@@ -84,7 +85,7 @@ def test_oldest_enqueued_finds_the_first_job_of_every_priority(settings, conn: r
         result = ot.double.apply_async((priority,), priority=priority)
         conn.hset(f"rq:job:{result.id}", "enqueued_at", stamps.get(priority, "2026-01-01T00:00:40.000000Z"))
         stamps[priority] = "2026-01-01T00:00:50.000000Z"  # later ones are younger
-    order = [conn.hget(f"rq:job:{j.decode()}", "tr_priority") for j in conn.lrange("rq:queue:obs", 0, -1)]
+    order = [conn.hget(f"rq:job:{j}", "tr_priority") for j in run_order(conn, "obs")]
     assert order[-2:] == [b"9", b"9"], order  # the oldest job sits at the back
     oldest = oldest_enqueued(conn, ["obs", "empty"])
     assert oldest == {"obs": 1767225610.0}  # 2026-01-01T00:00:10Z: the first priority-9 job

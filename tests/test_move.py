@@ -8,6 +8,7 @@ import redis
 
 from tests import tasks_observe as ot
 from tests.conftest import BIN, ROOT, Processes, live_workers, wait_for
+from tests.lua.helpers import run_order
 from tests.test_metrics import OBS
 from workers.census import oldest_wait_s
 from workers.exitcodes import RET_CONFIG, RET_OK
@@ -23,17 +24,17 @@ def test_move_takes_waiting_jobs_to_another_queue_where_they_run(env, settings, 
     plain = [ot.double.delay(i) for i in range(3)]  # no worker on obs: they wait
     conn.hset(f"rq:job:{plain[0].id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
     urgent = ot.double.apply_async((10,), priority=0)
-    assert conn.llen("rq:queue:obs") == 4
+    assert run_order(conn, "obs") == [urgent.id, *(r.id for r in plain)]
 
     first = _move(env, "obs", "spare", "--limit", "1")
     assert first.returncode == RET_OK, first.stderr
     assert "moved 1 job from obs to spare; 3 still waiting in obs" in first.stdout
-    assert conn.lrange("rq:queue:spare", 0, -1) == [urgent.id.encode()]  # the head: the next to run
+    assert run_order(conn, "spare") == [urgent.id]  # the head: the next to run
 
     rest = _move(env, "obs", "spare")
     assert rest.returncode == RET_OK and "moved 3 jobs" in rest.stdout, rest.stdout + rest.stderr
-    assert conn.llen("rq:queue:obs") == 0
-    assert [j.decode() for j in conn.lrange("rq:queue:spare", 0, -1)] == [urgent.id, *(r.id for r in plain)]
+    assert run_order(conn, "obs") == []
+    assert run_order(conn, "spare") == [urgent.id, *(r.id for r in plain)]
     assert {conn.hget(f"rq:job:{r.id}", "origin") for r in [*plain, urgent]} == {b"spare"}
     assert oldest_wait_s(conn, "spare") > 3600  # the wait goes on: not reset by the move
 

@@ -7,8 +7,11 @@ from collections import Counter
 
 import redis
 
+from tasks.core import keys
+from tasks.core.protocol import DATA_MAX_BYTES
 from tests import tasks_sched
 from tests.conftest import Processes, wait_for
+from tests.lua.helpers import NOW, NOW_TEXT, run, run_order
 
 SCHED = {"TASKRAIL_IMPORTS": "tests.tasks_sched"}
 ALL_QUEUES = ("critical", "default", "bulk")
@@ -47,18 +50,26 @@ def test_priority_numbers_order_jobs_inside_a_queue(settings, procs: Processes, 
         tasks_sched.mark.apply_async((tag,), **options)
     tasks_sched.mark.enqueue_many([("plain-1",), ("plain-2",)])  # the bulk path keeps the order too
     expected = ["p0", "p0b", "p3", "none-1", "p5", "none-2", "plain-1", "plain-2", "p9", "p9b"]
-    # RQ's own list shows the order the jobs will run in.
-    waiting = [conn.hget(f"rq:job:{i.decode()}", "data") for i in conn.lrange("rq:queue:default", 0, -1)]
-    assert [tasks_sched_tag(d) for d in waiting] == expected
+    # RQ's lists, one per priority, taken in priority order, show the order the jobs will run in.
+    assert _waiting_tags(conn) == expected
+    assert [
+        tasks_sched_tag(conn.hget(f"rq:job:{i.decode()}", "data")) for i in conn.lrange("rq:queue:default:p9", 0, -1)
+    ] == ["p9", "p9b"]
     procs.worker("default", env=SCHED)
     wait_for(lambda: conn.llen("order") == len(expected), 20, what="every job to run")
     assert _order(conn) == expected
-    assert not conn.exists("taskrail:prio:default")  # the index goes once no prioritized job waits
+    assert not conn.exists("taskrail:levels:default")  # the priorities' index goes once none of theirs waits
 
 
 def tasks_sched_tag(data: bytes | None) -> str:
     assert data is not None
     return data.decode().split('"')[3]  # ["tests.tasks_sched.mark",null,["<tag>"],{}]
+
+
+def _waiting_tags(conn: redis.Redis, queue: str = "default") -> list[str]:
+    """The tags of the jobs waiting in ``queue``, in the order workers will take them."""
+    ids = [i.decode() for key in keys.waiting_lists(queue) for i in conn.lrange(key, 0, -1)]
+    return [tasks_sched_tag(conn.hget(f"rq:job:{i}", "data")) for i in ids]
 
 
 def test_weighted_mode_shares_completions_by_weight(settings, procs: Processes, conn: redis.Redis) -> None:
@@ -83,7 +94,7 @@ def test_strict_mode_serves_the_first_queue_while_it_has_jobs(settings, procs: P
     assert _order(conn) == ["critical"] * 40 + ["bulk"] * 40
 
 
-def test_the_queue_list_is_always_in_run_order(settings, conn: redis.Redis) -> None:
+def test_the_queue_lists_are_always_in_run_order(settings, conn: redis.Redis) -> None:
     rng = random.Random(7)
     expected: list[tuple[int, int, str]] = []  # (priority, arrival, tag): a stable sort gives the run order
     for arrival in range(300):
@@ -93,5 +104,57 @@ def test_the_queue_list_is_always_in_run_order(settings, conn: redis.Redis) -> N
         else:
             tasks_sched.mark.apply_async((tag,), **({"priority": priority} if priority is not None else {}))
         expected.append((5 if priority is None else priority, arrival, tag))
-    waiting = [conn.hget(f"rq:job:{i.decode()}", "data") for i in conn.lrange("rq:queue:default", 0, -1)]
-    assert [tasks_sched_tag(d) for d in waiting] == [tag for _, _, tag in sorted(expected)]
+    assert _waiting_tags(conn) == [tag for _, _, tag in sorted(expected)]
+
+
+def _push(conn: redis.Redis, job_id: str, priority: int | None = None, **fields: str) -> None:
+    """Enqueue a job hash through the enqueue command, into queue q."""
+    if priority is not None:
+        fields["tr_priority"] = str(priority)
+    keys_ = [f"rq:job:{job_id}", "rq:queue:q", "rq:queues", "rq:scheduled:q", "taskrail:wake:q",
+             "taskrail:events:q", "", "taskrail:levels:q"]  # fmt: skip
+    base = {"data": "[]", "status": "queued", "origin": "q", "tr_task": "t", "timeout": "60", **fields}
+    run(conn, "enqueue", keys_, [job_id, 0, 100, 0, "", "t", *[x for pair in base.items() for x in pair]])
+
+
+def _claim(conn: redis.Redis, count: int) -> list[str]:
+    args = ["w1", count, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_MAX_BYTES, 900, 1, 0, 0]
+    return [row[0].decode() for row in run(conn, "claim", ["taskrail:claims:w1", keys.PAUSED, "q"], args)[:-1]]
+
+
+def test_a_requeued_job_goes_back_to_the_front_of_its_own_priority(conn: redis.Redis) -> None:
+    for job_id, priority in [("a0", 0), ("b0", 0), ("plain", None), ("a9", 9)]:
+        _push(conn, job_id, priority)
+    assert _claim(conn, 1) == ["a0"]
+    record = ["a0", "q", "requeue", "", 500, 0, "requeued", "", 1.5, "t", "", 1]
+    run(conn, "finish", ["taskrail:claims:w1"], ["w1", NOW, NOW_TEXT, 100, int(NOW // 60), *record])
+    assert run_order(conn) == ["a0", "b0", "plain", "a9"]
+    assert conn.zrange("taskrail:levels:q", 0, -1) == [b"0", b"9"]
+
+
+def test_a_limited_job_set_aside_keeps_its_place_in_its_priority(conn: redis.Redis) -> None:
+    _push(conn, "free", 3)
+    _push(conn, "capped", 3, tr_conc="1")  # claimed only as a batch of its own
+    _push(conn, "plain")
+    assert _claim(conn, 10) == ["free"]
+    assert run_order(conn) == ["capped", "plain"] and conn.zrange("taskrail:levels:q", 0, -1) == [b"3"]
+    assert _claim(conn, 10) == ["capped"]
+    assert _claim(conn, 10) == ["plain"] and not conn.exists("taskrail:levels:q")
+
+
+def test_move_takes_jobs_in_run_order_and_keeps_their_priorities(conn: redis.Redis) -> None:
+    for job_id, priority in [("plain", None), ("p7", 7), ("p1", 1), ("p1b", 1)]:
+        _push(conn, job_id, priority)
+    assert run(conn, "move", ["q", "r"], [3, 100]) == 3
+    assert run_order(conn, "q") == ["p7"] and run_order(conn, "r") == ["p1", "p1b", "plain"]
+    assert conn.lrange("rq:queue:r:p1", 0, -1) == [b"p1", b"p1b"] and conn.hget("rq:job:p1", "origin") == b"r"
+
+
+def test_a_dead_letter_requeued_goes_back_to_its_own_priority(conn: redis.Redis) -> None:
+    _push(conn, "plain")
+    conn.hset("rq:job:dead", mapping={"data": "[]", "status": "failed", "origin": "q", "tr_priority": "2"})
+    conn.zadd("rq:failed:q", {"dead": NOW})
+    keys_ = ["rq:failed:q", "rq:job:dead", "rq:queue:q", "rq:queues", "taskrail:wake:q", "taskrail:events:q",
+             "rq:results:dead", "taskrail:done:dead"]  # fmt: skip
+    assert run(conn, "requeue_dead", keys_, ["dead", NOW_TEXT, 100]) == 1
+    assert run_order(conn) == ["dead", "plain"] and conn.lrange("rq:queue:q:p2", 0, -1) == [b"dead"]

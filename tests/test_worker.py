@@ -14,6 +14,7 @@ import redis
 from tasks import AsyncResult, ResultTimeout, TaskFailed
 from tests import tasks_core
 from tests.conftest import BIN, Processes, live_workers, wait_for
+from tests.lua.helpers import run_order
 from workers.exitcodes import RET_CONFIG
 
 CORE = {"TASKRAIL_IMPORTS": "tests.tasks_core"}
@@ -189,8 +190,8 @@ def test_a_delayed_job_keeps_its_priority_when_it_becomes_due(settings, procs: P
     plain = tasks_core.add.enqueue_many([(i, i) for i in range(5)])
     urgent = tasks_core.add.apply_async((0, 0), priority=0, countdown=0.3)
     procs.worker("core", env=CORE)
-    wait_for(lambda: conn.llen("rq:queue:core") == 6, 15, what="the delayed job to be promoted")
-    assert [i.decode() for i in conn.lrange("rq:queue:core", 0, -1)] == [urgent.id] + [r.id for r in plain]
+    wait_for(lambda: len(run_order(conn, "core")) == 6, 15, what="the delayed job to be promoted")
+    assert run_order(conn, "core") == [urgent.id] + [r.id for r in plain]
 
 
 def test_ignore_result_and_result_ttl(settings, procs: Processes, conn: redis.Redis) -> None:

@@ -18,10 +18,8 @@ from typing import Any
 import redis
 
 from tasks.core import keys
-from tasks.core.keys import DEFAULT_PRIORITY
 from tasks.core.protocol import RQ_TIME_FORMAT
 from tasks.core.registry import all_tasks
-from tasks.core.validate import PRIORITY_MAX, PRIORITY_MIN
 
 __all__ = [
     "QueueStats",
@@ -98,7 +96,7 @@ def live_workers(conn: redis.Redis) -> list[WorkerInfo]:
 
 def queue_names(conn: redis.Redis, live: Iterable[WorkerInfo] = ()) -> list[str]:
     """Known queues: RQ's queue set, paused queues, workers' queues and registered tasks' queues."""
-    names = {keys.queue_name(_text(k)) for k in conn.smembers(keys.QUEUES)}
+    names = {keys.queue_name(_text(k)) for k in conn.smembers(keys.QUEUES)}  # a priority's list: its queue
     names |= {_text(q) for q in conn.smembers(keys.PAUSED)}
     names |= {q for w in live for q in w.queues}
     names |= {t.options.queue for t in all_tasks().values()}
@@ -114,7 +112,8 @@ def queue_stats(conn: redis.Redis, names: list[str] | None = None, now: float | 
     with conn.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.PAUSED)
         for q in names:
-            pipe.llen(keys.QUEUE.format(q))
+            for key in keys.waiting_lists(q):  # every priority's list
+                pipe.llen(key)
             for state, key in REGISTRIES.items():
                 if state in EXPIRING:
                     pipe.zcount(key.format(q), now, "+inf")
@@ -124,8 +123,10 @@ def queue_stats(conn: redis.Redis, names: list[str] | None = None, now: float | 
             pipe.hmget(keys.STATS.format(q, minute - 1), "completed", "failed")
         replies = pipe.execute()
     paused = {_text(p) for p in replies[0]}
-    width = 1 + len(REGISTRIES) + 2
+    lists = len(keys.waiting_lists(""))
+    width = lists + len(REGISTRIES) + 2
     rows = [(q, replies[1 + i * width : 1 + (i + 1) * width]) for i, q in enumerate(names)]
+    rows = [(q, [sum(map(int, row[:lists])), *row[lists:]]) for q, row in rows]
     enqueued = oldest_enqueued(conn, [q for q, row in rows if int(row[0])])
     # Sliding one-minute window: this minute so far, plus the share of the previous one still inside it.
     share = 1.0 - (now % 60) / 60
@@ -170,24 +171,16 @@ def oldest_wait_s(conn: redis.Redis, queue: str, now: float | None = None) -> fl
 def oldest_enqueued(conn: redis.Redis, queues: list[str]) -> dict[str, float]:
     """Per queue, the earliest ``enqueued_at`` of its waiting jobs (queues without one left out).
 
-    A queue list is in priority order, FIFO within a priority (tasks/core/lua/includes/queue_push.lua),
-    so its longest-waiting job is the first of one of the (at most ten) priorities or the head (a job
-    put back in front): a few commands per queue, whatever the backlog.
+    Each priority's list is FIFO (tasks/core/lua/includes/queue_push.lua), so a queue's longest-waiting
+    job is the head of one of its (ten) lists: two round trips, whatever the backlog.
     """
     with conn.pipeline(transaction=False) as pipe:
         for q in queues:
-            pipe.llen(keys.QUEUE.format(q))
-            pipe.zcard(keys.PRIORITY_INDEX.format(q))
-            for level in range(PRIORITY_MIN + 1, PRIORITY_MAX + 2):
-                pipe.zcount(keys.PRIORITY_INDEX.format(q), "-inf", f"({level}")
-        replies = pipe.execute()
-    width = 2 + PRIORITY_MAX + 1 - PRIORITY_MIN
-    spots = [(q, pos) for i, q in enumerate(queues) for pos in _level_heads(replies[i * width : (i + 1) * width])]
-    with conn.pipeline(transaction=False) as pipe:
-        for q, pos in spots:
-            pipe.lindex(keys.QUEUE.format(q), pos)
-        ids = pipe.execute()
-    found = [(q, _text(job_id)) for (q, _), job_id in zip(spots, ids, strict=True) if job_id]
+            for key in keys.waiting_lists(q):
+                pipe.lindex(key, 0)
+        heads = pipe.execute()
+    width = len(heads) // len(queues) if queues else 0
+    found = [(queues[i // width], _text(job_id)) for i, job_id in enumerate(heads) if job_id]
     with conn.pipeline(transaction=False) as pipe:
         for _, job_id in found:
             pipe.hget(keys.JOB.format(job_id), "enqueued_at")
@@ -198,17 +191,3 @@ def oldest_enqueued(conn: redis.Redis, queues: list[str]) -> dict[str, float]:
         if at is not None:
             oldest[q] = min(at, oldest.get(q, at))
     return oldest
-
-
-def _level_heads(reply: list[Any]) -> set[int]:
-    """Positions of the first job of each priority present, and 0: from LLEN, ZCARD and the ZCOUNTs below each."""
-    length, indexed, below = int(reply[0]), int(reply[1]), [0, *map(int, reply[2:])]
-    plain = max(length - indexed, 0)  # default-priority jobs: not in the index
-    heads = {0} if length else set()
-    for level in range(PRIORITY_MIN, PRIORITY_MAX + 1):
-        i = level - PRIORITY_MIN
-        count = below[i + 1] - below[i] + (plain if level == DEFAULT_PRIORITY else 0)
-        start = below[i] + (plain if level > DEFAULT_PRIORITY else 0)
-        if count and start < length:
-            heads.add(start)
-    return heads

@@ -6,8 +6,9 @@ all decided here, inside one server-side script, so they hold across every worke
 - Strict mode takes from the first non-empty queue in the worker's order; weighted mode picks the
   queue of every job by smooth weighted round robin (nginx's), its state kept per worker in
   ``taskrail:wrr:<worker>``, so each busy queue gets its weight's share and none starves.
-- Inside a queue, enqueue (tasks/core/lua/enqueue.lua) already keeps the list in priority order; claim only
-  drops a claimed id from the queue's priority index ``taskrail:prio:<queue>``.
+- Inside a queue, each priority has its own FIFO list (tasks/core/lua/includes/queue_push.lua); claim
+  reads which priorities have jobs (``taskrail:levels:<queue>``, once per queue and call) and pops
+  the lists in priority order, so a claim costs the same at any backlog.
 - A job over a limit (workers/ratelimit.py) is set aside and put back at the front of its queue in
   its place, so jobs behind it and other queues are still served. It is not failed and uses no
   retry. When nothing could be claimed, the reply says how long until the next slot frees, and the

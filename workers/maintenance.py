@@ -170,7 +170,7 @@ class Maintenance(threading.Thread):
             self.conn.pexpire(LEADER_KEY, lease_ms)
 
     def _promote_due(self) -> None:
-        queues = [keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES)]
+        queues = sorted({keys.queue_name(q.decode()) for q in self.conn.smembers(keys.QUEUES)})
         if queues:
             now = time.time()
             self._promote(self.conn, queues, [now, _now_text(now), 1000])

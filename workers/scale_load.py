@@ -50,9 +50,10 @@ def queue_load(conn: redis.Redis, settings: Settings, queue: str) -> QueueLoad:
     count, period = policy_for(settings).queue_limits.get(queue, (0, 0.0))
     seconds, micros = conn.time()
     with conn.pipeline(transaction=False) as pipe:
-        pipe.llen(keys.QUEUE.format(queue))
+        for key in keys.waiting_lists(queue):  # every priority's list
+            pipe.llen(key)
         pipe.zcard(keys.STARTED.format(queue))
         pipe.sismember(keys.PAUSED, queue)
         pipe.zcount(keys.RATE_QUEUE.format(queue), seconds + micros / 1e6 - period, "+inf")
-        waiting, claimed, paused, starts = pipe.execute()
-    return QueueLoad(queue, int(waiting), int(claimed), bool(paused), bool(count) and int(starts) >= count)
+        *lists, claimed, paused, starts = pipe.execute()
+    return QueueLoad(queue, sum(lists), int(claimed), bool(paused), bool(count) and int(starts) >= count)

@@ -36,6 +36,7 @@ from config.settings import Settings, load_settings
 from tasks import signals
 from tasks.core import keys
 from tasks.core.protocol import utcnow_text
+from tasks.core.queues import waiting
 from tasks.core.scripting import load_command, run_pipeline
 from workers.callbacks import has_callback, has_success_callback, run_callbacks, run_success_callback
 from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
@@ -478,10 +479,7 @@ class Worker(RQWorker):
         self._stop.wait(0.2)
 
     def _queues_empty(self, conn: redis.Redis) -> bool:
-        with conn.pipeline(transaction=False) as pipe:
-            for q in self.queue_list:
-                pipe.llen(keys.QUEUE.format(q))
-            return not any(pipe.execute())
+        return not any(waiting(conn, self.queue_list).values())
 
     def _resolve_flow(
         self, job: ClaimedJob, args: list[Any], kwargs: dict[str, Any]

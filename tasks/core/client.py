@@ -41,7 +41,7 @@ class Client:
             keys.WAKE.format(q),
             keys.EVENTS.format(q),
             unique,
-            keys.PRIORITY_INDEX.format(q),
+            keys.LEVELS.format(q),
         ]
         flat: list[Any] = []
         for field, value in spec.fields.items():
@@ -115,7 +115,6 @@ class Client:
             keys.QUEUES,
             keys.WAKE.format(q),
             keys.EVENTS.format(q),
-            keys.PRIORITY_INDEX.format(q),
         ]
         return keys_, argv
 
@@ -125,8 +124,8 @@ class Client:
 
 
 def is_plain(spec: JobSpec) -> bool:
-    """A job the bulk script can write: no delay, no unique key, no priority, no per-call limit key."""
-    return not spec.unique_key and not spec.run_at and spec.priority is None and "tr_limit_key" not in spec.fields
+    """A job the bulk script can write: no delay, no unique key, no per-call limit key (any priority)."""
+    return not spec.unique_key and not spec.run_at and "tr_limit_key" not in spec.fields
 
 
 def _groups(specs: Sequence[JobSpec]) -> list[list[JobSpec]]:

@@ -29,11 +29,12 @@ __all__ = [
     "HEARTBEAT",
     "JOB",
     "LEADER",
+    "LEVELS",
     "PAUSED",
     "PERIODIC",
-    "PRIORITY_INDEX",
     "QUEUE",
     "QUEUES",
+    "QUEUE_LEVEL",
     "RECORD_FIELDS",
     "RESULTS",
     "REVOKE",
@@ -61,11 +62,15 @@ __all__ = [
     "key_part",
     "lua_keys",
     "queue_name",
+    "waiting_lists",
 ]
 
 # RQ's keys (RQ 3.0 layout).
 QUEUES = "rq:queues"
 QUEUE = "rq:queue:{}"
+QUEUE_LEVEL = (
+    "rq:queue:{}:p{}"  # list: a queue's waiting jobs of one priority other than the default (RQ queue <q>:p<n>)
+)
 JOB = "rq:job:{}"
 DEPENDENTS = "rq:job:{}:dependents"  # set: ids of jobs waiting on this one
 DEPENDENCIES = "rq:job::{}:dependencies"  # set: ids this job waits on (RQ's own spelling, double colon)
@@ -91,7 +96,7 @@ CLAIMS = "taskrail:claims:{}"  # hash: job id -> queue, the jobs a worker holds
 WAKE = "taskrail:wake:{}"  # list of tokens: a worker blocks on it while its queues are empty
 EVENTS = "taskrail:events:{}"  # bounded stream of lifecycle events, per queue
 PAUSED = "taskrail:paused"  # set of paused queue names
-PRIORITY_INDEX = "taskrail:prio:{}"  # sorted set per queue: job id -> priority, while such jobs wait
+LEVELS = "taskrail:levels:{}"  # sorted set per queue: the priorities (not the default) whose QUEUE_LEVEL list has jobs
 STATS = "taskrail:stats:{}:{}"  # hash per queue and minute: completed, failed
 TASK_STATS = "taskrail:taskstats:{}"  # hash per task: counters and duration buckets
 TASKS = "taskrail:tasks"  # set: names of the tasks that have a TASK_STATS hash (metrics read it, never SCAN)
@@ -124,11 +129,11 @@ DEFAULT_PRIORITY = 5  # what a job without a priority counts as
 
 # The names scripts see: K.<name>. Order is the generated text's order.
 _LUA_KEYS = {
-    "queues": QUEUES, "queue": QUEUE, "job": JOB, "dependents": DEPENDENTS, "dependencies": DEPENDENCIES,
+    "queues": QUEUES, "queue": QUEUE, "queue_level": QUEUE_LEVEL, "job": JOB, "dependents": DEPENDENTS, "dependencies": DEPENDENCIES,
     "results": RESULTS, "wip": STARTED, "finished": FINISHED, "failed": FAILED, "scheduled": SCHEDULED,
     "canceled": CANCELED, "deferred": DEFERRED, "rq_workers": RQ_WORKERS, "rq_worker": RQ_WORKER,
     "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "workers": WORKERS, "wake": WAKE,
-    "events": EVENTS, "prio": PRIORITY_INDEX, "stats": STATS, "taskstats": TASK_STATS, "tasks": TASKS, "waiters": WAITERS,
+    "events": EVENTS, "levels": LEVELS, "stats": STATS, "taskstats": TASK_STATS, "tasks": TASKS, "waiters": WAITERS,
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
     "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
     "rq_rate": RQ_RATE_LIMIT, "rq_rate_keys": RQ_RATE_KEYS, "rq_rate_allowed": RQ_RATE_ALLOWED, "rq_rate_waiting": RQ_RATE_WAITING,
@@ -137,8 +142,19 @@ _LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PR
 
 
 def queue_name(queue_key: str) -> str:
-    """``rq:queue:email`` -> ``email``."""
-    return key_part(QUEUE, queue_key)
+    """The queue a member of ``rq:queues`` belongs to: ``rq:queue:email`` -> ``email``, and its list of one
+    priority ``rq:queue:email:p3`` -> ``email`` too."""
+    name = key_part(QUEUE, queue_key)
+    base, sep, level = name.rpartition(":p")
+    return base if sep and level.isdigit() else name
+
+
+def waiting_lists(queue: str) -> list[str]:
+    """The keys of every list that holds ``queue``'s waiting jobs, in run order: priorities 0 to 9, RQ's
+    own list ``rq:queue:<queue>`` in the default priority's place."""
+    return [
+        QUEUE.format(queue) if p == DEFAULT_PRIORITY else QUEUE_LEVEL.format(queue, p) for p in range(10)
+    ]  # validate's 0-9
 
 
 def key_part(template: str, key: str) -> str:

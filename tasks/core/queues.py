@@ -5,16 +5,17 @@ enqueues still succeed and running jobs finish, but no new job of that queue sta
 resumed. ``taskrail pause QUEUE`` and ``taskrail resume QUEUE`` call these functions.
 
 Priorities (0 to 9, lower runs sooner; a job without one counts as ``DEFAULT_PRIORITY``) are kept
-by inserting each job at its place in RQ's list ``rq:queue:<q>``, so the list still holds every
-waiting job, in the order they will run, and workers simply pop its head. The index
-``taskrail:prio:<q>`` (job id -> priority) of jobs with a priority other than the default exists
-only while such jobs wait; it gives the place, and the insert costs O(jobs on the shorter side)
-(the insert is ``push_waiting`` in tasks/core/lua/includes/queue_push.lua).
+as one FIFO list per priority, so every enqueue and claim is O(1) whatever the backlog: jobs of the
+default priority in RQ's list ``rq:queue:<q>``, those of priority ``n`` in ``rq:queue:<q>:p<n>``,
+which RQ's tools (``rq info``, rq-dashboard) list and count as a queue named ``<q>:p<n>``. Workers
+take the lists in priority order; ``taskrail:levels:<q>`` names the other priorities that have
+jobs, so a claim reads one small sorted set, not ten lists (tasks/core/lua/includes/queue_push.lua).
+``waiting`` counts a queue's jobs across its lists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -22,9 +23,9 @@ import redis
 from config.errors import ConnectionFailed
 from tasks.core import keys, validate
 from tasks.core.client import Client, default_client
-from tasks.core.keys import DEFAULT_PRIORITY, PRIORITY_INDEX
+from tasks.core.keys import DEFAULT_PRIORITY, LEVELS
 
-__all__ = ["DEFAULT_PRIORITY", "PRIORITY_INDEX", "is_paused", "pause", "paused_queues", "resume"]
+__all__ = ["DEFAULT_PRIORITY", "LEVELS", "is_paused", "pause", "paused_queues", "resume", "waiting"]
 
 
 def pause(queue: str, client: Client | None = None) -> bool:
@@ -71,6 +72,18 @@ def paused_queues(client: Client | None = None) -> set[str]:
     conn = _client(client).redis
     with _wrapped("*"):
         return {name.decode() for name in conn.smembers(keys.PAUSED)}
+
+
+def waiting(conn: redis.Redis, queues: Iterable[str]) -> dict[str, int]:
+    """Jobs waiting per queue, every priority's list counted: one round trip, whatever the backlog."""
+    names = list(queues)
+    with conn.pipeline(transaction=False) as pipe:
+        for q in names:
+            for key in keys.waiting_lists(q):
+                pipe.llen(key)
+        counts = pipe.execute()
+    width = len(counts) // len(names) if names else 0
+    return {q: sum(counts[i * width : (i + 1) * width]) for i, q in enumerate(names)}
 
 
 def _client(client: Client | None) -> Client:

@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 
+from tasks.core import keys
 from tasks.core.scripting import load_command
 
 NOW = 1_800_000_000.0
@@ -33,3 +34,8 @@ def job(conn: redis.Redis, job_id: str, queue: str = "q", **fields: Any) -> None
 
 def text(values: list[bytes]) -> list[str]:
     return [v.decode() for v in values]
+
+
+def run_order(conn: redis.Redis, queue: str = "q") -> list[str]:
+    """The ids waiting in ``queue``, every priority's list, in the order workers take them."""
+    return [i.decode() for key in keys.waiting_lists(queue) for i in conn.lrange(key, 0, -1)]

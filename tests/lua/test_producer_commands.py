@@ -10,7 +10,7 @@ ENQUEUE_KEYS = ["rq:job:j1", "rq:queue:q", "rq:queues", "rq:scheduled:q", "taskr
 
 
 def _enqueue(conn: redis.Redis, job_id: str, run_at: float = 0, unique: str = "", mode: str = "", **fields: str):
-    keys = [f"rq:job:{job_id}", *ENQUEUE_KEYS[1:], unique, "taskrail:prio:q"]
+    keys = [f"rq:job:{job_id}", *ENQUEUE_KEYS[1:], unique, "taskrail:levels:q"]
     flat = [item for pair in {"status": "queued", "origin": "q", "tr_task": "t", **fields}.items() for item in pair]
     return run(conn, "enqueue", keys, [job_id, run_at, 100, 60, mode, "t", *flat])
 
@@ -23,12 +23,15 @@ def test_enqueue_writes_the_job_hash_its_queue_a_wake_token_and_an_event(conn: r
     assert [(e["event"], e["job"], e["task"]) for e in events(conn, "q")] == [("enqueued", "j1", "t")]
 
 
-def test_enqueue_keeps_priority_order_and_schedules_a_delayed_job(conn: redis.Redis) -> None:
+def test_enqueue_puts_a_prioritized_job_in_its_priority_list_and_schedules_a_delayed_job(conn: redis.Redis) -> None:
     _enqueue(conn, "plain")
     _enqueue(conn, "urgent", tr_priority="0")
+    _enqueue(conn, "five", tr_priority="5")  # the default priority: RQ's own list
     _enqueue(conn, "later", run_at=NOW + 60)
-    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["urgent", "plain"]
-    assert conn.zscore("taskrail:prio:q", "urgent") == 0
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["plain", "five"]
+    assert text(conn.lrange("rq:queue:q:p0", 0, -1)) == ["urgent"]
+    assert conn.zrange("taskrail:levels:q", 0, -1, withscores=True) == [(b"0", 0.0)]
+    assert conn.smembers("rq:queues") == {b"rq:queue:q", b"rq:queue:q:p0"}  # RQ's tools list it
     assert conn.zscore("rq:scheduled:q", "later") == NOW + 60
 
 
@@ -40,7 +43,7 @@ def test_enqueue_with_a_live_unique_key_returns_its_holder(conn: redis.Redis) ->
 
 
 def test_enqueue_many_writes_every_job_with_the_shared_fields(conn: redis.Redis) -> None:
-    keys = ["rq:queue:q", "rq:queues", "taskrail:wake:q", "taskrail:events:q", "taskrail:prio:q"]
+    keys = ["rq:queue:q", "rq:queues", "taskrail:wake:q", "taskrail:events:q"]
     shared = ["status", "queued", "origin", "q"]
     args = [100, "t", len(shared), *shared, "a", "[1]", "t(1)", "b", "[2]", "t(2)"]
     assert run(conn, "enqueue_many", keys, args) == 2

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from tasks.core.protocol import DATA_MAX_BYTES as DATA_LIMIT
-from tests.lua.helpers import NOW, NOW_TEXT, events, job, run, text
+from tests.lua.helpers import NOW, NOW_TEXT, events, job, run, run_order, text
 
 
 def _claim(conn: redis.Redis, count: int = 1, queues: tuple[str, ...] = ("q",)) -> list:
@@ -216,9 +216,10 @@ def test_promote_moves_due_scheduled_jobs_in_priority_order(conn: redis.Redis) -
     job(conn, "urgent", status="scheduled", tr_priority=0)
     conn.zadd("rq:scheduled:q", {"due": NOW - 2, "urgent": NOW - 1, "late": NOW + 60})
     assert run(conn, "promote", ["q"], [NOW, NOW_TEXT, 1000]) == 2
-    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["urgent", "due"]
+    assert run_order(conn) == ["urgent", "due"]
     assert text(conn.zrange("rq:scheduled:q", 0, -1)) == ["late"]
-    assert conn.hget("rq:job:due", "status") == b"queued" and conn.smembers("rq:queues") == {b"rq:queue:q"}
+    assert conn.hget("rq:job:due", "status") == b"queued"
+    assert conn.smembers("rq:queues") == {b"rq:queue:q", b"rq:queue:q:p0"}
     assert conn.llen("taskrail:wake:q") >= 1
 
 

@@ -29,6 +29,7 @@ from config.errors import ConfigError, SupervisorError
 from config.scaling import Profile, QueuePlan, load_profile
 from config.settings import Settings
 from tasks.core import keys
+from tasks.core.queues import waiting
 from workers.census import oldest_wait_s
 from workers.exitcodes import RET_ERROR, RET_GAVE_UP, RET_OK, RET_RECYCLE, RET_UNCLEAN
 from workers.supervisor import coordination
@@ -289,7 +290,7 @@ class Supervisor:
             active = [c for c in self.children if c.queue == plan.name and not c.stopping]
             busy = self._busy(active)
             load = QueueLoad(
-                waiting=int(self.conn.llen(keys.QUEUE.format(plan.name))),
+                waiting=waiting(self.conn, [plan.name])[plan.name],
                 oldest_wait_s=oldest_wait_s(self.conn, plan.name) or 0.0,
                 idle_workers=sum(1 for c in active if not busy[c.name]),
             )

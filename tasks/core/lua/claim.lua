@@ -1,5 +1,6 @@
 -- claim: take up to count jobs for this worker, in queue order (strict: first non-empty queue in the
--- worker's order; weighted: smooth weighted round robin, its credit kept per worker), skipping paused
+-- worker's order; weighted: smooth weighted round robin, its credit kept per worker) and inside a
+-- queue in priority order (its lists, includes/queue_push: one ZRANGE per queue and call), skipping paused
 -- queues and dropping canceled or finished jobs. A job over a rate limit or concurrency cap is set
 -- aside and put back at the front of its queue, in its place; a limited job is claimed only as a
 -- batch of its own. Claimed jobs become RQ's started jobs: status started, in the started registry
@@ -26,7 +27,7 @@
 --          the milliseconds until a limited job may start (0 = none waits)
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
--- Keys     K.queue, K.prio, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
+-- Keys     K.queue, K.queue_level, K.levels, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
 --          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set)
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
@@ -42,13 +43,14 @@ if overrides then
 end
 --- @include "keys"
 --- @include "includes/limits"
+--- @include "includes/queue_push"
 
 local t = redis.call('TIME')
 local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits = {}}
 
 local MAX_SET_ASIDE = 100  -- limited jobs looked past per queue and claim; beyond, wait for the next claim
 local out, wait, stop = {}, 0, false
-local set_aside, limited, indexed = {}, {}, {}
+local set_aside, limited = {}, {}
 local function note_wait(w) if w and w > 0 and (wait == 0 or w < wait) then wait = w end end
 
 -- per-worker limit: claim no more than its window has room for
@@ -230,60 +232,52 @@ end
 -- Claim one job from the queue; false when it has nothing (more) to give in this call.
 local function take_one(entry)
   local q = entry.name
-  local qkey, pkey = K.queue .. q, K.prio .. q
-  if indexed[q] == nil then indexed[q] = redis.call('EXISTS', pkey) == 1 end
+  if not entry.cur then entry.cur = {lists = queue_lists(q), at = 1} end
   if entry.limit > 0 and window_room(lim, K.rate_queue .. q, entry.limit, entry.period) <= 0 then
-    if redis.call('LLEN', qkey) > 0 then limited[q] = true; note_wait(lim.waits[K.rate_queue .. q]) end
+    if #entry.cur.lists > 1 or redis.call('LLEN', K.queue .. q) > 0 then
+      limited[q] = true
+      note_wait(lim.waits[K.rate_queue .. q])
+    end
     return false
   end
   local aside = set_aside[q]
   while #aside < MAX_SET_ASIDE do
-    local id = redis.call('LPOP', qkey)
-    if not id then
-      if indexed[q] and #aside == 0 then redis.call('DEL', pkey) end
-      return false
-    end
+    local id, list = pop_next(q, entry.cur)
+    if not id then return false end
     local jkey = K.job .. id
     local f, size = read_job(jkey)
     if overrides and f[8] and overrides[f[8]] then f[11] = overrides[f[8]] end
     local poison = f[2] ~= 'canceled' and f[2] ~= 'finished' and poison_reason(f, size)
     if not f[1] and not f[2] and redis.call('EXISTS', jkey) == 0 then  -- RQ skips a missing job too
-      if indexed[q] then redis.call('ZREM', pkey, id) end
       redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'dropped', 'job', printable(id),
         'worker', worker, 'error', 'NoSuchJob')
     elseif not is_utf8(id) then
-      if indexed[q] then redis.call('ZREM', pkey, id) end
       fail_here(q, id, jkey, f)
     elseif poison then
-      if indexed[q] then redis.call('ZREM', pkey, id) end
       claim(entry, id, jkey, f, (count_of(f[3]) or 0) + 1, poison)
       return true
     elseif f[2] ~= 'canceled' and f[2] ~= 'finished' then
       local attempts = (tonumber(f[3]) or 0) + 1
       local bounded = entry.limit > 0 or (f[11] and f[11] ~= '') or (f[13] and f[13] ~= '')
       if not bounded then
-        if indexed[q] then redis.call('ZREM', pkey, id) end
         claim(entry, id, jkey, f, attempts)
         return true
       end
       if #out > 0 then  -- a bounded job starts a batch of its own: keep its place for the next claim
-        aside[#aside + 1] = id
+        aside[#aside + 1] = {id, list}
         stop = true
         return false
       end
       local w = try_limits(entry, id, jkey, f[8] or '', f[11], f[12], f[13], id .. ':' .. attempts)
       if w == 0 then
-        if indexed[q] then redis.call('ZREM', pkey, id) end
         claim(entry, id, jkey, f, attempts)
         stop = true
         return true
       end
-      aside[#aside + 1] = id
+      aside[#aside + 1] = {id, list}
       limited[q] = true
       note_wait(w)
       if entry.limit > 0 and lim.room[K.rate_queue .. q] == 0 then return false end
-    elseif indexed[q] then
-      redis.call('ZREM', pkey, id)
     end
   end
   return false
@@ -325,10 +319,8 @@ else
   end
 end
 
--- Jobs set aside go back to the front of their queues, in their order.
-for q, aside in pairs(set_aside) do
-  for i = #aside, 1, -1 do redis.call('LPUSH', K.queue .. q, aside[i]) end
-end
+-- Jobs set aside go back to the front of their lists, in their order.
+for q, aside in pairs(set_aside) do put_back(q, aside) end
 if #out == 0 then  -- wake-up tokens for jobs that must wait would only make workers spin
   for q, _ in pairs(limited) do redis.call('DEL', K.wake .. q) end
 end

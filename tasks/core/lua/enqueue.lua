@@ -6,13 +6,13 @@
 -- KEYS[2]  queue list (K.queue .. queue)      KEYS[6]  events stream (K.events .. queue)
 -- KEYS[3]  queues set (K.queues)              KEYS[7]  unique key (keys.UNIQUE), or '' for none
 -- KEYS[4]  scheduled registry (K.scheduled .. queue)
--- KEYS[8]  priority index (K.prio .. queue)
+-- KEYS[8]  the queue's priorities with jobs (K.levels .. queue)
 -- ARGV     job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, then
 --          field, value, ... of the job hash
 -- Reply    the job id, or the id of the live job holding the unique key; an error (before any
 --          write) when run_at or the unique ttl is not a number
 -- Events   enqueued (none when a holder is returned)
--- Keys     K.job (the holder's hash)
+-- Keys     K.job (the holder's hash), K.queue_level (a job of a priority other than the default)
 --- @include "keys"
 --- @include "includes/queue_push"
 
@@ -46,7 +46,8 @@ redis.call('SADD', KEYS[3], KEYS[2])  -- also for a delayed job: the scheduler p
 if run_at > 0 then
   redis.call('ZADD', KEYS[4], run_at, job_id)
 else
-  push_waiting(KEYS[2], KEYS[8], job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
+  local q = string.sub(KEYS[2], #K.queue + 1)  -- KEYS[2] is K.queue .. q
+  push_waiting(q, job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
   redis.call('LPUSH', KEYS[5], '1')
   redis.call('LTRIM', KEYS[5], 0, 999)
 end

@@ -10,7 +10,7 @@
 --          (-1: as the previous job), m items, own item count k, k items (field, value, ...)
 -- Reply    1
 -- Events   enqueued, per job that is queued or scheduled (deferred jobs get theirs when released)
--- Keys     K.job, K.dependents, K.dependencies, K.deferred, K.scheduled, K.queue, K.prio,
+-- Keys     K.job, K.dependents, K.dependencies, K.deferred, K.scheduled, K.queue, K.queue_level, K.levels,
 --          K.events, K.queues, K.wake
 --- @include "keys"
 --- @include "includes/queue_push"
@@ -48,7 +48,7 @@ while i <= #ARGV do
       redis.call('ZADD', K.scheduled .. q, run_at, id)
       woken[q] = woken[q] or false
     else
-      push_waiting(K.queue .. q, K.prio .. q, id, prio)
+      push_waiting(q, id, prio)
       woken[q] = true
     end
     redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', id, 'task', task)

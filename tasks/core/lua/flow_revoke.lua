@@ -4,10 +4,11 @@
 -- ARGV     now, now_text, maxlen, then job ids
 -- Reply    one outcome per id: canceled | stopping | already <status> | missing
 -- Events   revoked, per canceled job, and release_dependents' for what waited on it
--- Keys     K.job, K.scheduled, K.deferred, K.queue, K.canceled, K.revoke, and those of
+-- Keys     K.job, K.scheduled, K.deferred, K.queue, K.queue_level, K.canceled, K.revoke, and those of
 --          includes/release_dependents
 --- @include "keys"
 --- @include "includes/notify_waiters"
+--- @include "includes/queue_push"
 --- @include "includes/release_dependents"
 
 local now, now_text = tonumber(ARGV[1]), ARGV[2]
@@ -17,14 +18,15 @@ local out = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
   local jkey = K.job .. id
-  local f = redis.call('HMGET', jkey, 'status', 'origin', 'failure_ttl', 'tr_task')
+  local f = redis.call('HMGET', jkey, 'status', 'origin', 'failure_ttl', 'tr_task', 'tr_priority')
   local q, ttl = f[2] or 'default', tonumber(f[3]) or 604800
   if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
     redis.call('HSET', jkey, 'status', 'canceled', 'ended_at', now_text)
     redis.call('ZREM', K.scheduled .. q, id)
     redis.call('ZREM', K.deferred .. q, id)
     -- Small queues lose the entry now; in long ones the claim script drops canceled jobs (LREM is O(n)).
-    if redis.call('LLEN', K.queue .. q) <= 1000 then redis.call('LREM', K.queue .. q, 1, id) end
+    local list = queue_list(q, f[5])
+    if redis.call('LLEN', list) <= 1000 then redis.call('LREM', list, 1, id) end
     redis.call('ZADD', K.canceled .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
     notify_waiters(id)

@@ -7,7 +7,7 @@
 -- ARGV     now, now_text, limit (jobs per queue and call)
 -- Reply    how many jobs moved (into a queue or a rate limit's waiting set)
 -- Events   none
--- Keys     K.scheduled, K.job, K.queues, K.queue (and through includes K.prio, K.wake, K.rq_rate*)
+-- Keys     K.scheduled, K.job, K.queues, K.queue (and through includes K.queue_level, K.levels, K.wake, K.rq_rate*)
 --- @include "keys"
 --- @include "includes/queue_push"
 --- @include "includes/rq_rate_limit"
@@ -28,7 +28,7 @@ for _, q in ipairs(KEYS) do
         rq_wait_for_slot(ctx, id, q, f[5], concurrency, front)
       elseif front then
         redis.call('HSET', K.job .. id, 'status', 'queued', 'enqueued_at', ARGV[2])
-        redis.call('LPUSH', K.queue .. q, id)
+        push_front(q, id)
         wake(q)
       else
         make_ready(q, id, ARGV[2])

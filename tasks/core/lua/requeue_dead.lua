@@ -7,6 +7,9 @@
 -- ARGV     job id, now_text, maxlen
 -- Reply    1 when requeued, 0 when it is not (any more) in the failed registry or has no hash
 -- Events   requeued (reason dead-letter)
+-- Keys     K.queue_level, K.levels (a job of a priority other than the default goes to its own list)
+--- @include "keys"
+--- @include "includes/queue_push"
 
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
@@ -16,7 +19,7 @@ redis.call('HDEL', KEYS[2], 'tr_exc_type', 'tr_exc_message')
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[7])
 redis.call('DEL', KEYS[8])
-redis.call('RPUSH', KEYS[3], ARGV[1])
+push_waiting(string.sub(KEYS[3], #K.queue + 1), ARGV[1], redis.call('HGET', KEYS[2], 'tr_priority'))
 redis.call('SADD', KEYS[4], KEYS[3])
 redis.call('LPUSH', KEYS[5], '1')
 redis.call('LTRIM', KEYS[5], 0, 999)

@@ -18,7 +18,7 @@
 -- now = unix time (number), now_text = RQ's timestamp text, maxlen = events stream bound}.
 -- Keys: K.job, K.dependents, K.dependencies, K.results, K.finished, K.failed, K.canceled,
 -- K.scheduled, K.deferred, K.queues, K.queue, K.events, K.flow, K.flow_members (and through
--- includes K.prio, K.wake, K.waiters, K.done).
+-- includes K.queue_level, K.levels, K.wake, K.waiters, K.done).
 -- Events: enqueued (a released dependent), failed or revoked (a dependent that will never run).
 --- @include "keys"
 --- @include "includes/queue_push"
@@ -96,7 +96,7 @@ local function rq_release_at_front(ctx, d, q)
   redis.call('ZREM', K.deferred .. q, d)
   redis.call('SADD', K.queues, K.queue .. q)
   redis.call('HSET', K.job .. d, 'status', 'queued', 'enqueued_at', ctx.now_text)
-  redis.call('LPUSH', K.queue .. q, d)
+  push_front(q, d)
   wake(q)
   flow_event(ctx, q, 'enqueued', d, '', '')
 end

@@ -11,10 +11,10 @@
 -- rq_wait_for_slot(ctx, id, q, key, concurrency, front): RQ's Queue._enqueue_rate_limited_job for a job of
 --   queue q due again (its scheduled retry or run): status rate_limited, in the key's waiting set (its
 --   enqueue_at_front '1' when front), the key registered with its concurrency, then free slots filled.
--- Keys: K.rq_rate, K.rq_rate_keys, K.rq_rate_allowed, K.rq_rate_waiting, K.job, K.queue (and K.wake
--- through wake).
+-- Keys: K.rq_rate, K.rq_rate_keys, K.rq_rate_allowed, K.rq_rate_waiting, K.job, K.queue (and through
+-- queue_push K.queue_level, K.levels, K.queues, K.wake).
 --- @include "keys"
---- @include "includes/wake"
+--- @include "includes/queue_push"
 
 local function rq_fill_slots(ctx, key, concurrency)
   local allowed, waiting = K.rq_rate_allowed(key), K.rq_rate_waiting(key)
@@ -22,10 +22,10 @@ local function rq_fill_slots(ctx, key, concurrency)
     local popped = redis.call('ZPOPMIN', waiting)
     if #popped == 0 then break end
     local next_id = popped[1]
-    local f = redis.call('HMGET', K.job .. next_id, 'origin', 'status', 'enqueue_at_front')
+    local f = redis.call('HMGET', K.job .. next_id, 'origin', 'status', 'enqueue_at_front', 'tr_priority')
     if f[1] and f[2] == 'rate_limited' then
       redis.call('ZADD', allowed, math.floor(ctx.now), next_id)
-      redis.call(f[3] == '1' and 'LPUSH' or 'RPUSH', K.queue .. f[1], next_id)
+      if f[3] == '1' then push_front(f[1], next_id) else push_waiting(f[1], next_id, f[4]) end
       redis.call('HSET', K.job .. next_id, 'status', 'queued', 'enqueued_at', ctx.now_text)
       wake(f[1])
     end

@@ -24,7 +24,7 @@
 --   branch for these kinds, with the queue's statistics hash and the task's name; returns the event and whether the job ended for
 --   good (a returned Retry past its max). A repeat releases the job's dependents (as a canceled job's
 --   when canceled is true), as RQ does on each success.
--- Keys: K.job, K.finished, K.results, K.failed, K.scheduled, K.queue (and through includes K.prio, K.wake
+-- Keys: K.job, K.finished, K.results, K.failed, K.scheduled, K.queue (and through includes K.queue_level, K.levels, K.wake
 -- and those of notify_waiters and release_dependents).
 --- @include "keys"
 --- @include "includes/queue_push"
@@ -63,7 +63,7 @@ local function rq_requeue(ctx, id, q, jkey, wait)
     redis.call('ZADD', K.scheduled .. q, ctx.now + wait, id)
   elseif redis.call('HGET', jkey, 'enqueue_at_front_on_retry') == '1' then
     redis.call('HSET', jkey, 'status', 'queued', 'enqueued_at', ctx.now_text)
-    redis.call('LPUSH', K.queue .. q, id)
+    push_front(q, id)
     wake(q)
   else
     make_ready(q, id, ctx.now_text)

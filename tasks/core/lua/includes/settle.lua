@@ -30,7 +30,7 @@
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
 -- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
 -- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.prio, K.waiters, K.done and the flow keys).
+-- K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.queue_level, K.levels, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -151,7 +151,7 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
       count_task(task, 'stalled')  -- as reap counts a dead worker's jobs
     end
     set_status(ctx, jkey, 'status', 'queued')
-    redis.call('LPUSH', K.queue .. q, id)
+    push_front(q, id)
     wake(q)
     ev = exc_type ~= '' and exc_type or 'requeued'
   elseif kind == 'rq_retry' or kind == 'rq_returned' or kind == 'rq_repeat' then
