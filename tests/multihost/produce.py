@@ -1,8 +1,8 @@
 """A producer host's program: ``python -m tests.multihost.produce OUT MODE N MS [SECONDS]``.
 
 ``map``: enqueue N jobs with ``work.map`` in chunks of 1000 and write their ids (JSON list) to OUT.
-``calls``: for SECONDS, alternate ``apply_async`` with a ``retry_policy`` and a ``map`` of 20 without one; every call's
-outcome is a JSON line in OUT: kind, ok, ids, error (type: message), started and duration in seconds.
+``apply`` / ``maps``: for SECONDS, call ``apply_async`` with a ``retry_policy`` (or ``map`` of 20 jobs, without one) in a
+loop; every call's outcome is a JSON line in OUT: kind, ok, ids, error (type: message), started and duration (s).
 """
 
 from __future__ import annotations
@@ -25,20 +25,19 @@ def produce_map(out: str, n: int, ms: float) -> None:
         json.dump(ids, fh)
 
 
-def produce_calls(out: str, ms: float, seconds: float) -> None:
+def produce_calls(out: str, kind: str, ms: float, seconds: float) -> None:
     deadline, i = time.monotonic() + seconds, 0
     with open(out, "w") as fh:
         while time.monotonic() < deadline:
-            kind = "map" if i % 2 else "apply"
             started = time.monotonic()
-            row: dict[str, object] = {"kind": kind, "started": time.time()}
+            row: dict[str, object] = {"kind": kind.removesuffix("s"), "started": time.time()}
             try:
                 if kind == "apply":
                     row["ids"] = [work.apply_async((i, ms), retry_policy=POLICY).id]
                 else:
                     row["ids"] = [r.id for r in work.map([(i * 100 + k, ms) for k in range(20)])]
                 row["ok"] = True
-            except Exception as exc:  # noqa: BLE001 - every error the caller sees is recorded, with its type
+            except Exception as exc:  # every error the caller sees is recorded, with its type
                 row.update(ok=False, ids=[], error=f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
             row["duration"] = round(time.monotonic() - started, 3)
             fh.write(json.dumps(row) + "\n")
@@ -52,4 +51,4 @@ if __name__ == "__main__":
     if mode == "map":
         produce_map(out, n, ms)
     else:
-        produce_calls(out, ms, float(sys.argv[5]))
+        produce_calls(out, mode, ms, float(sys.argv[5]))

@@ -63,7 +63,9 @@ def _all_completed(cluster: Cluster, ids: list[str]) -> bool:
 
 def _rejected_settles(cluster: Cluster) -> list[bytes]:
     events = cluster.conn.xrange("taskrail:events:mh")
-    return [f[b"job"] for _, f in events if f.get(b"event") == b"settle_rejected" and f.get(b"worker") == b"mh-worker-1"]
+    return [
+        f[b"job"] for _, f in events if f.get(b"event") == b"settle_rejected" and f.get(b"worker") == b"mh-worker-1"
+    ]
 
 
 def test_five_percent_loss_on_every_worker_link_loses_and_doubles_nothing(cluster: Cluster) -> None:
