@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from config.errors import ConfigError
 
-__all__ = ["Host", "Network", "enter_netns", "unavailable"]
+__all__ = ["Host", "Network", "NsConnection", "enter_netns", "unavailable"]
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.218.0"
@@ -50,6 +53,19 @@ def enter_netns(ns: str) -> Iterator[None]:
         _setns(own)
         os.close(own)
         os.close(target)
+
+
+class NsConnection(redis.Connection):
+    """A Redis connection whose socket is made inside namespace ``netns`` (and stays there): a client in this process
+    that talks like a process on that host. ``redis.ConnectionPool(connection_class=NsConnection, netns=...)``."""
+
+    def __init__(self, *, netns: str, **kwargs: Any) -> None:
+        self.netns = netns
+        super().__init__(**kwargs)
+
+    def _connect(self) -> socket.socket:
+        with enter_netns(self.netns):
+            return super()._connect()  # type: ignore[misc,no-any-return]
 
 
 def _ip(*args: str) -> None:
@@ -162,6 +178,24 @@ class Network:
                 _read_reply(sock)
                 times.append((time.perf_counter() - started) * 1000)
         return round(statistics.median(times), 3)
+
+    def tune_rtt(self, name: str, rtt_ms: float, address: str, port: int, jitter_ms: float = 0.0) -> float:
+        """Give host ``name`` a link with ``rtt_ms`` round trip to ``address:port`` (a host with no delay of its own):
+        its one-way delay is corrected twice against a measured Redis PING, for the wire's own latency. Returns the
+        round trip measured last."""
+        delay, measured = rtt_ms / 2, 0.0
+        for _ in range(3):
+            self.set_link(name, delay, jitter_ms)
+            time.sleep(0.05)  # the wire re-reads its links on SIGHUP
+            measured = self.redis_rtt_ms(name, address, port)
+            delay = max(0.0, delay + (rtt_ms - measured) / 2)
+        return measured
+
+    def client(self, name: str, port: int, host: str = "127.0.0.1", **kwargs: Any) -> redis.Redis:
+        """A Redis client whose connections are made from inside host ``name``."""
+        pool = redis.ConnectionPool(connection_class=NsConnection, netns=self.hosts[name].ns, host=host, port=port,
+                                    **kwargs)  # fmt: skip
+        return redis.Redis(connection_pool=pool)
 
     def close(self) -> None:
         """Stop every process started here (whole groups), the wire, and delete the namespaces."""

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from config.embedded import find_server_binary
-from scripts.multihost.netns import Network, enter_netns, unavailable
+from scripts.multihost.netns import Network, unavailable
 from tests.conftest import BIN, ROOT, wait_for
 
 PORT = 6379
@@ -40,18 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.multihost)
 
 
-class NsConnection(redis.Connection):
-    """A connection whose socket is made inside a namespace (and stays there)."""
-
-    def __init__(self, *, netns: str, **kwargs: object) -> None:
-        self.netns = netns
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-
-    def _connect(self):  # type: ignore[no-untyped-def]
-        with enter_netns(self.netns):
-            return super()._connect()
-
-
 @dataclass
 class Tally:
     """What happened to a set of jobs: lost ones, ones with more than one completion record, per-host counts."""
@@ -65,26 +53,16 @@ class Tally:
 class Cluster:
     """The hosts, the server in ``server``, and helpers to start workers and producers on the others."""
 
-    def __init__(self, net: Network, work_dir: Path) -> None:
+    def __init__(self, net: Network, work_dir: Path, url: str | None = None) -> None:
         self.net = net
         self.work_dir = work_dir
-        self.server_address = net.hosts["server"].address
-        self.url = f"redis://{self.server_address}:{PORT}/0"
+        self.server_address = net.hosts["server"].address if "server" in net.hosts else ""
+        self.url = url or f"redis://{self.server_address}:{PORT}/0"
+        self.conn: redis.Redis | None = None  # type: ignore[assignment]
         self.workers: dict[str, Popen[bytes]] = {}
 
     def start_server(self) -> None:
-        args = [str(find_server_binary()), "--port", str(PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
-                "--dir", str(self.work_dir), "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"]  # fmt: skip
-        self.net.spawn("server", args, {}, self.work_dir / "server.log")
-        pool = redis.ConnectionPool(connection_class=NsConnection, netns=self.net.hosts["server"].ns, port=PORT)
-        self.conn = redis.Redis(connection_pool=pool)
-        wait_for(self._pings, 20, 0.05, what="the server in its namespace")
-
-    def _pings(self) -> bool:
-        try:
-            return bool(self.conn.ping())
-        except redis.ConnectionError:
-            return False
+        self.conn = start_server(self.net, "server", self.work_dir)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("TASKRAIL_")}
@@ -123,17 +101,8 @@ class Cluster:
         return list(json.loads(out.read_text()))
 
     def set_rtt(self, hosts: list[str], rtt_ms: float, jitter_ms: float = 0.0) -> dict[str, float]:
-        """Give each host a link with ``rtt_ms`` round trip to the server (its one-way delay is corrected twice
-        against a measured Redis PING, for the wire's own latency); returns the measured round trips."""
-        measured = {}
-        for host in hosts:
-            delay = rtt_ms / 2
-            for _ in range(3):
-                self.net.set_link(host, delay, jitter_ms)
-                time.sleep(0.05)  # the wire reloads on SIGHUP
-                measured[host] = self.net.redis_rtt_ms(host, self.server_address, PORT)
-                delay = max(0.0, delay + (rtt_ms - measured[host]) / 2)
-        return measured
+        """Give each host a link with ``rtt_ms`` round trip to the server; returns the measured round trips."""
+        return {h: self.net.tune_rtt(h, rtt_ms, self.server_address, PORT, jitter_ms) for h in hosts}
 
     def finished(self) -> int:
         return int(self.conn.zcard(f"rq:finished:{QUEUE}"))
@@ -168,6 +137,30 @@ class Cluster:
 
     def log(self, name: str) -> str:
         return (self.work_dir / f"{name}.log").read_text(errors="replace")
+
+
+def observer(net: Network, host: str, port: int = PORT) -> redis.Redis:
+    """A client on the server of host ``host``, over that host's loopback (never impaired, never cut)."""
+    return net.client(host, port, socket_timeout=5)
+
+
+def start_server(net: Network, host: str, work_dir: Path, *extra: str) -> redis.Redis:
+    """The real server on host ``host``, port 6379 on every address; returns an observer client once it answers."""
+    data = work_dir / host
+    data.mkdir()
+    args = [str(find_server_binary()), "--port", str(PORT), "--bind", "0.0.0.0", "--protected-mode", "no",
+            "--dir", str(data), "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction", *extra]  # fmt: skip
+    net.spawn(host, args, {}, work_dir / f"{host}.log")
+    conn = observer(net, host)
+    wait_for(lambda: _pings(conn), 20, 0.05, what=f"the server on {host}")
+    return conn
+
+
+def _pings(conn: redis.Redis) -> bool:
+    try:
+        return bool(conn.ping())
+    except redis.RedisError:
+        return False
 
 
 def record(scenario: str, tally: Tally, recovery_s: float | None, throughput: float | None, **extra: object) -> None:
