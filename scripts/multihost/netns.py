@@ -109,6 +109,7 @@ class Network:
         self.wire: subprocess.Popen[str] | None = None
 
     def open(self) -> Network:
+        remove_stale()
         try:
             for host in self.hosts.values():
                 _ip("netns", "add", host.ns)
@@ -222,6 +223,17 @@ def _read_reply(sock: socket.socket) -> bytes:
             raise ConnectionError("the server closed the connection")
         reply += chunk
     return reply
+
+
+def remove_stale() -> None:
+    """Namespaces an earlier run left behind (killed before its teardown: its process is gone) are removed."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+    for name in (line.split()[0] for line in listed if line.startswith("trmh")):
+        owner = name.removeprefix("trmh").split("-")[0]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            _kill_namespace_pids(name)
+            with contextlib.suppress(ConfigError):
+                _ip("netns", "del", name)
 
 
 def _kill_namespace_pids(ns: str) -> None:
