@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "scripts.cmd_periodic",
     "scripts.cmd_move",
     "scripts.cmd_rqsuite",
+    "scripts.cmd_multihost",
 )
 
 
