@@ -94,4 +94,6 @@ def test_five_percent_loss_on_every_worker_link_loses_and_doubles_nothing(cluste
     cluster.wait_finished(len(ids), 600)
     tally = cluster.tally(ids)
     assert not tally.lost and not tally.double
-    record("4. 5% loss on every worker link", tally, None, throughput)
+    # A fenced settle here is a live worker taken for dead (its heartbeats lost): recorded, not asserted.
+    fenced = sum(cluster.log(name).count("no longer held their claims") for name in cluster.workers)
+    record("4. 5% loss on every worker link", tally, None, throughput, fenced_settle_batches=fenced)
