@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.conftest import wait_for
 from tests.multihost.conftest import Cluster, Tally, record
+
+pytestmark = pytest.mark.multihost  # make test leaves these out; make multihost runs them (as root)
 
 CUT_AFTER_S, CUT_FOR_S, PRODUCE_S = 3.0, 8.0, 15.0  # the cut outlasts a 5 s socket timeout
 CLEAR_ERRORS = ("ConnectionError", "TimeoutError", "ConnectionFailed")

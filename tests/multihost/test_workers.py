@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import wait_for
 from tests.multihost.conftest import FAST, Cluster, record
+
+pytestmark = pytest.mark.multihost  # make test leaves these out; make multihost runs them (as root)
 
 WORKERS = ["worker-1", "worker-2", "worker-3"]
 
