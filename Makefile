@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test run test lint bench chaos rq-suite clean server-stop bench-peers browser promtool
+.PHONY: install install-test run test lint bench chaos rq-suite clean server-stop bench-peers browser promtool multihost
 
 # Runtime dependencies at the versions in deploy/constraints.txt, as the image has them
 # (`taskrail deploy constraints --out deploy/constraints.txt` after changing a dependency).
@@ -54,6 +54,10 @@ bench: install
 chaos: install
 	$(BIN)/taskrail chaos
 
+# Workers, producers and the server as separate hosts in network namespaces (as root; minutes; not part of make test).
+multihost: install-test
+	$(BIN)/taskrail multihost
+
 # The peers live apart from taskrail: Celery and Dramatiq in .venv-peers, BullMQ in bench-peers/node_modules.
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
@@ -69,4 +73,4 @@ server-stop: install
 
 clean:
 	-$(BIN)/taskrail server stop
-	rm -rf $(VENV) .taskrail *.egg-info .venv-peers bench-peers/node_modules chaos-output
+	rm -rf $(VENV) .taskrail *.egg-info .venv-peers bench-peers/node_modules chaos-output multihost-output

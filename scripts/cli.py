@@ -37,6 +37,7 @@ DEV_COMMAND_MODULES = {
     "bench": ("scripts.cmd_bench", "scripts.bench"),
     "chaos": ("scripts.cmd_chaos", "scripts.chaos"),
     "rq-suite": ("scripts.cmd_rqsuite", "scripts.rqsuite"),
+    "multihost": ("scripts.cmd_multihost", "scripts.multihost"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from config.errors import ConfigError
 from config.settings import load_settings
 from scripts.args import positive_int
-from scripts.bench import SYSTEMS, BenchOptions, format_table, run_bench, write_chart, write_json, write_markdown
+from scripts.bench import SYSTEMS, BenchOptions, format_table, rtt, run_bench, write_chart, write_json, write_markdown
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]
@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all)"
     )
     parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
+    parser.add_argument(
+        "--rtt", metavar="MS", help="as root: hosts in network namespaces at these round trips, e.g. 0.5,2 (and 0)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     options = BenchOptions.build(quick=args.quick, **given)
     # A stop request unwinds like Ctrl-C, so the bench's workers and server are stopped too.
     signal.signal(signal.SIGTERM, _stop)
+    if args.rtt is not None:
+        return rtt.run(options, args.rtt)
     results = run_bench(options)
     json_path = write_json(results, options.out_dir / "results.json")
     chart_path = write_chart(results, options.out_dir / "benchmarks.png")

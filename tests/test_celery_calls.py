@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from scripts.chaos import Proxy
 from tasks import Client, ConfigError, TaskRevoked, TaskTimeout, send_task, signature
 from tasks.core.byname import by_name
 from tests import tasks_celery
@@ -126,3 +127,33 @@ def test_retry_policy_retries_the_enqueue_while_the_server_is_down(settings) -> 
     once = _attempts(settings)
     policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.01, "interval_max": 0.01}
     assert once >= 1 and _attempts(settings, retry=True, retry_policy=policy) == 3 * once
+
+
+def _lost_reply(settings, server, call):  # type: ignore[no-untyped-def]
+    """Run ``call(client)`` with the reply of its first write lost (the server ran it; the network lost the answer);
+    returns the result and the ids queued on ``celery``."""
+    with Proxy(0, ("127.0.0.1", server.port)) as proxy:
+        client = Client(settings, connection=redis.Redis(port=proxy.port, socket_timeout=2))
+        tasks_celery.add.apply_async((0, 0), client=client)  # scripts loaded: the next reply is the write's
+        tasks_celery.add.map([(0, 0)], client=client)
+        proxy.drop_next(1)
+        result = call(client)
+        assert proxy.dropped == 1
+    conn = redis.Redis.from_url(settings.redis_url)
+    return result, [i.decode() for i in conn.lrange("rq:queue:celery", 0, -1)]
+
+
+def test_an_enqueue_sent_again_after_a_lost_reply_is_queued_once(settings, server) -> None:
+    policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.01, "interval_max": 0.01}
+    for options in ({}, {"retry_policy": policy}):
+        result, queued = _lost_reply(
+            settings, server, lambda c, o=options: tasks_celery.add.apply_async((1, 2), client=c, **o)
+        )
+        assert queued.count(result.id) == 1, (options, queued)
+
+
+def test_a_map_sent_again_after_a_lost_reply_is_queued_once(settings, server) -> None:
+    results, queued = _lost_reply(
+        settings, server, lambda c: tasks_celery.add.map([(i, i) for i in range(50)], client=c)
+    )
+    assert all(queued.count(r.id) == 1 for r in results), queued

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_PACKAGES = ("scripts/bench", "scripts/chaos", "scripts/rqsuite")
+DEV_PACKAGES = ("scripts/bench", "scripts/chaos", "scripts/rqsuite", "scripts/multihost")
 
 # In the image taskrail is installed from the context; here it is installed editable from this tree, whose finder
 # would still find the left-out packages. Dropping that finder makes imports see only the copied context.

@@ -40,6 +40,7 @@ from workers.current import RunningJob
 __all__ = [
     "BUCKETS_S",
     "BUCKET_LABELS",
+    "UNREACHABLE",
     "ClaimedJob",
     "HorseKilled",
     "Interrupted",
@@ -59,6 +60,9 @@ __all__ = [
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
 NO_LIMIT = contextlib.nullcontext()
+# The server cannot be reached: refused or reset (ConnectionError), or silent, as behind a cut link (TimeoutError,
+# which redis-py does not derive from ConnectionError). Either way a worker waits and tries again.
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class Interrupted(BaseException):
@@ -210,7 +214,7 @@ def run_job(
     if in_flow and resolve is not None:
         try:
             args, kwargs = resolve(job, args, kwargs)
-        except redis.ConnectionError as exc:  # the server, not the job: run it again once it is back
+        except UNREACHABLE as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
     if not needs_around(task, celery):
         return _execute(job, task, args, kwargs, write_progress, loop, connection, started, celery, None)

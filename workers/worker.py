@@ -51,6 +51,7 @@ from workers.periodic import check_periodic
 from workers.podcost import start_pod_cost_reporter
 from workers.ratelimit import policy_for
 from workers.runner import (
+    UNREACHABLE,
     ClaimedJob,
     HorseKilled,
     Interrupted,
@@ -259,6 +260,12 @@ class Worker(RQWorker):
         self._exchange(self.connection, outcomes, 0, retry_until_stopped=False)
 
     @property
+    def connection_timeout(self) -> int:
+        """The socket timeout RQ gives the worker's connection: RQ sizes it for its own 405 s blocking dequeue; this
+        worker blocks at most ``WAIT_S``, so a server gone silent (a cut link, a dead host) is noticed in seconds."""
+        return int(WAIT_S) + 10
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -383,7 +390,7 @@ class Worker(RQWorker):
         while True:
             try:
                 return self._exchange_once(conn, outcomes, claim)
-            except redis.ConnectionError as exc:
+            except UNREACHABLE as exc:
                 if not retry_until_stopped and self._stop.is_set():
                     log.error(
                         "cannot settle %d jobs, Redis unreachable (%s); they will be recovered", len(outcomes), exc
@@ -464,7 +471,7 @@ class Worker(RQWorker):
                     timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S),
                 )
                 pipe.execute()
-        except redis.ConnectionError as exc:
+        except UNREACHABLE as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)
             time.sleep(0.5)
 
@@ -474,7 +481,7 @@ class Worker(RQWorker):
             self._state = "suspended"
             try:
                 self.connection.hset(self.key, "state", "suspended")  # RQ's WorkerStatus.SUSPENDED
-            except redis.ConnectionError as exc:
+            except UNREACHABLE as exc:
                 log.warning("Redis unreachable while suspended (%s)", exc)
         self._stop.wait(0.2)
 

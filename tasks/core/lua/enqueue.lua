@@ -9,8 +9,8 @@
 -- KEYS[8]  the queue's priorities with jobs (K.levels .. queue)
 -- ARGV     job id, run_at (0 = now), events maxlen, unique ttl (s), unique mode, task name, then
 --          field, value, ... of the job hash
--- Reply    the job id, or the id of the live job holding the unique key; an error (before any
---          write) when run_at or the unique ttl is not a number
+-- Reply    the job id (also when this very call was written before), or the id of the live job holding the
+--          unique key; an error (before any write) when run_at or the unique ttl is not a number
 -- Events   enqueued (none when a holder is returned)
 -- Keys     K.job (the holder's hash), K.queue_level (a job of a priority other than the default)
 --- @include "keys"
@@ -19,6 +19,14 @@
 local job_id, run_at, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not run_at or (KEYS[7] ~= '' and not tonumber(ARGV[4])) then  -- before the first write
   return redis.error_reply('enqueue: run_at and unique ttl must be numbers')
+end
+-- A call sent again (its reply lost to the network; redis-py and retry_policy resend) finds its own job written,
+-- with the same created_at: it returns that job instead of queueing it twice.
+for i = 7, #ARGV, 2 do
+  if ARGV[i] == 'created_at' then
+    if redis.call('HGET', KEYS[1], 'created_at') == ARGV[i + 1] then return job_id end
+    break
+  end
 end
 if KEYS[7] ~= '' then
   local holder = redis.call('GET', KEYS[7])

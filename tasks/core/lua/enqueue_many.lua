@@ -20,6 +20,16 @@ for i = 1, #shared - 1, 2 do
 end
 local q = string.sub(KEYS[1], #K.queue + 1)  -- KEYS[1] is K.queue .. q
 local first = 4 + nshared
+-- A batch sent again (its reply lost; redis-py resends) finds its first job written with the same created_at: the
+-- script wrote the whole batch then, so it writes nothing now.
+for i = 1, nshared, 2 do
+  if shared[i] == 'created_at' then
+    if first <= #ARGV and redis.call('HGET', K.job .. ARGV[first], 'created_at') == shared[i + 1] then
+      return (#ARGV - first + 1) / 3
+    end
+    break
+  end
+end
 for i = first, #ARGV, 3 do
   local id = ARGV[i]
   redis.call('HSET', K.job .. id, 'data', ARGV[i + 1], 'description', ARGV[i + 2], unpack(shared))
