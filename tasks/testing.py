@@ -7,8 +7,8 @@ Fixtures (all real: an embedded server process and ``rq worker -w workers.Worker
 - ``taskrail_server`` (session): a private embedded server; ``REDIS_URL`` points at it during the session.
 - ``taskrail_worker``: a worker on ``taskrail_queues``, started and live before the test, stopped after it;
   the database is emptied before each test that uses it.
-- ``taskrail_inprocess_worker``: the same worker on a thread of the test process (Celery's ``celery_worker``):
-  tasks defined in the test module run; no signals or fork isolation (workers/inprocess.py).
+- ``taskrail_inprocess_worker`` (``pytest -p workers.testing``, which also has all of the above): the same worker
+  on a thread of the test process, as Celery's ``celery_worker``.
 - ``taskrail_eager``: eager mode (Celery's ``task_always_eager``) for one test, no server needed.
 """
 
@@ -27,7 +27,6 @@ import pytest
 import redis
 
 from config.embedded import EmbeddedServer, start_server
-from config.settings import load_settings
 from tasks.core import keys
 from tasks.core.client import default_client
 from tasks.core.eager import always_eager
@@ -35,7 +34,6 @@ from tasks.core.eager import always_eager
 __all__ = [
     "taskrail_config",
     "taskrail_eager",
-    "taskrail_inprocess_worker",
     "taskrail_queues",
     "taskrail_server",
     "taskrail_worker",
@@ -94,31 +92,6 @@ def taskrail_worker(
         _stop(proc)
         log.close()
         conn.close()
-
-
-@pytest.fixture
-def taskrail_inprocess_worker(
-    taskrail_server: EmbeddedServer,
-    taskrail_config: dict[str, str],
-    taskrail_queues: list[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[object]:
-    """A real worker on a thread of this process (Celery's ``celery_worker``), on an emptied database.
-
-    It shares this process's task registry, so tasks defined in the test module run; see
-    workers/inprocess.py for what only a worker process does (signals, fork isolation).
-    """
-    from workers.inprocess import start_worker  # the consumer side, only for tests that use it
-
-    redis.Redis.from_url(taskrail_server.url).flushdb()
-    monkeypatch.setenv("TASKRAIL_DATA_DIR", str(tmp_path / "taskrail"))
-    for key, value in taskrail_config.items():
-        monkeypatch.setenv(key, value)
-    default_client.cache_clear()
-    with start_worker(taskrail_queues, settings=load_settings()) as worker:
-        yield worker
-    default_client.cache_clear()
 
 
 @pytest.fixture

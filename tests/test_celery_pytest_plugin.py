@@ -94,7 +94,7 @@ def test_the_plugin_runs_a_users_tests(tmp_path: Path, env: dict[str, str]) -> N
     environ = {**env, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
     environ.pop("REDIS_URL")  # the plugin starts its own server
     done = subprocess.run(
-        [str(BIN / "python"), "-m", "pytest", "-p", "tasks.testing", "-q", "-p", "no:cacheprovider", "test_proj.py",
+        [str(BIN / "python"), "-m", "pytest", "-p", "workers.testing", "-q", "-p", "no:cacheprovider", "test_proj.py",
          "test_inprocess.py"],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
