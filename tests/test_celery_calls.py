@@ -135,7 +135,7 @@ def _lost_reply(settings, server, call):  # type: ignore[no-untyped-def]
     with Proxy(0, ("127.0.0.1", server.port)) as proxy:
         client = Client(settings, connection=redis.Redis(port=proxy.port, socket_timeout=2))
         tasks_celery.add.apply_async((0, 0), client=client)  # scripts loaded: the next reply is the write's
-        tasks_celery.add.map([(0, 0)], client=client)
+        tasks_celery.add.enqueue_many([(0, 0)], client=client)
         proxy.drop_next(1)
         result = call(client)
         assert proxy.dropped == 1
@@ -154,6 +154,6 @@ def test_an_enqueue_sent_again_after_a_lost_reply_is_queued_once(settings, serve
 
 def test_a_map_sent_again_after_a_lost_reply_is_queued_once(settings, server) -> None:
     results, queued = _lost_reply(
-        settings, server, lambda c: tasks_celery.add.map([(i, i) for i in range(50)], client=c)
+        settings, server, lambda c: tasks_celery.add.enqueue_many([(i, i) for i in range(50)], client=c)
     )
     assert all(queued.count(r.id) == 1 for r in results), queued

@@ -71,7 +71,7 @@ def test_100k_distinct_limit_keys_expire_and_memory_returns_to_baseline(settings
     conn.delete(*conn.keys("taskrail:rl:*"))  # the warm-up's window
     baseline_keys, baseline = _lasting_keys(conn), int(conn.info("memory")["used_memory"])
 
-    per_customer.map([(f"customer-{i}", i) for i in range(KEYS_N)])
+    per_customer.enqueue_many([(f"customer-{i}", i) for i in range(KEYS_N)])
     ids = _claim_all(conn)  # each claim starts a window of its own customer
     windows, peak = _limit_keys(conn), int(conn.info("memory")["used_memory"])
     assert len(set(ids)) == KEYS_N and windows > 0  # every customer started at once: none waited

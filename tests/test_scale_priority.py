@@ -29,7 +29,7 @@ def _enqueue_mixed(rng: random.Random) -> list[tuple[int, int, str]]:
     while len(sent) < JOBS:
         priority = rng.choice([None, None, 0, 1, 3, 5, 6, 9])
         tags = [f"j{len(sent) + i}" for i in range(CHUNK)]
-        tasks_sched.mark.map([(tag,) for tag in tags], **({} if priority is None else {"priority": priority}))
+        tasks_sched.mark.enqueue_many([(tag,) for tag in tags], **({} if priority is None else {"priority": priority}))
         level = keys.DEFAULT_PRIORITY if priority is None else priority
         sent += [(level, len(sent) + i, tag) for i, tag in enumerate(tags)]
     return sent

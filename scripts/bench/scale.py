@@ -41,7 +41,7 @@ UNTIMED = (b"config", b"slowlog", b"info")  # the bench's own commands
 # key -> (label, complexity in the backlog N; m = jobs in the call)
 OPERATIONS: dict[str, tuple[str, str]] = {
     "enqueue": ("enqueue one job (priority 0/5/9 in turn)", "O(1)"),
-    "map": ("enqueue 10 jobs in one call (Task.map)", "O(m)"),
+    "map": ("enqueue 10 jobs in one call (Task.enqueue_many)", "O(m)"),
     "canvas": ("enqueue a chain of 3 (canvas)", "O(m)"),
     "claim": ("claim one job", "O(log R), R = running jobs"),
     "settle": ("settle one job (finish ok)", "O(log F), F = finished jobs kept"),
@@ -143,7 +143,7 @@ class Backlog:
             n = min(FILL_BATCH, total - self.filled)
             priority = MIX[(self.filled // FILL_BATCH) % len(MIX)]
             extra = {} if priority is None else {"priority": priority}
-            self.task.map([()] * n, client=self.client, **extra, **options)
+            self.task.enqueue_many([()] * n, client=self.client, **extra, **options)
             self.filled += n
         return (_used(self.conn) - before) / max(total - start, 1)
 
@@ -164,7 +164,7 @@ class Backlog:
         noop, client, now = self.task, self.client, time.time
         return {
             "enqueue": Operation(lambda i: noop.apply_async((), client=client, priority=(0, 5, 9)[i % 3])),
-            "map": Operation(lambda i: noop.map([()] * 10, client=client, priority=(0, 5, 9)[i % 3])),
+            "map": Operation(lambda i: noop.enqueue_many([()] * 10, client=client, priority=(0, 5, 9)[i % 3])),
             "canvas": Operation(lambda i: (noop.si() | noop.si() | noop.si()).apply_async(client=client)),
             "claim": Operation(lambda i: self.claim_one()),
             "settle": Operation(lambda job_id: self.settle(job_id, "ok"), lambda i: self.claim_one()),

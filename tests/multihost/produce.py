@@ -20,7 +20,7 @@ POLICY = {"max_retries": 200, "interval_start": 0.1, "interval_step": 0.1, "inte
 def produce_map(out: str, n: int, ms: float) -> None:
     ids: list[str] = []
     for start in range(0, n, CHUNK):
-        ids += [r.id for r in work.map([(i, ms) for i in range(start, min(n, start + CHUNK))])]
+        ids += [r.id for r in work.enqueue_many([(i, ms) for i in range(start, min(n, start + CHUNK))])]
     with open(out, "w") as fh:
         json.dump(ids, fh)
 
@@ -35,7 +35,7 @@ def produce_calls(out: str, kind: str, ms: float, seconds: float) -> None:
                 if kind == "apply":
                     row["ids"] = [work.apply_async((i, ms), retry_policy=POLICY).id]
                 else:
-                    row["ids"] = [r.id for r in work.map([(i * 100 + k, ms) for k in range(20)])]
+                    row["ids"] = [r.id for r in work.enqueue_many([(i * 100 + k, ms) for k in range(20)])]
                 row["ok"] = True
             except Exception as exc:  # every error the caller sees is recorded, with its type
                 row.update(ok=False, ids=[], error=f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
