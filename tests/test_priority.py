@@ -126,7 +126,7 @@ def test_a_requeued_job_goes_back_to_the_front_of_its_own_priority(conn: redis.R
     for job_id, priority in [("a0", 0), ("b0", 0), ("plain", None), ("a9", 9)]:
         _push(conn, job_id, priority)
     assert _claim(conn, 1) == ["a0"]
-    record = ["a0", "q", "requeue", "", 500, 0, "requeued", "", 1.5, "t", "", 1]
+    record = ["a0", "q", "requeue", "", 500, 0, "requeued", "", 1.5, "t", "", 1, "", ""]
     run(conn, "finish", ["taskrail:claims:w1"], ["w1", NOW, NOW_TEXT, 100, int(NOW // 60), *record])
     assert run_order(conn) == ["a0", "b0", "plain", "a9"]
     assert conn.zrange("taskrail:levels:q", 0, -1) == [b"0", b"9"]

@@ -45,7 +45,7 @@ def _finish_all(conn: redis.Redis, ids: list[str]) -> None:
     finish = load_command("finish")
     for start in range(0, len(ids), ROUND):
         now = time.time()
-        records = [[i, QUEUE, "ok", "", 0, 0, "", "", 0.1, "tests.test_scale_limits.per_customer", "le_5ms", 0]
+        records = [[i, QUEUE, "ok", "", 0, 0, "", "", 0.1, "tests.test_scale_limits.per_customer", "le_5ms", 0, "", ""]
                    for i in ids[start : start + ROUND]]  # fmt: skip
         head = ["w1", now, "", 100, int(now // 60)]
         run_pipeline(conn, partial(_queue_all, finish, [(["taskrail:claims:w1"], [*head, *r]) for r in records]))

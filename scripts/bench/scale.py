@@ -153,7 +153,7 @@ class Backlog:
         return str(rows[0][0].decode())
 
     def settle(self, job_id: str, kind: str, retry_at: float = 0) -> None:
-        record = [job_id, QUEUE, kind, "", 500, retry_at, "", "", 0.1, "bench.noop", "le_5ms", 0]
+        record = [job_id, QUEUE, kind, "", 500, retry_at, "", "", 0.1, "bench.noop", "le_5ms", 0, "", ""]
         now = time.time()
         self.finish(self.conn, [keys.CLAIMS.format(WORKER)], [WORKER, now, "", 100, int(now // 60), *record])
 
