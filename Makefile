@@ -54,10 +54,10 @@ bench: install
 chaos: install
 	$(BIN)/taskrail chaos
 
-# The peers live apart from taskrail: Celery and Dramatiq in .venv-peers, BullMQ in bench-peers/node_modules.
+# The peers live apart from taskrail: Celery, Dramatiq and Huey in .venv-peers, BullMQ in bench-peers/node_modules.
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
-	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3'
+	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3' 'huey>=2.5,<4' 'redis>=5'
 	cd bench-peers && npm install --no-audit --no-fund
 
 # RQ's own test suite, run with RQ's worker and with workers.Worker (docs/rq-compatibility.md); not part of make test.
