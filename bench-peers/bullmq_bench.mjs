@@ -7,7 +7,7 @@ import IORedis from "ioredis";
 const url = process.env.REDIS_URL;
 const QUEUE = "bench";
 const connection = new IORedis(url, { maxRetriesPerRequest: null });
-const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start" };
+const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start", fail: "bench.fail" };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => (performance.timeOrigin + performance.now()) / 1000; // seconds, sub-millisecond like time.time()
 
@@ -16,6 +16,9 @@ async function worker(concurrency) {
   const processors = {
     [names.noop]: async () => {},
     [names.io]: async () => sleep(20),
+    [names.fail]: async () => {
+      throw new Error("bench: a job that fails on purpose");
+    },
     [names.latency]: async (job) => {
       await recorder.rpush("bench:latency", now() - job.data.enqueued_at);
     },

@@ -30,7 +30,12 @@ def record_start(enqueued_at: float) -> None:
     peer_common.record_start(enqueued_at)
 
 
-TASKS = {"noop": noop, "io": sleep_io, "latency": record_start}
+@app.task(name="bench.fail")
+def fail() -> None:
+    peer_common.fail()
+
+
+TASKS = {"noop": noop, "io": sleep_io, "latency": record_start, "fail": fail}
 
 
 @worker_ready.connect

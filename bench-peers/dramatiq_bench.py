@@ -44,7 +44,12 @@ def record_start(enqueued_at: float) -> None:
     peer_common.record_start(enqueued_at)
 
 
-ACTORS = {"noop": noop, "io": sleep_io, "latency": record_start}
+@dramatiq.actor(queue_name="bench", actor_name="bench_fail", max_retries=0)
+def fail() -> None:
+    peer_common.fail()
+
+
+ACTORS = {"noop": noop, "io": sleep_io, "latency": record_start, "fail": fail}
 
 
 def one(kind: str, args: tuple) -> None:

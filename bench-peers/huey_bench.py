@@ -28,7 +28,12 @@ def record_start(enqueued_at: float) -> None:
     peer_common.record_start(enqueued_at)
 
 
-TASKS = {"noop": noop, "io": sleep_io, "latency": record_start}
+@huey.task(name="bench.fail")
+def fail() -> None:
+    peer_common.fail()
+
+
+TASKS = {"noop": noop, "io": sleep_io, "latency": record_start, "fail": fail}
 
 
 @huey.on_startup()

@@ -72,6 +72,11 @@ def sleep_io() -> None:
     job_done()
 
 
+def fail() -> None:
+    """Raises: the bench never enqueues it; it shows a peer's failure hook counts (``fill fail N``)."""
+    raise RuntimeError("bench: a job that fails on purpose")
+
+
 def record_start(enqueued_at: float) -> None:
     conn().rpush(LATENCY_KEY, time.time() - enqueued_at)
     job_done()

@@ -11,7 +11,7 @@ import redis
 
 from config.errors import BenchError, ConfigError
 from scripts.bench.harness import Harness
-from scripts.bench.peers import peer_counts
+from scripts.bench.peers import installed, peer_counts, peer_drain
 from scripts.bench.publish import replace_block
 from scripts.bench.report import format_table
 from scripts.bench.results import Results
@@ -156,3 +156,16 @@ def test_a_docs_file_without_its_markers_is_named_with_the_fix(tmp_path: Path) -
     assert replace_block("a\n<!-- results -->\nold\n<!-- /results -->\nb", "results", "new", Path("x")) == (
         "a\n<!-- results -->\nnew\n<!-- /results -->\nb"
     )
+
+
+@pytest.mark.parametrize("family", ["celery", "dramatiq", "bullmq", "huey"])
+def test_a_real_peer_failure_is_counted_by_the_peers_own_hook(family: str, redis_url: str, tmp_path: Path) -> None:
+    if not installed(family):
+        pytest.skip(f"{family} is not installed: make bench-peers installs the peers (not part of make test)")
+    system = next(s for s in SYSTEMS if s.family == family)
+    harness = Harness(redis_url, tmp_path, tmp_path)
+    try:
+        with pytest.raises(BenchError, match=r"[1-3] bench job\(s\) failed"):
+            peer_drain(harness, system, "fail", 3, f"fail-{family}", lambda done: None)
+    finally:
+        harness.stop_workers()

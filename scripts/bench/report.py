@@ -128,7 +128,7 @@ def write_chart(results: Results, path: Path) -> Path:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [4, 3, 3]})
+    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(20, 7), gridspec_kw={"width_ratios": [4, 3, 3]})
     _bars(ax_rate, results, ["enqueue_one", "enqueue_bulk", "drain_noop", "drain_io"], "jobs/s (log scale)")
     _bars(ax_lat, results, ["latency_p50", "latency_p95", "latency_p99"], "ms from enqueue to start (log scale)")
     ax_lat.set_title(f"latency at {results.meta['options']['rate']:g} jobs/s (lower is better)")
