@@ -138,7 +138,7 @@ class BenchOptions:
     """Sizes and switches of one run; ``quick`` picks small defaults for each size not given."""
 
     drain_s: float = 5.0  # each drain lasts about this long (its job count: System.rates x drain_s)
-    enqueue_jobs: int = 5_000  # jobs enqueued one by one; bulk enqueues 4 times as many, for every producer
+    enqueue_jobs: int = 1_000  # jobs enqueued one by one; bulk enqueues 4 times as many, for every producer
     latency_jobs: int = 200
     rate: float = 20.0  # jobs/s for the latency workload: a rate every system here can sustain
     memory_jobs: int = 100_000
