@@ -45,7 +45,7 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tasks workers config scripts deploy
 
-# taskrail against plain RQ (and Celery, Dramatiq, BullMQ once make bench-peers installed them).
+# taskrail against plain RQ (and Celery, Dramatiq, BullMQ, Huey once make bench-peers installed them).
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/taskrail bench --peers

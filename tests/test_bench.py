@@ -12,7 +12,7 @@ import redis
 from config.errors import BenchError, ConfigError
 from scripts.bench.harness import Harness
 from scripts.bench.peers import installed, peer_counts, peer_drain
-from scripts.bench.publish import replace_block
+from scripts.bench.publish import COMMITTED, expected_blocks, load, read_block, replace_block
 from scripts.bench.report import format_table
 from scripts.bench.results import Results
 from scripts.bench.systems import MIN_DRAIN, SYSTEMS
@@ -148,6 +148,17 @@ def test_drains_are_sized_by_time_not_count() -> None:
         assert rq.jobs("noop", seconds) / rq.rates[0] == pytest.approx(seconds, rel=0.05)
         assert taskrail.jobs("noop", seconds) / taskrail.rates[0] == pytest.approx(seconds, rel=0.05)
     assert rq.jobs("noop", 0.01) == MIN_DRAIN
+
+
+def test_the_docs_figures_are_generated_from_the_committed_results() -> None:
+    results = load(COMMITTED)
+    for path, body in expected_blocks(results).items():
+        assert read_block(path) == body, f"{path} differs from {COMMITTED}: run taskrail bench --docs-only"
+    versions = results.meta["versions"]
+    for name in ("taskrail", "rq", "celery", "dramatiq", "huey", "bullmq", "node"):
+        assert versions[name] != "not installed", name
+    assert results.meta["command"].startswith("taskrail bench") and results.meta["server"]
+    assert {s.key for s in SYSTEMS} <= set(results.systems), "the committed run is missing a system"
 
 
 def test_a_docs_file_without_its_markers_is_named_with_the_fix(tmp_path: Path) -> None:
