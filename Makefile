@@ -45,7 +45,7 @@ lint: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy tasks workers config scripts deploy
 
-# taskrail against plain RQ (and Celery, Dramatiq, BullMQ once make bench-peers installed them).
+# taskrail against plain RQ (and Celery, Dramatiq, BullMQ, Huey once make bench-peers installed them).
 bench: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/taskrail bench --peers
@@ -58,10 +58,10 @@ chaos: install
 multihost: install-test
 	$(BIN)/taskrail multihost
 
-# The peers live apart from taskrail: Celery and Dramatiq in .venv-peers, BullMQ in bench-peers/node_modules.
+# The peers live apart from taskrail: Celery, Dramatiq and Huey in .venv-peers, BullMQ in bench-peers/node_modules.
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
-	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3'
+	.venv-peers/bin/pip install --quiet 'celery[redis]>=5.4,<6' 'dramatiq[redis]>=1.17,<3' 'huey>=2.5,<4' 'redis>=5'
 	cd bench-peers && npm install --no-audit --no-fund
 
 # RQ's own test suite, run with RQ's worker and with workers.Worker (docs/rq-compatibility.md); not part of make test.

@@ -1,26 +1,39 @@
-// BullMQ for `taskrail bench --peers`: node bullmq_bench.mjs worker KIND CONCURRENCY | enqueue-one N |
-// enqueue-bulk N | fill KIND N | paced RATE N. Finished jobs stay in BullMQ's completed set (its default),
-// which the bench counts.
+// BullMQ for `taskrail bench --peers`: node bullmq_bench.mjs worker CONCURRENCY | enqueue-one N |
+// enqueue-bulk N | fill KIND N | paced RATE N. Like the Python peers, each worker process counts the
+// jobs it ran and the jobs that failed and adds them to bench:done and bench:failed every 10 ms.
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
 
 const url = process.env.REDIS_URL;
 const QUEUE = "bench";
 const connection = new IORedis(url, { maxRetriesPerRequest: null });
-const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start" };
+const names = { noop: "bench.noop", io: "bench.sleep_io", latency: "bench.record_start", fail: "bench.fail" };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => (performance.timeOrigin + performance.now()) / 1000; // seconds, sub-millisecond like time.time()
 
-async function worker(kind, concurrency) {
+async function worker(concurrency) {
   const recorder = new IORedis(url);
   const processors = {
-    noop: async () => {},
-    io: async () => sleep(20),
-    latency: async (job) => {
+    [names.noop]: async () => {},
+    [names.io]: async () => sleep(20),
+    [names.fail]: async () => {
+      throw new Error("bench: a job that fails on purpose");
+    },
+    [names.latency]: async (job) => {
       await recorder.rpush("bench:latency", now() - job.data.enqueued_at);
     },
   };
-  const w = new Worker(QUEUE, processors[kind], { connection, concurrency });
+  const counts = { done: 0, failed: 0 };
+  const w = new Worker(QUEUE, async (job) => processors[job.name](job), { connection, concurrency });
+  w.on("completed", () => counts.done++);
+  w.on("failed", () => counts.failed++);
+  setInterval(async () => {
+    const { done, failed } = counts;
+    counts.done = 0;
+    counts.failed = 0;
+    if (failed) await recorder.incrby("bench:failed", failed);
+    if (done) await recorder.incrby("bench:done", done);
+  }, 10);
   await w.waitUntilReady();
   await recorder.sadd("bench:ready", String(process.pid));
   process.on("SIGTERM", async () => {
@@ -69,7 +82,7 @@ async function produce(command, args) {
 
 const [command, ...args] = process.argv.slice(2);
 if (command === "worker") {
-  await worker(args[0], Number(args[1]));
+  await worker(Number(args[0]));
 } else {
   await produce(command, args);
 }

@@ -9,7 +9,7 @@ import os
 
 import peer_common
 from celery import Celery, group
-from celery.signals import worker_ready
+from celery.signals import task_failure, worker_ready
 
 app = Celery("celery_bench", broker=os.environ["REDIS_URL"])
 app.conf.update(task_default_queue="bench", task_ignore_result=True, worker_hijack_root_logger=False)
@@ -30,12 +30,22 @@ def record_start(enqueued_at: float) -> None:
     peer_common.record_start(enqueued_at)
 
 
-TASKS = {"noop": noop, "io": sleep_io, "latency": record_start}
+@app.task(name="bench.fail")
+def fail() -> None:
+    peer_common.fail()
+
+
+TASKS = {"noop": noop, "io": sleep_io, "latency": record_start, "fail": fail}
 
 
 @worker_ready.connect
 def _ready(**_: object) -> None:
     peer_common.mark_ready()
+
+
+@task_failure.connect
+def _failed(**_: object) -> None:
+    peer_common.job_failed()
 
 
 def one(kind: str, args: tuple) -> None:

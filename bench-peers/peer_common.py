@@ -1,7 +1,8 @@
-"""Shared by the Celery and Dramatiq drivers of ``taskrail bench --peers`` (they run in .venv-peers).
+"""Shared by the Celery, Dramatiq and Huey drivers of ``taskrail bench --peers`` (they run in .venv-peers).
 
-A peer has no registry of finished jobs to count, so each worker process counts its own and adds
-the count to ``bench:done`` every 10 ms from a background thread: one write per 10 ms, not per job.
+A peer has no registry of finished jobs to count, so each worker process counts the jobs it ran and
+the jobs that failed, and adds the counts to ``bench:done`` and ``bench:failed`` every 10 ms from a
+background thread: one write per 10 ms, not per job. A job run twice counts twice.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 import redis
 
 DONE_KEY = "bench:done"
+FAILED_KEY = "bench:failed"
 READY_KEY = "bench:ready"
 LATENCY_KEY = "bench:latency"
 IO_SECONDS = 0.02
 _lock = threading.Lock()
-_state: dict[str, Any] = {"pid": 0, "pending": 0}
+_state: dict[str, Any] = {"pid": 0, "pending": 0, "failed": 0}
 
 
 def conn() -> redis.Redis:
@@ -30,7 +32,7 @@ def conn() -> redis.Redis:
     if _state["pid"] != pid:
         with _lock:  # many job threads may get here at once: only one sets up, no count is reset later
             if _state["pid"] != pid:
-                _state.update(conn=redis.Redis.from_url(os.environ["REDIS_URL"]), pending=0)
+                _state.update(conn=redis.Redis.from_url(os.environ["REDIS_URL"]), pending=0, failed=0)
                 _state["pid"] = pid
                 threading.Thread(target=_flusher, args=(pid,), daemon=True).start()
     return _state["conn"]
@@ -41,6 +43,9 @@ def _flusher(pid: int) -> None:
         time.sleep(0.01)
         with _lock:
             pending, _state["pending"] = _state["pending"], 0
+            failed, _state["failed"] = _state["failed"], 0
+        if failed:  # before the done count: the bench never sees all done and misses the failure
+            conn().incrby(FAILED_KEY, failed)
         if pending:
             conn().incrby(DONE_KEY, pending)
 
@@ -49,6 +54,13 @@ def job_done() -> None:
     conn()
     with _lock:
         _state["pending"] += 1
+
+
+def job_failed() -> None:
+    """Called by the peer's failure hook (signal, middleware) for every failed run of a job."""
+    conn()
+    with _lock:
+        _state["failed"] += 1
 
 
 def noop() -> None:
@@ -60,13 +72,18 @@ def sleep_io() -> None:
     job_done()
 
 
+def fail() -> None:
+    """Raises: the bench never enqueues it; it shows a peer's failure hook counts (``fill fail N``)."""
+    raise RuntimeError("bench: a job that fails on purpose")
+
+
 def record_start(enqueued_at: float) -> None:
     conn().rpush(LATENCY_KEY, time.time() - enqueued_at)
     job_done()
 
 
 def mark_ready() -> None:
-    conn().sadd(READY_KEY, f"{os.getpid()}")
+    conn().sadd(READY_KEY, f"{os.getpid()}-{threading.get_ident()}")  # Huey marks once per worker thread
 
 
 def driver(one: Callable[[str, tuple], None], bulk: Callable[[str, int], None] | None) -> None:

@@ -1,4 +1,4 @@
-"""``taskrail bench [--quick] [--peers] [--out DIR]``: taskrail against plain RQ, side by side."""
+"""``taskrail bench [--quick] [--peers] [--out DIR] [--write-docs | --docs-only]``: taskrail against RQ and peers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from config.errors import ConfigError
 from config.settings import load_settings
 from scripts.args import positive_int
 from scripts.bench import SYSTEMS, BenchOptions, format_table, rtt, run_bench, write_chart, write_json, write_markdown
+from scripts.bench.publish import COMMITTED, publish
 from workers.exitcodes import RET_OK
 
 __all__ = ["register"]
@@ -20,47 +21,56 @@ __all__ = ["register"]
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure taskrail against plain RQ: enqueue, drains, latency, memory",
+        help="measure taskrail against plain RQ (and Celery, Dramatiq, BullMQ, Huey): enqueue, drains, latency, memory",
         description="Starts a private server (or uses REDIS_URL, whose database must be empty), runs each "
-        "workload on RQ's default worker, RQ's SimpleWorker and taskrail (2 worker processes each), prints "
-        "a table and writes results.json and benchmarks.png.",
+        "workload on RQ's default worker, RQ's SimpleWorker and taskrail (2 worker processes each; with --peers "
+        "each peer at its default and its best configuration), prints a table and writes results.json, "
+        "results.md and benchmarks.png.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes and one repetition (under a minute)")
-    parser.add_argument("--peers", action="store_true", help="also run Celery, Dramatiq, BullMQ (make bench-peers)")
+    parser.add_argument(
+        "--peers", action="store_true", help="also run Celery, Dramatiq, BullMQ, Huey (make bench-peers)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
+    parser.add_argument("--drain-s", type=positive_float, help="seconds each drain lasts, about (5; quick 1.5)")
     parser.add_argument(
-        "--jobs", type=positive_int, help="jobs per no-op drain for the fastest systems (50000; quick 2000)"
+        "--enqueue-jobs", type=positive_int, help="jobs enqueued one by one, 4x in bulk (1000; quick 500)"
     )
-    parser.add_argument(
-        "--enqueue-jobs", type=positive_int, help="jobs enqueued one by one, 4x in bulk (5000; quick 500)"
-    )
-    parser.add_argument("--latency-jobs", type=positive_int, help="jobs in the latency run (600; quick 100)")
+    parser.add_argument("--latency-jobs", type=positive_int, help="jobs in each latency run (200; quick 60)")
     parser.add_argument("--memory-jobs", type=positive_int, help="jobs in the memory run (100000; quick 5000)")
     parser.add_argument("--repeat", type=positive_int, help="repetitions; figures are medians (3; quick 1)")
-    parser.add_argument("--rate", type=float, help="jobs/s for the latency run (100)")
+    parser.add_argument("--rate", type=positive_float, help="jobs/s for the latency run (20)")
     parser.add_argument(
-        "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all)"
+        "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all run)"
     )
     parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
     parser.add_argument(
         "--rtt", metavar="MS", help="as root: hosts in network namespaces at these round trips, e.g. 0.5,2 (and 0)"
     )
+    docs = parser.add_mutually_exclusive_group()
+    docs.add_argument("--write-docs", action="store_true",
+                      help=f"after the run, commit its results to {COMMITTED.name} and regenerate the docs' figures")  # fmt: skip
+    docs.add_argument("--docs-only", action="store_true",
+                      help=f"measure nothing: regenerate the docs' figures from the committed {COMMITTED.name}")  # fmt: skip
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.docs_only:
+        print("wrote " + ", ".join(str(p) for p in publish()))
+        return RET_OK
     settings = load_settings()
     if args.scale:
         return _scale(args, settings.redis_url)
     given = {
-        "jobs": args.jobs,
+        "drain_s": args.drain_s,
         "enqueue_jobs": args.enqueue_jobs,
         "latency_jobs": args.latency_jobs,
         "memory_jobs": args.memory_jobs,
         "repeat": args.repeat,
         "rate": args.rate,
         "systems": _systems(args.systems),
-        "peers": args.peers,
+        "peers": args.peers or None,
         "out_dir": args.out,
         "redis_url": settings.redis_url,
         "command": "taskrail " + shlex.join(sys.argv[1:]),
@@ -76,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
     write_markdown(results, options.out_dir / "results.md")
     print()
     print(format_table(results))
-    print("\n(x) = times better than RQ's default worker (for latency and memory: times lower)")
     for note in results.notes:
         print(f"note: {note}")
     print(f"\nwrote {json_path}, results.md and {chart_path} ({results.meta['duration_s']}s)")
+    if args.write_docs:
+        print("wrote " + ", ".join(str(p) for p in publish(json_path)))
     return RET_OK
 
 
@@ -91,6 +102,17 @@ def _scale(args: argparse.Namespace, redis_url: str | None) -> int:
     print(format_scale(results))
     print(f"\nwrote {args.out / 'results-scale.md'}, results-scale.json and {chart}")
     return RET_OK
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0 (seconds, jobs/s), or a usage error that says so."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -35,6 +35,8 @@ from workers.health import Status, check_health
 SCALING = ROOT / "config" / "scaling.yaml"
 DEPLOY = ROOT / "deploy"
 SECRET_KEYS = ("REDIS_URL", "SENTRY_DSN", "SMTP_URL", "TASKRAIL_DASHBOARD_PASSWORD")
+# A heartbeat every 0.5 s that expires 3 s after the last one: a killed worker's key lapses by TTL within seconds.
+SHORT_HEARTBEAT = {"TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5", "TASKRAIL_HEARTBEAT_TTL_S": "3"}
 CRDS = {"ScaledObject", "TriggerAuthentication", "Kustomization", "ServiceMonitor"}  # no offline schema: checked below
 
 
@@ -469,16 +471,18 @@ def test_health_reports_redis_down_with_its_own_exit_code(env: dict[str, str]) -
 def test_health_follows_a_real_workers_heartbeat(settings, env: dict[str, str], procs: Processes) -> None:
     name = f"{socket.gethostname()}.deployq.0"
     assert _taskrail("health", "--this-host", env=env).returncode == RET_NO_HEARTBEAT
-    worker = procs.worker("deployq", name=name, env={"TASKRAIL_IMPORTS": "tasks"})
+    worker = procs.worker("deployq", name=name, env={"TASKRAIL_IMPORTS": "tasks", **SHORT_HEARTBEAT})
     wait_for(lambda: check_health(settings, name).ok, 15, what="the worker's heartbeat")
     result = _taskrail("health", "--this-host", env=env)
     assert result.returncode == RET_OK and name in result.stdout
     assert check_health(settings, f"{socket.gethostname()}.deployq").ok  # a prefix
+    conn = redis.Redis.from_url(settings.redis_url)
+    assert 0 < conn.pttl(f"taskrail:hb:{name}") <= 3000  # the worker's short TTL, not the default 6 s
     worker.kill()
     worker.wait(timeout=10)
-    conn = redis.Redis.from_url(settings.redis_url)
-    conn.delete(f"taskrail:hb:{name}")  # as the TTL would, a few seconds later
-    assert check_health(settings, name).status is Status.NO_HEARTBEAT
+    # Nobody deletes the key: the server expires it, and health must follow.
+    wait_for(lambda: check_health(settings, name).status is Status.NO_HEARTBEAT, 15, what="the heartbeat to expire")
+    assert conn.exists(f"taskrail:hb:{name}") == 0
 
 
 def test_health_never_starts_the_embedded_server(tmp_path: Path) -> None:

@@ -15,7 +15,12 @@ from tests.conftest import BIN, Processes, live_workers, wait_for
 from workers.metrics import duration_percentiles, percentiles_from_buckets
 from workers.runner import BUCKET_LABELS
 
-OBS = {"TASKRAIL_IMPORTS": "tests.tasks_observe"}
+# A heartbeat every 0.5 s that expires 3 s after the last one: a killed worker's key lapses by TTL within seconds.
+OBS = {
+    "TASKRAIL_IMPORTS": "tests.tasks_observe",
+    "TASKRAIL_HEARTBEAT_INTERVAL_S": "0.5",
+    "TASKRAIL_HEARTBEAT_TTL_S": "3",
+}
 
 
 def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -74,9 +79,12 @@ def test_scraped_metrics_show_the_counts_that_happened(settings, procs: Processe
     assert m["taskrail_redis_up"][()] == 1
 
     dead = worker_name(conn)
+    assert 0 < conn.pttl(f"taskrail:hb:{dead}") <= 3000  # the short TTL above, not the default 6 s
     worker.kill()
     worker.wait(timeout=10)
-    conn.delete(f"taskrail:hb:{dead}")  # as when its heartbeat expires
+    # Nobody deletes the key: the server expires it, and the scrape must follow.
+    wait_for(lambda: scrape(port)["taskrail_workers"][()] == 0, 15, what="the dead worker's heartbeat to expire")
+    assert conn.exists(f"taskrail:hb:{dead}") == 0
     m = scrape(port)
     assert m["taskrail_workers"][()] == 0 and m["taskrail_workers_busy"][()] == 0
     procs.worker("obs", env=OBS)  # becomes the leader and hands the nap back: one stall

@@ -78,7 +78,8 @@ class Harness:
         def ready() -> bool:
             return int(self.conn.scard(keys.RQ_WORKERS)) >= WORKERS
 
-        return self.start(commands, run, self.worker_env(env or {}), ready, f"{system.label} workers to start")
+        env = self.worker_env({**system.worker_env(), **(env or {})})
+        return self.start(commands, run, env, ready, f"{system.label} workers to start")
 
     def start(
         self, commands: list[list[str]], run: str, env: dict[str, str], ready: Callable[[], object], what: str,
@@ -126,20 +127,21 @@ class Harness:
         on_poll: Callable[[int], None] | None = None,
         counts: Callable[[], tuple[int, int]] | None = None,
     ) -> float:
-        """Poll until ``total`` jobs have ended; returns the monotonic time they had.
+        """Poll until exactly ``total`` jobs have ended; returns the monotonic time they had.
 
         Raises:
-            BenchError: a job failed, a worker died, or nothing finished for ``STALL_S`` seconds.
+            BenchError: a job failed, a job ran twice (more than ``total`` ended), a worker died, or nothing
+                finished for ``STALL_S`` seconds.
         """
+        read = counts or self.counts
         last, last_change = -1, time.monotonic()
         while True:
-            finished, failed = (counts or self.counts)()
+            finished, failed = read()
             now = time.monotonic()
-            if failed:
-                raise BenchError(f"{failed} bench job(s) failed; see the worker logs in {self.log_dir}")
+            self._check(finished, failed, total)
             if on_poll:
                 on_poll(finished)
-            if finished >= total:
+            if finished == total:
                 return now
             if finished != last:
                 last, last_change = finished, now
@@ -149,9 +151,23 @@ class Harness:
                     f"workers hang; see the worker logs in {self.log_dir}"
                 )
             dead = [p for p in self.procs if p.poll() is not None]
-            if dead and len(dead) == len(self.procs):
-                raise BenchError(f"every worker exited ({finished} of {total} jobs done){self._last_words(dead[0])}")
+            if dead:
+                raise BenchError(
+                    f"{len(dead)} of {len(self.procs)} workers exited ({finished} of {total} jobs done)"
+                    f"{self._last_words(dead[0])}"
+                )
             time.sleep(POLL_S)
+
+    def stop_and_recount(self, total: int, counts: Callable[[], tuple[int, int]] | None = None) -> None:
+        """Stop the workers, then check again: a job that ran twice after the last poll shows now."""
+        self.stop_workers()
+        self._check(*(counts or self.counts)(), total)
+
+    def _check(self, finished: int, failed: int, total: int) -> None:
+        if failed:
+            raise BenchError(f"{failed} bench job(s) failed; see the worker logs in {self.log_dir}")
+        if finished > total:
+            raise BenchError(f"{finished} jobs ended where {total} were enqueued: a job ran twice")
 
     def _wait(self, predicate: Callable[[], object], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s

@@ -7,69 +7,107 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.errors import ConfigError
-from scripts.bench.results import METRICS, Results
+from scripts.bench.results import METRICS, Metric, Results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["BASELINE", "format_table", "write_chart", "write_json", "write_markdown"]
+__all__ = ["BASELINE", "format_table", "markdown", "number", "write_chart", "write_json", "write_markdown"]
 
 BASELINE = "rq"  # ratios are against RQ's default worker
+COLUMNS = tuple(m for m in METRICS if not m.key.startswith("memory"))
 
 
-def _cell(value: float | None, base: float | None, higher_is_better: bool, unit: str) -> str:
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
+
+
+def _cell(results: Results, metric: Metric, system: str) -> str:
+    value = results.median(metric.key, system)
     if value is None:
         return "-"
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}" if abs(value) >= 10 else f"{value:,.2f}"
-    if base and value and unit != "%":
-        ratio = value / base if higher_is_better else base / value
+    text = number(value)
+    if metric.key.startswith("latency"):
+        keep_up_s = float(results.meta.get("keep_up_s", 1.0))
+        if results.lagging(system, keep_up_s):
+            return f"{text}, cannot keep up"
+        if results.lagging(BASELINE, keep_up_s):
+            return text  # no ratio against a backlog
+    base = results.median(metric.key, BASELINE)
+    if base and value:
+        ratio = value / base if metric.higher_is_better else base / value
         text += f" ({ratio:,.1f}x)"
     return text
 
 
+def table_rows(results: Results) -> tuple[list[str], list[list[str]]]:
+    """A row per system: what it fetches per round trip, then each figure with its ratio to RQ's worker."""
+    header = ["system", "fetches per round trip", *[f"{m.label} ({m.unit})" for m in COLUMNS]]
+    rows = [[label, results.fetch.get(key, "?"), *[_cell(results, m, key) for m in COLUMNS]]
+            for key, label in results.systems.items()]  # fmt: skip
+    return header, rows
+
+
+def memory_line(results: Results) -> str:
+    parts = []
+    for key in results.memory_samples:
+        start, end, drift = (results.median(m, key) for m in ("memory_start_mb", "memory_end_mb", "memory_drift_pct"))
+        if start is not None and end is not None and drift is not None:
+            jobs = results.figures["memory_end_mb"][key]["jobs"]
+            parts.append(f"{results.systems[key]}: {start:.1f} MB at start, {end:.1f} MB after {jobs:,} jobs "
+                         f"(drift {drift:.2f}%)")  # fmt: skip
+    return "Worker memory (VmRSS, the larger of the two workers): " + "; ".join(parts) if parts else ""
+
+
 def format_table(results: Results, markdown: bool = False) -> str:
     """Each figure per system, with how many times better than RQ's default worker it is."""
-    systems = list(results.systems)
-    header = ["figure", *[results.systems[s] for s in systems]]
-    rows = []
-    for metric in METRICS:
-        by_system = results.figures.get(metric.key, {})
-        if not by_system:
-            continue
-        base = by_system.get(BASELINE, {}).get("median")
-        cells = [_cell(by_system.get(s, {}).get("median"), base, metric.higher_is_better, metric.unit) for s in systems]
-        rows.append([f"{metric.label} ({metric.unit})", *cells])
+    header, rows = table_rows(results)
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * len(systems)) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- ", " --- "] + [" ---: "] * len(COLUMNS)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row))
+    lines = ["  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(row))
              for row in [header, *rows]]  # fmt: skip
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
 
+def legend(results: Results) -> str:
+    options = results.meta.get("options", {})
+    return (
+        "(x) = times better than RQ's default worker (for latency: times lower). Latency at "
+        f'{options.get("rate", "?"):g} jobs/s; "cannot keep up": the last tenth of the jobs started more than '
+        f"{results.meta.get('keep_up_s', 1.0):g} s after their enqueue (a backlog grew), so no ratio is given."
+    )
+
+
 def write_markdown(results: Results, path: Path) -> Path:
-    """The table and the conditions, ready to paste into docs/benchmarks.md."""
+    """The table and the conditions, as docs/benchmarks.md shows them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(results) + "\n")
+    return path
+
+
+def markdown(results: Results) -> str:
     meta = results.meta
-    versions = ", ".join(f"{'redis-py' if name == 'redis' else name} {v}" for name, v in meta["versions"].items())
+    names = {"redis": "redis-py"}
+    versions = ", ".join(f"{names.get(name, name)} {v}" for name, v in meta["versions"].items())
     load = "/".join(f"{x:.2f}" for x in meta["load_average_start"])
     load_end = "/".join(f"{x:.2f}" for x in meta.get("load_average_end", ()))
     lines = [
         format_table(results, markdown=True),
         "",
-        "(x) = times better than RQ's default worker (for latency and memory: times lower).",
+        legend(results),
+        *(["", memory_line(results)] if memory_line(results) else []),
         "",
         f"- Command: `{meta['command']}` ({meta['duration_s']} s, {meta['date']})",
-        f"- Machine: {meta['cpus']} cores, {meta['cpu_model']}; Python {meta['python']}; {versions}; "
+        f"- Machine: {meta['cpus']} cores, {meta['cpu_model']}; Python {meta['python']}; "
         f"server {meta['server']} ({meta['server_source']})",
+        f"- Versions: {versions}",
         f"- Load average (1/5/15 min) at the start: {load}; at the end: {load_end}",
         *[f"- Note: {note}" for note in results.notes],
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines)
 
 
 def write_json(results: Results, path: Path) -> Path:
@@ -90,7 +128,7 @@ def write_chart(results: Results, path: Path) -> Path:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(17, 6), gridspec_kw={"width_ratios": [4, 3, 3]})
+    fig, (ax_rate, ax_lat, ax_mem) = plt.subplots(1, 3, figsize=(20, 7), gridspec_kw={"width_ratios": [4, 3, 3]})
     _bars(ax_rate, results, ["enqueue_one", "enqueue_bulk", "drain_noop", "drain_io"], "jobs/s (log scale)")
     _bars(ax_lat, results, ["latency_p50", "latency_p95", "latency_p99"], "ms from enqueue to start (log scale)")
     ax_lat.set_title(f"latency at {results.meta['options']['rate']:g} jobs/s (lower is better)")
@@ -114,8 +152,8 @@ def write_chart(results: Results, path: Path) -> Path:
     fig.suptitle(f"taskrail bench, {meta['date']}: {meta['cpus']} cores ({meta['cpu_model']}), "
                  f"{meta['workers_per_system']} worker processes per system, {meta['server']}")  # fmt: skip
     handles, names = ax_rate.get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncols=len(names), fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, names, loc="lower center", ncols=min(6, len(names)), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

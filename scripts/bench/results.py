@@ -39,6 +39,7 @@ class Results:
 
     meta: dict[str, Any]
     systems: dict[str, str] = field(default_factory=dict)  # key -> label
+    fetch: dict[str, str] = field(default_factory=dict)  # key -> what one round trip fetches
     figures: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     memory_samples: dict[str, list[Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -46,7 +47,22 @@ class Results:
     def add(self, metric: str, system: str, runs: list[float], jobs: int) -> None:
         self.figures.setdefault(metric, {})[system] = {"median": statistics.median(runs), "runs": runs, "jobs": jobs}
 
+    def median(self, metric: str, system: str) -> float | None:
+        figure = self.figures.get(metric, {}).get(system)
+        return None if figure is None else float(figure["median"])
+
+    def lagging(self, system: str, keep_up_s: float) -> bool:
+        """True when in any latency run the last tenth of jobs started over ``keep_up_s`` after enqueue."""
+        runs = self.figures.get("latency_tail", {}).get(system, {}).get("runs", [])
+        return any(ms > keep_up_s * 1000 for ms in runs)
+
     def to_json(self) -> dict[str, Any]:
         metrics = {m.key: {"label": m.label, "unit": m.unit, "higher_is_better": m.higher_is_better} for m in METRICS}
-        return {"meta": self.meta, "systems": self.systems, "metrics": metrics, "figures": self.figures,
-                "memory_samples": self.memory_samples, "notes": self.notes}  # fmt: skip
+        return {"meta": self.meta, "systems": self.systems, "fetch": self.fetch, "metrics": metrics,
+                "figures": self.figures, "memory_samples": self.memory_samples, "notes": self.notes}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        """The results a run wrote with ``to_json`` (e.g. the committed docs/benchmarks.json)."""
+        return cls(meta=data["meta"], systems=data["systems"], fetch=data.get("fetch", {}), figures=data["figures"],
+                   memory_samples=data.get("memory_samples", {}), notes=data.get("notes", []))  # fmt: skip

@@ -111,7 +111,8 @@ def _measure(h: Harness, system: System, options: BenchOptions, rep: int) -> dic
     figures = {
         "enqueue_one": workloads.enqueue_one(h, producer, options.enqueue_jobs, quiet),
         "enqueue_bulk": workloads.enqueue_bulk(h, producer, 4 * options.enqueue_jobs, quiet),
-        "drain_noop": workloads.drain(h, system, "noop", system.jobs(options.jobs), f"rtt-{system.key}-{rep}", quiet),
+        "drain_noop": workloads.drain(h, system, "noop", system.jobs("noop", options.drain_s), f"rtt-{system.key}-{rep}",
+                                      quiet),  # fmt: skip
     }
     cuts = workloads.latency(h, system, options.latency_jobs, options.rate, f"rtt-lat-{system.key}-{rep}", quiet)
     return {**figures, **{f"latency_{k}": v for k, v in cuts.items()}}
@@ -127,7 +128,7 @@ def run_rtt_bench(options: BenchOptions, rtts: tuple[float, ...], say: Callable[
     started = time.monotonic()
     results: RttResults = {"meta": {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                                     "command": options.command, "systems": {s.key: s.label for s in systems},
-                                    "jobs": options.jobs, "enqueue_jobs": options.enqueue_jobs,
+                                    "drain_s": options.drain_s, "enqueue_jobs": options.enqueue_jobs,
                                     "latency_jobs": options.latency_jobs, "rate": options.rate,
                                     "repeat": options.repeat}, "rtts": []}  # fmt: skip
     for rtt in rtts:

@@ -14,9 +14,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from scripts.bench import workloads
+from scripts.bench import peers, workloads
 from scripts.bench.harness import Harness, open_harness
-from scripts.bench.peers import run_peers
 from scripts.bench.results import Results
 from scripts.bench.systems import IO_CONCURRENCY, WORKERS, BenchOptions, System, find_systems
 
@@ -25,11 +24,13 @@ __all__ = ["run_bench"]
 
 def run_bench(options: BenchOptions) -> Results:
     """Measure every selected system on every workload; raises BenchError if a run cannot finish."""
-    systems = find_systems(options.systems)
+    chosen = find_systems(options.systems)
+    systems = tuple(s for s in chosen if not s.peer or peers.installed(s.family))
     started = time.monotonic()
     with open_harness(options.redis_url, options.out_dir) as harness:
         results = Results(meta=machine_info(harness, options))
         results.systems = {s.key: s.label for s in systems}
+        results.fetch = {s.key: s.fetch for s in systems}
         steps = _plan(options, systems, results)
         runs: dict[tuple[str, str], list[float]] = {}
         with tqdm(total=len(steps), desc="taskrail bench", unit="run", dynamic_ncols=True) as bar:
@@ -44,10 +45,11 @@ def run_bench(options: BenchOptions) -> Results:
                         if system.producer == step.system.producer:
                             results.add(metric, system.key, list(values), step.jobs)
                 bar.update(1)
-            if options.peers:
-                run_peers(harness, options, results, lambda name: bar.set_postfix_str(f"peer {name}"))
-    if not options.peers:
-        results.notes.append("Celery, Dramatiq and BullMQ not run: pass --peers (after make bench-peers) to add them")
+    missing = sorted({s.family for s in chosen if s not in systems})
+    if missing:
+        results.notes.append(f"not installed, skipped: {', '.join(missing)} (make bench-peers installs them)")
+    if not any(s.peer for s in chosen):
+        results.notes.append("Celery, Dramatiq, BullMQ and Huey not run: pass --peers (after make bench-peers)")
     results.meta["duration_s"] = round(time.monotonic() - started, 1)
     results.meta["load_average_end"] = os.getloadavg()
     return results
@@ -79,18 +81,19 @@ def _job_progress(bar: tqdm[Any], title: str) -> Progress:
 
 
 def _plan(options: BenchOptions, systems: tuple[System, ...], results: Results) -> list[Step]:
-    """Every measurement in order; repetitions interleave systems so background noise spreads evenly."""
+    """Every measurement in order; each repetition runs every system (peers too) before the next one starts,
+    so background noise spreads evenly over them."""
     steps: list[Step] = []
     producers = {s.producer: s for s in systems}
+    one, bulk = options.enqueue_jobs, 4 * options.enqueue_jobs  # the same sizes for every producer
     for rep in range(1, options.repeat + 1):
         for s in producers.values():
-            one, bulk = options.enqueue_jobs, 4 * options.enqueue_jobs
-            steps.append(Step(f"enqueue one by one, {s.producer} #{rep}", s, one, partial(_enqueue_one, s, one)))
-            steps.append(Step(f"enqueue in bulk, {s.producer} #{rep}", s, bulk, partial(_enqueue_bulk, s, bulk)))
+            steps.append(Step(f"enqueue one by one, {s.producer} #{rep}", s, one, partial(_enqueue, s, False, one)))
+            steps.append(Step(f"enqueue in bulk, {s.producer} #{rep}", s, bulk, partial(_enqueue, s, True, bulk)))
     for kind in ("noop", "io"):
         for rep in range(1, options.repeat + 1):
             for s in systems:
-                n, run = s.jobs(options.jobs, kind), f"drain_{kind}-{s.key}-{rep}"
+                n, run = s.jobs(kind, options.drain_s), f"drain_{kind}-{s.key}-{rep}"
                 steps.append(Step(f"{kind} drain, {s.key} #{rep}", s, n, partial(_drain, s, kind, n, run)))
     for rep in range(1, options.repeat + 1):
         for s in systems:
@@ -103,20 +106,27 @@ def _plan(options: BenchOptions, systems: tuple[System, ...], results: Results) 
     return steps
 
 
-def _enqueue_one(system: System, n: int, h: Harness, progress: Progress) -> dict[str, float]:
-    return {"enqueue_one": workloads.enqueue_one(h, workloads.make_producer(system, h), n, progress)}
-
-
-def _enqueue_bulk(system: System, n: int, h: Harness, progress: Progress) -> dict[str, float]:
-    return {"enqueue_bulk": workloads.enqueue_bulk(h, workloads.make_producer(system, h), n, progress)}
+def _enqueue(system: System, bulk: bool, n: int, h: Harness, progress: Progress) -> dict[str, float]:
+    metric = "enqueue_bulk" if bulk else "enqueue_one"
+    if system.peer:
+        rate = peers.peer_enqueue(h, system, bulk, n)
+        return {metric: rate} if rate else {}
+    producer = workloads.make_producer(system, h)
+    if bulk:
+        return {metric: workloads.enqueue_bulk(h, producer, n, progress)}
+    return {metric: workloads.enqueue_one(h, producer, n, progress)}
 
 
 def _drain(system: System, kind: str, n: int, run: str, h: Harness, progress: Progress) -> dict[str, float]:
-    return {f"drain_{kind}": workloads.drain(h, system, kind, n, run, progress)}
+    measure = peers.peer_drain if system.peer else workloads.drain
+    return {f"drain_{kind}": measure(h, system, kind, n, run, progress)}
 
 
 def _latency(system: System, n: int, rate: float, run: str, h: Harness, progress: Progress) -> dict[str, float]:
-    cuts = workloads.latency(h, system, n, rate, run, progress)
+    if system.peer:
+        cuts = peers.peer_latency(h, system, n, rate, run)
+    else:
+        cuts = workloads.latency(h, system, n, rate, run, progress)
     return {f"latency_{name}": value for name, value in cuts.items()}
 
 
@@ -140,12 +150,13 @@ def machine_info(harness: Harness, options: BenchOptions) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in ("taskrail", "rq", "redis")},
+        "versions": {**{name: _version(name) for name in ("taskrail", "rq", "redis")}, **peers.peer_versions()},
         "server": harness.server_version(),
         "server_source": "REDIS_URL" if options.redis_url else "a private server the bench started, without AOF",
         "workers_per_system": WORKERS,
         "io_concurrency": IO_CONCURRENCY,
         "options": {k: v for k, v in vars(options).items() if k not in ("out_dir", "redis_url", "command")},
+        "keep_up_s": workloads.KEEP_UP_S,
         "load_average_start": os.getloadavg(),
     }
 

@@ -21,9 +21,21 @@ from scripts.bench.systems import QUEUE, System
 from tasks.core import keys
 from tasks.core.client import Client
 
-__all__ = ["Memory", "Producer", "drain", "enqueue_bulk", "enqueue_one", "latency", "make_producer", "memory"]
+__all__ = [
+    "KEEP_UP_S",
+    "Memory",
+    "Producer",
+    "drain",
+    "enqueue_bulk",
+    "enqueue_one",
+    "latency",
+    "latency_figures",
+    "make_producer",
+    "memory",
+]
 
 Progress = Callable[[int], None]
+KEEP_UP_S = 1.0  # jobs started this long after their enqueue at the end of a latency run: a backlog grew
 
 
 class Producer(Protocol):
@@ -96,14 +108,14 @@ def drain(harness: Harness, system: System, kind: str, n: int, run: str, progres
     conn, hold = harness.conn, harness.queue_key + ":bench-hold"
     conn.rename(harness.queue_key, hold)
     conn.delete(keys.WAKE.format(QUEUE))
-    harness.start_workers(system, run, system.io_env if kind == "io" else None)
+    harness.start_workers(system, run)
     start = time.monotonic()
     with conn.pipeline(transaction=False) as pipe:
         pipe.rename(hold, harness.queue_key)
         pipe.lpush(keys.WAKE.format(QUEUE), *[1] * min(n, 1000))  # as a producer leaves them for idle workers
         pipe.execute()
     end = harness.wait_done(n, progress)
-    harness.stop_workers()
+    harness.stop_and_recount(n)
     check_exactly_once(harness, system, kind, n)
     return n / (end - start)
 
@@ -134,13 +146,25 @@ def latency(harness: Harness, system: System, n: int, rate: float, run: str, pro
         if i % 20 == 0:
             progress(i)
     harness.wait_done(n, progress)
-    harness.stop_workers()
+    harness.stop_and_recount(n)
     check_exactly_once(harness, system, "latency", n)
-    samples = [float(x) * 1000 for x in harness.conn.lrange("bench:latency", 0, -1)]
+    return latency_figures(system.label, harness.conn.lrange("bench:latency", 0, -1), n)
+
+
+def latency_figures(label: str, recorded: Sequence[bytes | str | float], n: int) -> dict[str, float]:
+    """p50/p95/p99 ms over all ``n`` jobs, and ``tail``: the median ms of the last tenth to start.
+
+    A ``tail`` above ``KEEP_UP_S`` means the system could not keep up with the rate: its backlog grew.
+
+    Raises:
+        BenchError: not every job recorded its start.
+    """
+    samples = [float(x) * 1000 for x in recorded]
     if len(samples) != n:
-        raise BenchError(f"{system.label}: {n} latency jobs finished but {len(samples)} recorded their start")
+        raise BenchError(f"{label}: {n} latency jobs finished but {len(samples)} recorded their start")
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]}
+    tail = statistics.median(samples[-max(1, n // 10) :])
+    return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "tail": tail}
 
 
 @dataclass(frozen=True)
@@ -180,7 +204,7 @@ def memory(harness: Harness, system: System, n: int, run: str, progress: Progres
             samples.append((done, tuple(rss_mb(pid) for pid in pids)))
 
     harness.wait_done(n, sample)
-    harness.stop_workers()
+    harness.stop_and_recount(n)
     check_exactly_once(harness, system, "noop", n)
     return Memory(tuple(samples))
 
