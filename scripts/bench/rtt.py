@@ -108,11 +108,11 @@ def _measure(h: Harness, system: System, options: BenchOptions, rep: int) -> dic
         pass
 
     producer = workloads.make_producer(system, h)
+    drain_jobs = system.jobs("noop", options.drain_s)
     figures = {
         "enqueue_one": workloads.enqueue_one(h, producer, options.enqueue_jobs, quiet),
         "enqueue_bulk": workloads.enqueue_bulk(h, producer, 4 * options.enqueue_jobs, quiet),
-        "drain_noop": workloads.drain(h, system, "noop", system.jobs("noop", options.drain_s), f"rtt-{system.key}-{rep}",
-                                      quiet),  # fmt: skip
+        "drain_noop": workloads.drain(h, system, "noop", drain_jobs, f"rtt-{system.key}-{rep}", quiet),
     }
     cuts = workloads.latency(h, system, options.latency_jobs, options.rate, f"rtt-lat-{system.key}-{rep}", quiet)
     return {**figures, **{f"latency_{k}": v for k, v in cuts.items()}}
