@@ -1,8 +1,10 @@
-"""Per-key state is bounded: 100,000 distinct rate-limit keys (``limit_key``) leave nothing behind once their
-windows pass, and server memory returns to where it was. Not timed: keys and bytes."""
+"""Per-key state is bounded: distinct rate-limit keys (``limit_key``) leave nothing behind once their windows
+pass, and server memory returns to where it was. Not timed: keys and bytes. ``make test`` uses 10,000 keys to stay
+within its time; ``make test-scale`` (SCALE_TEST_N=100000) the issue's 100,000."""
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from typing import Any
@@ -16,14 +18,14 @@ from tasks.core.protocol import DATA_MAX_BYTES
 from tasks.core.scripting import LuaScript, load_command, run_pipeline
 from tests.conftest import wait_for
 
-KEYS_N = 100_000
+KEYS_N = int(os.environ.get("SCALE_TEST_N", "10000"))
 QUEUE = "limited"
 ROUND = 1000  # claims (or finishes) per round trip
 
 
-@task(queue=QUEUE, rate_limit="1/m", limit_key="customer")
+@task(queue=QUEUE, rate_limit="1/s", limit_key="customer")
 def per_customer(customer: str, n: int) -> int:
-    """One start a minute per customer: each customer's window lives a minute past its start."""
+    """One start a second per customer: each customer's window lives about a second past its start."""
     return n
 
 
@@ -65,7 +67,7 @@ def _lasting_keys(conn: redis.Redis) -> set[bytes]:
     return {k for k in conn.scan_iter(count=10_000) if not k.startswith(b"taskrail:stats:")}
 
 
-def test_100k_distinct_limit_keys_expire_and_memory_returns_to_baseline(settings, conn: redis.Redis) -> None:
+def test_distinct_limit_keys_expire_and_memory_returns_to_baseline(settings, conn: redis.Redis) -> None:
     per_customer.apply_async(("warm-up", 0))  # scripts, stream, task stats: in the baseline
     _finish_all(conn, _claim_all(conn))
     conn.delete(*conn.keys("taskrail:rl:*"))  # the warm-up's window
@@ -77,7 +79,7 @@ def test_100k_distinct_limit_keys_expire_and_memory_returns_to_baseline(settings
     assert len(set(ids)) == KEYS_N and windows > 0  # every customer started at once: none waited
     _finish_all(conn, ids)
 
-    wait_for(lambda: _limit_keys(conn) == 0, 90, what="every customer's window to expire (a minute after its start)")
+    wait_for(lambda: _limit_keys(conn) == 0, 90, what="every customer's window to expire (a second after its start)")
     assert _lasting_keys(conn) == baseline_keys  # no job, claim, slot or window left behind
     grown = peak - baseline
     wait_for(
