@@ -9,7 +9,6 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 import redis
@@ -18,7 +17,7 @@ from rq.suspension import is_suspended
 from config.errors import TaskTimeout
 from config.settings import Settings
 from tasks.core import keys
-from tasks.core.protocol import utcnow_text
+from tasks.core.protocol import epoch_text
 from tasks.core.scripting import load_command
 from workers.alive import touch_alive
 from workers.interrupts import Interrupter, Slot
@@ -218,4 +217,4 @@ def rss_mb() -> float:
 
 
 def _now_text(now: float) -> str:
-    return utcnow_text(datetime.fromtimestamp(now, UTC))
+    return epoch_text(now)

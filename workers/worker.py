@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -35,7 +34,7 @@ from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
 from tasks import signals
 from tasks.core import keys
-from tasks.core.protocol import utcnow_text
+from tasks.core.protocol import epoch_text
 from tasks.core.queues import waiting
 from tasks.core.scripting import load_command, run_pipeline
 from workers.callbacks import has_callback, has_success_callback, run_callbacks, run_success_callback
@@ -404,7 +403,7 @@ class Worker(RQWorker):
 
     def _exchange_once(self, conn: redis.Redis, outcomes: list[Outcome], claim: int) -> list[ClaimedJob]:
         now = time.time()
-        now_text = utcnow_text(datetime.fromtimestamp(now, UTC))
+        now_text = epoch_text(now)
         maxlen = self.settings.events_maxlen
 
         def build(pipe: Pipeline) -> None:
