@@ -94,6 +94,8 @@ class Proxy:
     def stop(self) -> None:
         """Stop accepting and cut every connection."""
         self._stopped.set()
+        with contextlib.suppress(OSError):  # wakes the accept() in progress (close alone does not, on Linux)
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
         self.cut_all()
