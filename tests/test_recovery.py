@@ -93,7 +93,9 @@ def test_sigkill_mid_jobs_20_times_every_job_completes_once_within_15s(settings,
                                                                        conn: redis.Redis) -> None:  # fmt: skip
     # max_batch 1: each thread holds only the job it runs (long jobs); max_stalled 50: a job may be
     # caught by several of the 20 kills and must still complete (the stalled limit has its own test).
-    env = {**FAST, "TASKRAIL_MAX_BATCH": "1", "TASKRAIL_MAX_STALLED": "50"}
+    # A 1.5 s heartbeat TTL: each of the 20 rounds waits for the last victim's recovery, so the TTL sets the pace.
+    env = {**FAST, "TASKRAIL_HEARTBEAT_TTL_S": "1.5", "TASKRAIL_HEARTBEAT_INTERVAL_S": "0.25",
+           "TASKRAIL_MAX_BATCH": "1", "TASKRAIL_MAX_STALLED": "50"}  # fmt: skip
     start_live(procs, conn, "steady", "rec", env={**env, "TASKRAIL_CONCURRENCY": "4"})
     job_ids: list[str] = []
     kills: list[tuple[float, list[str]]] = []
