@@ -334,7 +334,7 @@ def test_autoscale_goes_from_min_to_max_under_a_backlog_and_back_when_idle(sups,
     path = sups.profile(email="{workers: 1, autoscale: {min: 1, max: 3, backlog_per_worker: 5, cooldown_s: 1}}")
     proc = sups.start(path, "n1")
     wait_for(lambda: counts(conn, "n1") == {"email": 1}, 30, what="1 worker")
-    sv.count.enqueue_many([(f"a{i}", 0.1) for i in range(60)])
+    sv.count.enqueue_many([(f"a{i}", 0.2) for i in range(60)])  # 12 s for one worker: time for two to start
     seen: list[int] = []
 
     def reaches(n: int) -> bool:
