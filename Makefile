@@ -37,8 +37,11 @@ promtool: install
 	@.ci/promtool $(BIN)
 
 # STRICT_TEST_PREREQS: a missing prerequisite (Chromium's driver, openssl) fails its tests instead of skipping them.
+# TEST_PROCESSES: pytest-xdist processes, each with its own server. Half of a test's time is waiting on real worker
+# processes, so two keep two cores busy; `make test TEST_PROCESSES=0` runs the suite in one process.
+TEST_PROCESSES ?= 2
 test: install-test browser promtool
-	STRICT_TEST_PREREQS=1 $(BIN)/pytest
+	STRICT_TEST_PREREQS=1 $(BIN)/pytest -n $(TEST_PROCESSES) --dist worksteal
 
 # The large-backlog tests at the issue's size (make test runs them with 10,000): minutes.
 test-scale: install-test
