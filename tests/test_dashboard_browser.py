@@ -83,13 +83,18 @@ def test_browser_logs_in_sees_live_charts_and_opens_a_job_in_rq_dashboard(
     # At a phone's width every name is still readable: whole, or elided in the middle with the whole on hover.
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_function("() => document.documentElement.clientWidth === 390")
-    for name in page.eval_on_selector_all("#chart-durations .bar-label", "(els) => els.map((el) => el.title)"):
-        shown = page.locator(f"#chart-durations .bar-label[title='{name}']")
-        head, _, tail = shown.inner_text().partition("…")
-        assert shown.inner_text() == name or (name.startswith(head) and name.endswith(tail) and len(head) > 8), name
-        fits = "(el) => el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= 390"
-        assert shown.evaluate(fits), name
-        assert float(shown.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)")) >= 12
+    # Read every label in one pass of the page's script: the live chart redraws between separate reads.
+    labels = page.eval_on_selector_all(
+        "#chart-durations .bar-label",
+        """(els) => els.map((el) => ({
+        name: el.title, text: el.innerText, size: parseFloat(getComputedStyle(el).fontSize),
+        fits: el.scrollWidth <= el.clientWidth && el.getBoundingClientRect().right <= 390}))""",
+    )
+    assert labels
+    for shown in labels:
+        name, head, tail = shown["name"], *shown["text"].partition("…")[::2]
+        assert shown["text"] == name or (name.startswith(head) and name.endswith(tail) and len(head) > 8), shown
+        assert shown["fits"] and shown["size"] >= 12, shown
     page.screenshot(path=str(SHOTS / "dashboard-overview-phone.png"), full_page=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
 
