@@ -31,8 +31,8 @@
 -- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
 -- A job with an RQ execution record (tr_exec: the worker that wrote it, tasks/core/lua/execution.lua)
 -- has it deleted here, with the job's member of the worker's execution index.
--- Keys: K.job, K.wip, K.rq_execution, K.rq_executions, K.rq_worker_executions, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.queue_level, K.levels, K.waiters, K.done and the flow keys).
+-- Keys: K.job, K.wip, K.rq_execution, K.rq_executions, K.rq_worker_executions, K.results, K.finished,
+-- K.failed, K.scheduled, K.canceled, K.queue, K.stats, K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.queue_level, K.levels, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
