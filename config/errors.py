@@ -16,6 +16,7 @@ TaskrailError
 │   ├── RetriesExhausted        (Celery: MaxRetriesExceededError)
 │   ├── Retry                   raised by ``self.retry()`` to ask for another attempt
 │   ├── Ignore                  raised by a task: end without recording a result or state (Celery's)
+│   ├── WorkerLostError         a job's work-horse died under a live worker (Celery's name)
 │   └── Reject                  raised by a task: fail it now, never retried (Celery's; requeue=True requeues)
 ├── ResultTimeout               also a builtin ``TimeoutError``
 ├── SupervisorError             the supervisor gave up
@@ -49,6 +50,7 @@ __all__ = [
     "TaskRevoked",
     "TaskTimeout",
     "TaskrailError",
+    "WorkerLostError",
 ]
 
 
@@ -109,6 +111,11 @@ class Reject(TaskError):
         super().__init__(reason if reason is not None else "rejected")
         self.reason = reason
         self.requeue = requeue
+
+
+class WorkerLostError(TaskError):
+    """Raised (as a job's failure) when the job's work-horse process died unexpectedly under a live worker
+    (``isolation: fork``: OOM killer, SIGKILL, a crash in C code); Celery's name for it."""
 
 
 class TaskRevoked(TaskError):

@@ -19,6 +19,7 @@ from config.errors import (
     TaskrailError,
     TaskRevoked,
     TaskTimeout,
+    WorkerLostError,
 )
 from tasks.core import canvas_builtins  # noqa: F401 (registers celery.map and celery.starmap)
 from tasks.core.byname import send_task, signature
@@ -77,6 +78,7 @@ __all__ = [
     "TaskTimeout",
     "TaskrailError",
     "TimeLimitExceeded",
+    "WorkerLostError",
     "all_tasks",
     "chain",
     "chord",

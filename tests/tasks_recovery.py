@@ -61,6 +61,12 @@ def long_first(self, first_s: float, later_s: float) -> str:
     return "done"
 
 
+@task(queue="rec", bind=True, reject_on_worker_lost=True)
+def long_first_rejected(self, first_s: float, later_s: float) -> str:
+    """``long_first`` with Celery's reject_on_worker_lost: a dead work-horse puts it back in its queue."""
+    return str(long_first.func(self, first_s, later_s))
+
+
 @task(queue="rec", bind=True)
 def one_sleep(self, seconds: float) -> str:
     """One blocking ``sleep``: only a signal (the main-thread path) can stop it early."""

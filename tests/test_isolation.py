@@ -1,4 +1,5 @@
-"""``isolation: fork``: each job in a work-horse child; the worker survives the child's death."""
+"""``isolation: fork``: each job in a work-horse child; the worker survives the child's death, which fails
+the job (``WorkerLostError``, as RQ and Celery fail it) unless its task has ``reject_on_worker_lost=True``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from datetime import datetime
 
 import pytest
 import redis
+from rq import Callback, Queue, Retry
+from rq.job import Dependency, Job, JobStatus
+from rq.serializers import JSONSerializer
 
 from tasks import TaskFailed
 from tests import tasks_core
+from tests import tasks_isolation as lost
 from tests.conftest import Processes, live_workers, wait_for
 
-FORK = {"TASKRAIL_IMPORTS": "tests.tasks_core", "TASKRAIL_ISOLATION": "fork"}
+FORK = {"TASKRAIL_IMPORTS": "tests.tasks_core,tests.tasks_isolation", "TASKRAIL_ISOLATION": "fork"}
 
 
 @pytest.fixture
@@ -28,15 +33,61 @@ def test_jobs_run_in_a_child_process(fork_worker) -> None:
     assert tasks_core.add.delay(2, 2).get(timeout=10) == 4
 
 
-def test_killed_work_horse_is_a_stall_then_a_failure(fork_worker, conn: redis.Redis) -> None:
-    result = tasks_core.die_hard.delay("horse")
+def test_a_work_horse_that_dies_fails_its_job_and_the_worker_lives_on(fork_worker, conn: redis.Redis) -> None:
+    result = lost.dies.delay("horse")
+    with pytest.raises(TaskFailed) as info:
+        result.get(timeout=20)
+    assert info.value.exc_type == "WorkerLostError"
+    assert "Work-horse terminated unexpectedly (signal 9 (SIGKILL))" in info.value.message
+    assert "reject_on_worker_lost=True" in info.value.message  # the way to have it run again
+    assert int(conn.get("horse")) == 1  # failed at once, not run again
+    assert conn.zscore("rq:failed:core", result.id) is not None
+    assert conn.hget(f"rq:job:{result.id}", "tr_stalls") is None
+    assert fork_worker.poll() is None  # the worker itself lives on
+    assert tasks_core.add.delay(1, 2).get(timeout=10) == 3
+
+
+def test_reject_on_worker_lost_puts_the_job_back_until_max_stalled(fork_worker, conn: redis.Redis) -> None:
+    assert lost.dies_rejected.delay("once", 1).get(timeout=20) == 2  # died once, ran again, finished
+    result = lost.dies_rejected.delay("always")
     with pytest.raises(TaskFailed) as info:
         result.get(timeout=20)
     assert info.value.exc_type == "JobStalled" and "stalled 2 times" in info.value.message
-    assert "work-horse process died (signal 9)" in info.value.message
-    assert int(conn.get("horse")) == 2  # ran again once (max_stalled=1), then failed
-    assert fork_worker.poll() is None  # the worker itself lives on
-    assert tasks_core.add.delay(1, 2).get(timeout=10) == 3
+    assert "work-horse process died (signal 9 (SIGKILL))" in info.value.message
+    assert int(conn.get("always")) == 2  # ran again once (max_stalled=1), then failed
+
+
+def test_a_task_that_retries_worker_lost_error_runs_again(fork_worker, conn: redis.Redis) -> None:
+    result = lost.dies_retried.delay("retried", 1)
+    assert result.get(timeout=20) == 2
+    assert conn.hget(f"rq:job:{result.id}", "tr_retries") == b"1"
+    with pytest.raises(TaskFailed) as info:  # max_retries=2: three deaths, then the failure
+        lost.dies_retried.delay("retried-out").get(timeout=30)
+    assert info.value.exc_type == "WorkerLostError" and "failed after 2 retries" in info.value.message
+    assert int(conn.get("retried-out")) == 3
+
+
+def _ended(job: Job, status: JobStatus) -> None:
+    wait_for(lambda: job.get_status(refresh=True) == status, 20, what=f"job {job.id} {status}")
+
+
+def test_rqs_retry_and_on_failure_apply_to_a_dead_work_horse(fork_worker, conn: redis.Redis) -> None:
+    queue = Queue("core", connection=conn, serializer=JSONSerializer)
+    job = queue.enqueue(lost.dies, "rq-retry", 1, retry=Retry(max=1), on_failure=Callback(lost.note_lost))
+    _ended(job, JobStatus.FINISHED)
+    assert job.return_value() == 2 and int(conn.get("rq-retry")) == 2
+    assert Job.fetch(job.id, conn, serializer=JSONSerializer).retries_left == 0
+    assert conn.lrange("lost:failures", 0, -1) == [f"{job.id}|WorkerLostError".encode()]  # RQ: on each failure
+
+
+def test_a_dead_work_horse_releases_dependents_that_allow_failure(fork_worker, conn: redis.Redis) -> None:
+    queue = Queue("core", connection=conn, serializer=JSONSerializer)
+    parent = queue.enqueue(lost.dies, "parent")
+    allowing = queue.enqueue(lost.mark, "allowing", depends_on=Dependency(jobs=[parent], allow_failure=True))
+    strict = queue.enqueue(lost.mark, "strict", depends_on=parent)
+    _ended(allowing, JobStatus.FINISHED)
+    assert parent.get_status(refresh=True) == JobStatus.FAILED and conn.get("allowing") == b"ran"
+    assert strict.get_status(refresh=True) == JobStatus.DEFERRED and conn.get("strict") is None
 
 
 def test_time_limit_kills_the_work_horse(fork_worker) -> None:

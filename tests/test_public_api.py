@@ -17,6 +17,8 @@ PUBLIC = {
         # Celery's names (issue 15)
         "Ignore", "MaxRetriesExceededError", "Reject", "SoftTimeLimitExceeded", "TaskRevokedError", "TimeLimitExceeded",
         "current_task", "send_task", "shared_task",
+        # a dead work-horse's failure (issue 14), Celery's name
+        "WorkerLostError",
         # Celery's canvas (issue 16)
         "ResultSet", "chunks", "xmap", "xstarmap",
     ],

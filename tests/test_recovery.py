@@ -190,9 +190,11 @@ def test_job_stalling_more_than_max_stalled_fails_with_the_reason(settings, proc
     assert events.count(b"stalled") == 2 and events[-1] == b"failed", events
 
 
-def test_killed_work_horse_job_runs_again(settings, procs: Processes, conn: redis.Redis) -> None:
+def test_killed_work_horse_job_of_a_reject_on_worker_lost_task_runs_again(settings, procs: Processes,
+                                                                          conn: redis.Redis) -> None:  # fmt: skip
+    # Without reject_on_worker_lost the job fails (tests/test_isolation.py); a whole dead worker's jobs always rerun.
     worker = start_live(procs, conn, "forking", "rec", env={**FAST, "TASKRAIL_ISOLATION": "fork"})
-    result = rt.long_first.delay(60.0, 0.5)
+    result = rt.long_first_rejected.delay(60.0, 0.5)
     first = wait_for(lambda: starts(conn, result.id), 20, what="first start")
     horse_pid = first[0][1]
     assert horse_pid != worker.pid, "with isolation 'fork' the job runs in a work-horse process"
@@ -203,7 +205,7 @@ def test_killed_work_horse_job_runs_again(settings, procs: Processes, conn: redi
     assert retries(conn, result.id) == 0 and field(conn, result.id, "tr_stalls") == "1"
     events = [e[b"event"] for _id, e in conn.xrange("taskrail:events:rec") if e[b"job"] == result.id.encode()]
     assert events == [b"enqueued", b"started", b"stalled", b"started", b"completed"], events
-    assert conn.hget(f"taskrail:taskstats:{rt.long_first.name}", "stalled") == b"1"
+    assert conn.hget(f"taskrail:taskstats:{rt.long_first_rejected.name}", "stalled") == b"1"
 
 
 # ---- warm shutdown and time limits --------------------------------------------------------------

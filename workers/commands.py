@@ -9,8 +9,9 @@ to in a thread; ``workers.Worker.handle_payload`` hands each one to ``handle_com
   failed registry with RQ's failure text, never retried (RQ's ``_handle_stopped_job``).
 - ``kill-horse``: every running job stops with ``HorseKilled`` (with ``isolation: fork`` its work-horse
   is killed) and fails, as RQ fails a job whose work-horse died.
-- ``stop-execution`` is refused: taskrail writes no RQ execution records, so RQ's sender cannot even
-  address one; ``send_stop_job_command`` does the same.
+- ``stop-execution`` (``send_stop_execution_command``): as stop-job, for the execution this worker runs.
+  Its execution records (workers/executions.py) carry the worker's name as their id, so a command whose
+  ``execution_id`` is not this worker's name, or whose job this worker does not run, is logged and ignored.
 - ``taskrail-inspect`` and ``taskrail-control`` (``taskrail inspect``, ``taskrail control``) are
   answered from the worker's memory by workers/control.py; any command with a ``reply_to`` is answered.
 
@@ -59,18 +60,21 @@ def handle_command(worker: CommandedWorker, payload: dict[str, Any]) -> None:
     if command == "shutdown":
         log.info("worker %s: shutdown command received", worker.name)
         worker.request_stop()
-    elif command == "stop-job":
-        job_id = payload.get("job_id")
-        if not (isinstance(job_id, str) and worker.stop_job(job_id)):
-            log.warning("worker %s: not running job %r, stop-job command ignored", worker.name, job_id)
+    elif command in ("stop-job", "stop-execution"):
+        _stop(worker, command, payload.get("job_id"), payload.get("execution_id", worker.name))
     elif command == "kill-horse":
         log.info("worker %s: kill-horse command received", worker.name)
         worker.kill_horse()
-    elif command == "stop-execution":
-        log.warning("worker %s: stop-execution is not supported (taskrail writes no RQ executions); "
-                    "use rq.command.send_stop_job_command", worker.name)  # fmt: skip
     else:
         log.warning("worker %s: unknown command %r ignored", worker.name, command)
+
+
+def _stop(worker: CommandedWorker, command: str, job_id: Any, execution_id: Any) -> None:
+    """Stop-job, or stop-execution of this worker's execution (its id is the worker's name)."""
+    if execution_id != worker.name:
+        log.warning("worker %s: not running execution %r, %s command ignored", worker.name, execution_id, command)
+    elif not (isinstance(job_id, str) and worker.stop_job(job_id)):
+        log.warning("worker %s: not running job %r, %s command ignored", worker.name, job_id, command)
 
 
 def _answer(worker: CommandedWorker, payload: dict[str, Any]) -> None:

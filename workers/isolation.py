@@ -1,9 +1,14 @@
 """``isolation: fork``: run each job in a child process (a work-horse), for CPU-heavy or leaky tasks.
 
-The worker waits for the child; its time limit, a revoke or the shutdown deadline (raised in the
-waiting worker by the interrupter) kill the child. A child that dies on its own (OOM killer,
-SIGKILL, a crash in C code) counts as a stall, like a dead worker: the job goes back to its queue
-until it has stalled ``max_stalled`` times, then fails.
+The worker waits for the child; its time limit, a revoke, RQ's stop-job or kill-horse command or the
+shutdown deadline (raised in the waiting worker by the interrupter) kill the child, with those outcomes.
+A child that dies on its own under the live worker (OOM killer, SIGKILL, a crash in C code) fails its
+job with ``WorkerLostError``, as RQ ("Work-horse terminated unexpectedly"), Celery (without
+``reject_on_worker_lost``) and BullMQ's sandboxed processors do: through the usual failure path, so the
+task's retry policy and RQ's ``Retry`` apply, ``on_failure`` runs and dependents with ``allow_failure``
+are released. A task with Celery's ``reject_on_worker_lost=True`` has such a job put back in its queue
+instead, as a stall, until it has stalled ``max_stalled`` times, then it fails. (A whole worker that
+dies is another matter: the leader's recovery requeues its jobs, tasks/core/lua/reap.lua.)
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from config.errors import TaskRevoked, TaskTimeout
+from config.errors import TaskRevoked, TaskTimeout, WorkerLostError
 from tasks import signals
 from tasks.core.protocol import DATA_ERRORS, decode_data
 from tasks.core.registry import lookup
 from workers.exitcodes import RET_CHILD_ERROR
-from workers.runner import ClaimedJob, HorseKilled, Interrupted, JobStopped, Outcome, classify_error, operator_stop
+from workers.runner import (
+    ClaimedJob,
+    HorseKilled,
+    Interrupted,
+    JobStopped,
+    Outcome,
+    classify_error,
+    failed_outcome,
+    operator_stop,
+)
 
 __all__ = ["run_forked"]
 
@@ -48,8 +62,35 @@ def run_forked(job: ClaimedJob, run: Callable[[], Outcome], max_stalled: int) ->
     if payload and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         outcome: Outcome = pickle.loads(payload)
         return outcome
-    cause = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
-    return stalled(job, f"its work-horse process died ({cause})", max_stalled, time.perf_counter() - started)
+    return horse_died(job, _cause(status), max_stalled, time.perf_counter() - started)
+
+
+def horse_died(job: ClaimedJob, cause: str, max_stalled: int, duration: float) -> Outcome:
+    """The outcome of a job whose work-horse died on its own (``cause``: how): it fails with
+    ``WorkerLostError`` through the task's retry policy, or, for a task with ``reject_on_worker_lost=True``,
+    goes back to its queue as a stall."""
+    name = _task_name(job)
+    task = lookup(name) if name else None
+    if task is not None and task.options.extra.get("reject_on_worker_lost"):
+        return stalled(job, f"its work-horse process died ({cause})", max_stalled, duration)
+    error = WorkerLostError(
+        f"Work-horse terminated unexpectedly ({cause}) while running job {job.id}; the job failed. "
+        "Give its task reject_on_worker_lost=True to put such a job back in its queue instead"
+    )
+    if task is None:
+        return failed_outcome(job, name, error, duration)
+    return classify_error(job, task, error, duration)  # retried if autoretry_for covers WorkerLostError
+
+
+def _cause(status: int) -> str:
+    """How a work-horse ended, from its wait status: ``signal 9 (SIGKILL)`` or ``exit code 3``."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"signal {number} ({signal.Signals(number).name})"
+        except ValueError:
+            return f"signal {number}"
+    return f"exit code {os.WEXITSTATUS(status)}"
 
 
 def stalled(job: ClaimedJob, why: str, max_stalled: int, duration: float) -> Outcome:

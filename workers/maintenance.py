@@ -1,5 +1,6 @@
 """The worker's background thread: heartbeats, time limits, revokes, the shutdown deadline, RQ's
-suspension (`rq suspend`, polled every second so the job loop pays nothing for it), and,
+suspension (`rq suspend`, polled every second so the job loop pays nothing for it), RQ's execution
+records of jobs running a while (workers/executions.py), and,
 on the one elected leader, the scheduler (due jobs into queues) and recovery of dead workers' jobs.
 """
 
@@ -20,6 +21,7 @@ from tasks.core import keys
 from tasks.core.protocol import epoch_text
 from tasks.core.scripting import load_command
 from workers.alive import touch_alive
+from workers.executions import ExecutionRecords
 from workers.interrupts import Interrupter, Slot
 from workers.periodic import PeriodicScheduler
 from workers.sentry import capture_stalled
@@ -77,6 +79,7 @@ class Maintenance(threading.Thread):
         self._promote = load_command("promote")
         self._reap = load_command("reap")
         self.periodic = PeriodicScheduler(self.conn, self.settings)  # validates config/periodic.yaml now
+        self.executions = ExecutionRecords(self.conn, worker.name, self.settings.heartbeat_ttl_s)
         self.is_leader = False
         self._next_beat = 0.0
         self._next_rq_beat = 0.0
@@ -105,6 +108,7 @@ class Maintenance(threading.Thread):
     def tick(self) -> None:
         now = time.monotonic()
         self._enforce_deadlines(now)
+        self.executions.tick(self.worker.slots)
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_interval_s
             self.beat()

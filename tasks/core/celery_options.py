@@ -27,9 +27,11 @@ def _anything(value: Any) -> bool:
 
 # option -> (value check, what it means in taskrail)
 ACCEPTED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "acks_late": (_flag, "taskrail always hands a killed worker's job back to its queue (as acks_late=True)"),
+    "acks_late": (_flag, "taskrail always hands a dead worker's jobs back to their queues (as acks_late=True)"),
     "acks_on_failure_or_timeout": (_flag, "a failed or timed-out job is always settled, never redelivered"),
-    "reject_on_worker_lost": (_flag, "a lost worker's job is always requeued, at most max_stalled times"),
+    # Read by the worker (workers/isolation.py): True puts the job of a work-horse that died back in its queue
+    # (at most max_stalled times) where it would fail with WorkerLostError.
+    "reject_on_worker_lost": (_flag, "True: a job whose work-horse died is requeued, not failed"),
     "track_started": (_flag, "STARTED is always recorded"),
     "store_errors_even_if_ignored": (_flag, "errors are always stored"),
     "send_events": (_flag, "events are always written to the per-queue stream"),

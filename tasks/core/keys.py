@@ -38,6 +38,8 @@ __all__ = [
     "RECORD_FIELDS",
     "RESULTS",
     "REVOKE",
+    "RQ_EXECUTION",
+    "RQ_EXECUTIONS",
     "RQ_QUEUE_WORKERS",
     "RQ_RATE_ALLOWED",
     "RQ_RATE_KEYS",
@@ -45,6 +47,7 @@ __all__ = [
     "RQ_RATE_WAITING",
     "RQ_WORKER",
     "RQ_WORKERS",
+    "RQ_WORKER_EXECUTIONS",
     "SCALE",
     "SCALE_NODE",
     "SCALE_VERSION",
@@ -88,6 +91,11 @@ RQ_RATE_KEYS = "rq:rl-keys"  # set: the RateLimit keys in use
 RQ_RATE_LIMIT = "rq:rl:{}"  # hash per RateLimit key: its concurrency (RQ 3's RateLimitRegistry)
 RQ_RATE_ALLOWED = "rq:rl:{}:allowed"  # zset: ids holding a slot of that key (queued or started)
 RQ_RATE_WAITING = "rq:rl:{}:rate_limited"  # zset: ids waiting for a slot (status rate_limited), oldest first
+# RQ 3's execution records (rq/executions.py), written by workers.Worker only for a job still running after
+# EXECUTION_AFTER_S (workers/executions.py); taskrail's execution id is the worker's name.
+RQ_EXECUTION = "rq:execution:{}:{}"  # hash per job and execution: id, job_id, created_at, last_heartbeat, worker_name
+RQ_EXECUTIONS = "rq:executions:{}"  # zset per job: its execution ids (RQ's ExecutionRegistry)
+RQ_WORKER_EXECUTIONS = "rq:worker:{}:executions"  # set per worker: job_id:execution_id of its running executions
 
 # taskrail's keys.
 WORKERS = "taskrail:workers"  # set: names of live taskrail workers
@@ -137,6 +145,7 @@ _LUA_KEYS = {
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
     "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
     "rq_rate": RQ_RATE_LIMIT, "rq_rate_keys": RQ_RATE_KEYS, "rq_rate_allowed": RQ_RATE_ALLOWED, "rq_rate_waiting": RQ_RATE_WAITING,
+    "rq_execution": RQ_EXECUTION, "rq_executions": RQ_EXECUTIONS, "rq_worker_executions": RQ_WORKER_EXECUTIONS,
 }  # fmt: skip
 _LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PRIORITY}
 

@@ -29,8 +29,10 @@
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
 -- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
--- Keys: K.job, K.wip, K.results, K.finished, K.failed, K.scheduled, K.canceled, K.queue, K.stats,
--- K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.queue_level, K.levels, K.waiters, K.done and the flow keys).
+-- A job with an RQ execution record (tr_exec: the worker that wrote it, tasks/core/lua/execution.lua)
+-- has it deleted here, with the job's member of the worker's execution index.
+-- Keys: K.job, K.wip, K.rq_execution, K.rq_executions, K.rq_worker_executions, K.results, K.finished,
+-- K.failed, K.scheduled, K.canceled, K.queue, K.stats, K.taskstats, K.revoke (and through includes K.tasks, K.rq_rate*, K.wake, K.queue_level, K.levels, K.waiters, K.done and the flow keys).
 -- Events: completed | failed | stopped | retried | requeued (or exc_type) | revoked, with job, task, worker,
 -- ms and error.
 --- @include "keys"
@@ -43,7 +45,7 @@
 --- @include "includes/rq_rate_limit"
 
 local SETTLE_FIELDS = {'status', 'tr_slot', 'tr_unique', 'tr_unique_mode', 'tr_exc_type', 'tr_flow_id',
-  'rate_limit_key', 'rate_limit_concurrency'}
+  'rate_limit_key', 'rate_limit_concurrency', 'tr_exec'}
 
 -- The fields settle reads plus a caller's extra ones, as one list: built once per call of the script,
 -- not once per job.
@@ -80,11 +82,20 @@ local function run_times(ctx)
   return 'ended_at', ctx.now_text, ctx.now_text
 end
 
+-- RQ's cleanup_execution, for a job whose execution record worker w wrote.
+local function drop_execution(jkey, id, w)
+  redis.call('DEL', K.rq_execution(id, w))
+  redis.call('ZREM', K.rq_executions .. id, w)
+  redis.call('SREM', K.rq_worker_executions(w), id .. ':' .. w)
+  redis.call('HDEL', jkey, 'tr_exec')
+end
+
 local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_msg, duration_ms, task, bucket, job)
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
   local jkey = K.job .. id
   job = job or settle_read(jkey)
   redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
+  if job.tr_exec then drop_execution(jkey, id, job.tr_exec) end
   release_slot(id, q, job.tr_slot)
   -- Every job taskrail or RQ writes has a status; only a hash gone (or made by hand) lacks one.
   if not job.status and redis.call('EXISTS', jkey) == 0 then return end
