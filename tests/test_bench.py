@@ -38,7 +38,7 @@ def test_quick_bench_measures_every_workload_on_every_system(env: dict[str, str]
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     results = json.loads((out / "results.json").read_text())
-    assert set(results["systems"]) == {"rq", "rq_simple", "taskrail", "taskrail_threads"}
+    assert set(results["systems"]) == {"rq", "rq_simple", "taskrail", "taskrail_threads", "taskrail_async"}
     assert results["fetch"]["taskrail"].startswith("up to 32 jobs")
     for metric in EVERY_SYSTEM:
         for system in results["systems"]:
