@@ -78,10 +78,7 @@ async def _execute(job: ClaimedJob, prepared: Prepared, write_progress: Progress
         if inspect.isawaitable(value):
             value = await _stoppable(soft_limited(value, soft) if soft else value, slot)
     except BaseException as exc:
-        outcome = ended_by(job, task, exc, time.perf_counter() - started)
-        if outcome is None:
-            raise
-        return outcome
+        return ended_by(job, task, exc, time.perf_counter() - started)
     finally:
         _current_job.reset(token)
     return returned(job, task, value, time.perf_counter() - started)

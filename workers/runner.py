@@ -275,10 +275,7 @@ def _execute(
                     soft_limited(value, soft) if soft else value
                 )
     except BaseException as exc:
-        outcome = ended_by(job, task, exc, time.perf_counter() - started)
-        if outcome is None:
-            raise
-        return outcome
+        return ended_by(job, task, exc, time.perf_counter() - started)
     finally:
         if token is not None:
             _current_job.reset(token)
@@ -297,8 +294,8 @@ def call_task(job: ClaimedJob, task: Any, args: list[Any], kwargs: dict[str, Any
     return task.func(*args, **kwargs)
 
 
-def ended_by(job: ClaimedJob, task: Any, exc: BaseException, duration: float) -> Outcome | None:
-    """How a job ended whose task raised ``exc``; None for what must propagate (``KeyboardInterrupt``, ...)."""
+def ended_by(job: ClaimedJob, task: Any, exc: BaseException, duration: float) -> Outcome:
+    """How a job ended whose task raised ``exc``; what must propagate (``KeyboardInterrupt``, ...) is raised again."""
     name = task.name
     if isinstance(exc, Interrupted):
         return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=duration)
@@ -312,7 +309,7 @@ def ended_by(job: ClaimedJob, task: Any, exc: BaseException, duration: float) ->
         return failed_outcome(job, name, exc, duration)
     if isinstance(exc, Exception):  # a task's own error: classify, never propagate
         return classify_error(job, task, exc, duration)
-    return None
+    raise exc
 
 
 def returned(job: ClaimedJob, task: Any, value: Any, duration: float) -> Outcome:
