@@ -196,9 +196,8 @@ class Stream:
         try:
             outcome = await self._outcome(job, slot)
             if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
-                outcome = await self._in_pool(
-                    slot, None, run_success_callback, w.connection, outcome, w._callback_limit
-                )
+                call = self._in_pool(slot, None, run_success_callback, w.connection, outcome, w._callback_limit)
+                outcome = await self._past_stops(asyncio.ensure_future(call), slot)
             outcome = w._ran(outcome, started)
         finally:
             del self.tasks[slot.index]
@@ -207,6 +206,18 @@ class Stream:
         self._settle_later([outcome])
         self._start_ready()
         self.wake.set()
+
+    @staticmethod
+    async def _past_stops(step: asyncio.Future[T], slot: Slot) -> T:
+        """Await a step after the job's own code: a stop sent while the job was ending lands here, too late to
+        stop anything, and is dropped (a stop of the step itself reaches its pool thread)."""
+        while True:
+            try:
+                return await asyncio.shield(step)
+            except asyncio.CancelledError:
+                if slot.pending is None:
+                    raise
+                cancelled_stop(slot, slot.pending)
 
     async def _outcome(self, job: ClaimedJob, slot: Slot) -> Outcome:
         """Run the job and say how it ended; a stop that landed outside its task's code ends it too."""
