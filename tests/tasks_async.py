@@ -10,7 +10,6 @@ import asyncio
 import functools
 import os
 import threading
-import time
 from typing import Any
 
 import redis
@@ -73,9 +72,10 @@ async def nap(seconds: float, tag: str = "") -> str:
 
 
 @task(queue=QUEUE)
-def blocking(seconds: float) -> str:
-    """A plain function that blocks its thread: the mode runs it on a pool thread, never on the loop."""
-    time.sleep(seconds)
+def blocking(gate: str) -> str:
+    """A plain function that blocks its thread until the test pushes to ``gate`` (30 s at most): the mode runs it
+    on a pool thread, never on the loop."""
+    redis.Redis.from_url(os.environ["REDIS_URL"]).blpop([gate], timeout=30)
     return threading.current_thread().name
 
 
