@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 Isolation = Literal["inline", "fork"]  # where a worker runs a job: in its own process, or in a forked child
+Pool = Literal["threads", "asyncio"]  # how a worker runs `concurrency` jobs at once (docs/tasks.md#execution-modes)
 
 ENV_PREFIX = "TASKRAIL_"
 # The ecosystem's own names, read without the prefix.
@@ -89,6 +90,7 @@ class Settings:
     max_stalled: int = 1
     concurrency: int = 1
     isolation: Isolation = "inline"
+    pool: Pool = "threads"
     max_batch: int = 32
     max_jobs: int = 0
     max_memory_mb: int = 0
@@ -119,6 +121,10 @@ class Settings:
             raise ConfigError(f"setting 'mode' must be 'strict' or 'weighted', got {self.mode!r}")
         if self.isolation not in get_args(Isolation):
             raise ConfigError(f"setting 'isolation' must be 'inline' or 'fork', got {self.isolation!r}")
+        if self.pool not in get_args(Pool):
+            raise ConfigError(f"setting 'pool' must be 'threads' or 'asyncio', got {self.pool!r}; fix TASKRAIL_POOL")
+        if self.isolation == "fork" and self.pool == "asyncio":
+            raise ConfigError("isolation 'fork' runs each job in a child process: use pool 'threads' with it")
         if self.isolation == "fork" and self.concurrency > 1:
             raise ConfigError("isolation 'fork' runs one job at a time: set concurrency to 1 for that queue")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

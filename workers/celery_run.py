@@ -25,7 +25,17 @@ from tasks import signals
 from tasks.core.context import ExceptionInfo, Request
 from tasks.core.protocol import decode_exc_string
 
-__all__ = ["celery_request", "needs_around", "parse_flow", "run_around", "soft_limit", "soft_limited"]
+__all__ = [
+    "begin_around",
+    "celery_request",
+    "end_around",
+    "needs_around",
+    "parse_flow",
+    "run_around",
+    "soft_limit",
+    "soft_limit_s",
+    "soft_limited",
+]
 
 log = logging.getLogger("taskrail.worker")
 HOSTNAME = socket.gethostname()
@@ -58,6 +68,22 @@ def needs_around(task: Any, celery: dict[str, Any] | None) -> bool:
 def run_around(job: Any, task: Any, args: list[Any], kwargs: dict[str, Any], celery: dict[str, Any],
                execute: Callable[[float | None], Any], outcome_cls: Any) -> Any:  # fmt: skip
     """Run ``execute(soft_limit)`` with the job's Celery features around it; returns its outcome."""
+    early = begin_around(job, task, args, kwargs, celery, outcome_cls)
+    if early is not None:
+        return early
+    return end_around(job, task, args, kwargs, celery, execute(soft_limit_s(task, celery)))
+
+
+def soft_limit_s(task: Any, celery: dict[str, Any]) -> float | None:
+    """The job's soft time limit: its call's ``soft_time_limit``, else its task's."""
+    soft: float | None = celery.get("soft", task.options.soft_time_limit)
+    return soft
+
+
+def begin_around(job: Any, task: Any, args: list[Any], kwargs: dict[str, Any], celery: dict[str, Any],
+                 outcome_cls: Any) -> Any:  # fmt: skip
+    """What runs before the task (``expires``, ``task_prerun``, ``before_start``); the outcome of an
+    expired job, which must not run, else None."""
     expires = celery.get("expires")
     if expires is not None and time.time() > expires:
         signals.send(signals.task_revoked, task, request=job, terminated=False, signum=None, expired=True)
@@ -65,7 +91,12 @@ def run_around(job: Any, task: Any, args: list[Any], kwargs: dict[str, Any], cel
     signals.send(signals.task_prerun, task, task_id=job.id, task=task, args=args, kwargs=kwargs)
     if task.hooked:
         task.before_start(job.id, tuple(args), kwargs)
-    outcome = execute(celery.get("soft", task.options.soft_time_limit))
+    return None
+
+
+def end_around(job: Any, task: Any, args: list[Any], kwargs: dict[str, Any], celery: dict[str, Any],
+               outcome: Any) -> Any:  # fmt: skip
+    """What runs after the task (per-call ``ignore_result`` and ``shadow``, hooks, signals, links); the outcome."""
     if celery.get("ignore_result") and outcome.kind == "ok":
         outcome.payload = ""
     if celery.get("shadow"):

@@ -15,7 +15,7 @@ from typing import Any
 from config.errors import TaskRevoked, TaskTimeout
 from workers.runner import Interrupted
 
-__all__ = ["Interrupter", "Slot"]
+__all__ = ["Interrupter", "Slot", "StopReason", "stop_error"]
 
 StopReason = type[BaseException]
 
@@ -55,9 +55,7 @@ class Interrupter:
             return
         reason = slot.pending or TaskTimeout
         slot.pending = None
-        if reason is TaskTimeout:
-            raise TaskTimeout(f"job {slot.job_id} passed its time limit and was stopped")
-        raise reason(f"job {slot.job_id} was stopped")
+        raise stop_error(slot, reason)
 
     def arm(self, slot: Slot, seconds: float | None) -> None:
         """Start the time limit of the job now starting on ``slot``."""
@@ -83,6 +81,13 @@ class Interrupter:
             else:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(slot.thread_ident), ctypes.py_object(reason))
             return True
+
+
+def stop_error(slot: Slot, reason: StopReason) -> BaseException:
+    """The exception a stop with ``reason`` raises inside the job of ``slot``."""
+    if reason is TaskTimeout:
+        return TaskTimeout(f"job {slot.job_id} passed its time limit and was stopped")
+    return reason(f"job {slot.job_id} was stopped")
 
 
 REASONS = {"timeout": TaskTimeout, "revoked": TaskRevoked, "interrupted": Interrupted}

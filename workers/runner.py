@@ -47,13 +47,19 @@ __all__ = [
     "JobStopped",
     "Outcome",
     "OutcomeKind",
+    "Prepared",
+    "call_task",
     "classify_error",
+    "ended_by",
     "failed_outcome",
     "job_error",
     "operator_stop",
+    "prepare_job",
+    "returned",
     "rq_outcome",
     "rq_retry_spec",
     "run_job",
+    "run_prepared",
 ]
 
 # Prometheus-style duration buckets (seconds); the label of a job's bucket goes to Redis.
@@ -183,6 +189,10 @@ class Outcome:
 ArgumentResolver = Callable[[ClaimedJob, list[Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]
 
 
+# A job ready to call (prepare_job): its task, arguments, Celery per-call options and perf_counter start.
+Prepared = tuple[Any, list[Any], dict[str, Any], dict[str, Any] | None, float]
+
+
 def run_job(
     job: ClaimedJob,
     write_progress: ProgressWriter | None = None,
@@ -194,6 +204,15 @@ def run_job(
 
     With ``connection``, ``rq.get_current_job()`` returns the job inside the task (workers/current.py).
     """
+    prepared = prepare_job(job, resolve)
+    if isinstance(prepared, Outcome):
+        return prepared
+    return run_prepared(job, prepared, write_progress, loop, connection)
+
+
+def prepare_job(job: ClaimedJob, resolve: ArgumentResolver | None = None) -> Outcome | Prepared:
+    """The job's task and arguments, or the outcome of a job that cannot run as it stands (poison, data not
+    readable, task not registered, or a flow's inputs unreadable while the server is unreachable)."""
     if job.poison:
         return failed_outcome(job, "", InvalidJob(job.poison), 0.0)
     try:
@@ -216,6 +235,18 @@ def run_job(
             args, kwargs = resolve(job, args, kwargs)
         except UNREACHABLE as exc:  # the server, not the job: run it again once it is back
             return Outcome(job, "requeue", name, exc_type="requeued", exc_message=f"reading its inputs: {exc}")
+    return task, args, kwargs, celery, started
+
+
+def run_prepared(
+    job: ClaimedJob,
+    prepared: Prepared,
+    write_progress: ProgressWriter | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    connection: redis.Redis | None = None,
+) -> Outcome:
+    """Run a prepared job on this thread (an ``async def`` task on ``loop``), with its Celery features if any."""
+    task, args, kwargs, celery, started = prepared
     if not needs_around(task, celery):
         return _execute(job, task, args, kwargs, write_progress, loop, connection, started, celery, None)
     run = functools.partial(_execute, job, task, args, kwargs, write_progress, loop, connection, started, celery)
@@ -235,38 +266,55 @@ def _execute(
     soft: float | None,
 ) -> Outcome:
     """Call the task and say how it ended (``soft``: its soft time limit, if any)."""
-    name = task.name
     token = _current_job.set(RunningJob(job.id, job.queue, connection)) if connection is not None else None
     try:
         with soft_limit(soft) if soft else NO_LIMIT:  # the usual job: a reusable no-op, no timer
-            if task.options.bind:
-                writer = functools.partial(write_state, connection) if connection is not None else None
-                context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
-                value = task.func(context, *args, **kwargs)
-            else:
-                value = task.func(*args, **kwargs)
+            value = call_task(job, task, args, kwargs, write_progress, connection, celery)
             if inspect.isawaitable(value):
                 value = (loop or asyncio.new_event_loop()).run_until_complete(
                     soft_limited(value, soft) if soft else value
                 )
-    except Interrupted:
-        return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=time.perf_counter() - started)
-    except (TaskRevoked, Ignore) as stop:
-        kind: OutcomeKind = "revoked"
-        return Outcome(job, kind, name, ttl=job.failure_ttl, exc_type=type(stop).__name__,
-                       duration_s=time.perf_counter() - started)  # fmt: skip
-    except (JobStopped, HorseKilled) as stop:
-        return operator_stop(job, name, stop, time.perf_counter() - started)
-    except Reject as reject:
-        if reject.requeue:
-            return Outcome(job, "requeue", name, exc_type="rejected", duration_s=time.perf_counter() - started)
-        return failed_outcome(job, name, reject, time.perf_counter() - started)
-    except Exception as exc:  # a task's own error: classify, never propagate
-        return classify_error(job, task, exc, time.perf_counter() - started)
+    except BaseException as exc:
+        return ended_by(job, task, exc, time.perf_counter() - started)
     finally:
         if token is not None:
             _current_job.reset(token)
-    duration = time.perf_counter() - started
+    return returned(job, task, value, time.perf_counter() - started)
+
+
+def call_task(job: ClaimedJob, task: Any, args: list[Any], kwargs: dict[str, Any],
+              write_progress: ProgressWriter | None, connection: redis.Redis | None,
+              celery: dict[str, Any] | None) -> Any:  # fmt: skip
+    """Call the task's function (a bound one with its ``TaskContext`` first); an ``async def`` task's
+    coroutine comes back unawaited."""
+    if task.options.bind:
+        writer = functools.partial(write_state, connection) if connection is not None else None
+        context = TaskContext(task, celery_request(job, task, args, kwargs, celery), write_progress, writer)
+        return task.func(context, *args, **kwargs)
+    return task.func(*args, **kwargs)
+
+
+def ended_by(job: ClaimedJob, task: Any, exc: BaseException, duration: float) -> Outcome:
+    """How a job ended whose task raised ``exc``; what must propagate (``KeyboardInterrupt``, ...) is raised again."""
+    name = task.name
+    if isinstance(exc, Interrupted):
+        return Outcome(job, "requeue", name, exc_type="interrupted", duration_s=duration)
+    if isinstance(exc, (TaskRevoked, Ignore)):
+        return Outcome(job, "revoked", name, ttl=job.failure_ttl, exc_type=type(exc).__name__, duration_s=duration)
+    if isinstance(exc, (JobStopped, HorseKilled)):
+        return operator_stop(job, name, exc, duration)
+    if isinstance(exc, Reject):
+        if exc.requeue:
+            return Outcome(job, "requeue", name, exc_type="rejected", duration_s=duration)
+        return failed_outcome(job, name, exc, duration)
+    if isinstance(exc, Exception):  # a task's own error: classify, never propagate
+        return classify_error(job, task, exc, duration)
+    raise exc
+
+
+def returned(job: ClaimedJob, task: Any, value: Any, duration: float) -> Outcome:
+    """How a job ended whose task returned ``value``: success, or RQ's ``Retry`` the task returned."""
+    name = task.name
     if isinstance(value, RQRetry):  # RQ's way to ask for another attempt: the server decides (max, interval)
         return Outcome(job, "rq_returned", name, rq_retry_spec(value), job.failure_ttl, duration_s=duration)
     if task.options.ignore_result:

@@ -37,6 +37,7 @@ from tasks.core import keys
 from tasks.core.protocol import epoch_text
 from tasks.core.queues import waiting
 from tasks.core.scripting import load_command, run_pipeline
+from workers.aio import AsyncInterrupter, run_asyncio
 from workers.callbacks import has_callback, has_success_callback, run_callbacks, run_success_callback
 from workers.claim import DEQUEUE_STRATEGIES, claim_call, claim_reply
 from workers.commands import handle_command, run_exception_handlers
@@ -89,7 +90,7 @@ class Worker(RQWorker):
         super().__init__(queues, *args, **kwargs)
         self.settings = settings or _settings_or_exit()
         self.queue_list = [q.name for q in self.queues]
-        self.interrupter = Interrupter()
+        self.interrupter = AsyncInterrupter() if self.settings.pool == "asyncio" else Interrupter()
         self.slots = [Slot(i) for i in range(self.settings.concurrency)]
         self.jobs_done = 0
         self.suspended = False  # set by maintenance while RQ's suspension key (`rq suspend`) exists
@@ -152,7 +153,9 @@ class Worker(RQWorker):
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
         signals.send(signals.worker_ready, self)
         try:
-            if len(self.slots) == 1:
+            if self.settings.pool == "asyncio":
+                run_asyncio(self)  # workers/aio.py: one event loop, one claim/settle stream
+            elif len(self.slots) == 1:
                 self._loop(self.slots[0])
             else:
                 self._run_threads()
@@ -335,6 +338,11 @@ class Worker(RQWorker):
             slot.job_id = None
         if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
             outcome = run_success_callback(self.connection, outcome, self._callback_limit)
+        return self._ran(outcome, started)
+
+    def _ran(self, outcome: Outcome, started: float) -> Outcome:
+        """Account for a job that ran (or could not): statistics, failure report, max_jobs; the outcome to settle."""
+        job = outcome.job
         outcome = rq_outcome(outcome)
         outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1

@@ -1,7 +1,7 @@
 """What ``taskrail bench`` compares: each system in each configuration, how it fetches jobs, and the run's options.
 
 Every peer runs at its default and at its best configuration for the workloads, as columns of their own;
-taskrail runs one job at a time (``concurrency 1``) and in threads.
+taskrail runs one job at a time (``concurrency 1``), in threads and in ``pool: asyncio``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class System:
     rates: tuple[float, float]
     worker_class: str = ""  # rq and taskrail: the rq worker class
     concurrency: int = 1  # jobs at a time per worker process (threads, or BullMQ's async concurrency)
-    pool: str = ""  # celery: prefork | threads; huey: process | thread
+    pool: str = ""  # celery: prefork | threads; huey: process | thread; taskrail: asyncio (else threads)
     memory: bool = False  # measure resident memory over a long run
 
     @property
@@ -55,7 +55,12 @@ class System:
         return [RQ_WORKER, "worker", "-u", url, "-w", self.worker_class, "-S", JSON_SERIALIZER, "-n", name, QUEUE]
 
     def worker_env(self) -> dict[str, str]:
-        return {"TASKRAIL_CONCURRENCY": str(self.concurrency)} if self.family == "taskrail" else {}
+        if self.family != "taskrail":
+            return {}
+        if self.pool == "asyncio":  # the same jobs as async def tasks (tests/tasks_async_bench.py)
+            return {"TASKRAIL_CONCURRENCY": str(self.concurrency), "TASKRAIL_POOL": "asyncio",
+                    "TASKRAIL_IMPORTS": "tests.tasks_async_bench"}  # fmt: skip
+        return {"TASKRAIL_CONCURRENCY": str(self.concurrency)}
 
     def jobs(self, kind: str, seconds: float) -> int:
         """How many ``kind`` jobs make a drain of about ``seconds`` on the reference machine."""
@@ -84,6 +89,16 @@ SYSTEMS = (
         (8000, 2000),
         "workers.Worker",
         concurrency=_C,
+    ),
+    System(
+        "taskrail_async",
+        f"taskrail asyncio, concurrency {_C}",
+        "taskrail",
+        f"up to {_C} free slots + 32 (one stream per process)",
+        (8000, 4000),
+        "workers.Worker",
+        concurrency=_C,
+        pool="asyncio",
     ),
     System(
         "celery",
