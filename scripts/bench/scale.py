@@ -28,7 +28,7 @@ from scripts.bench.systems import QUEUE
 from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.protocol import DATA_MAX_BYTES
-from tasks.core.scripting import load_command
+from tasks.core.scripting import LUA_DIR, load_command
 
 __all__ = ["OPERATIONS", "ScaleOptions", "ScaleResults", "format_scale", "run_scale", "scale_command"]
 
@@ -75,7 +75,7 @@ class ScaleResults:
     """rows[op][system][size]: server microseconds per call (median, p99) and its slowest command or script;
     memory[system][size]: bytes of server memory per waiting job."""
 
-    rows: dict[str, dict[str, dict[int, dict[str, float]]]] = field(default_factory=dict)
+    rows: dict[str, dict[str, dict[int, dict[str, Any]]]] = field(default_factory=dict)
     memory: dict[str, dict[int, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -88,12 +88,18 @@ class Operation:
     prepare: Callable[[int], Any] | None = None
 
 
-def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, float]:
+def script_names() -> dict[str, str]:
+    """The SHA of each command script -> its name (``claim``, ``finish``, ...), to name SLOWLOG's entries."""
+    return {load_command(path.stem).sha: path.stem for path in sorted(LUA_DIR.glob("*.lua"))}
+
+
+def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, Any]:
     """Median and p99 of the server time of ``samples`` calls (every command a call sent, from SLOWLOG at
-    threshold 0), and the slowest single command or script among them."""
+    threshold 0), and the slowest single command or script among them, with its name."""
     conn.config_set("slowlog-max-len", 1024)
+    names = script_names()
     totals: list[float] = []
-    slowest = 0.0
+    slowest, slowest_name, over_1ms = 0.0, "", 0
     try:
         for i in range(samples):
             prepared = op.prepare(i) if op.prepare else i
@@ -101,19 +107,34 @@ def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, float]:
             conn.slowlog_reset()
             op.act(prepared)
             conn.config_set("slowlog-log-slower-than", -1)
-            spans = [e["duration"] for e in conn.slowlog_get(1024) if not _untimed(e["command"])]
-            totals.append(sum(spans))
-            slowest = max([slowest, *spans])
+            spans = [(e["duration"], e["command"]) for e in conn.slowlog_get(1024) if not _untimed(e["command"])]
+            totals.append(sum(duration for duration, _ in spans))
+            over_1ms += any(duration > 1000 for duration, _ in spans)
+            for duration, command in spans:
+                if duration > slowest:
+                    slowest, slowest_name = duration, _name(command, names)
     finally:
         conn.config_set("slowlog-log-slower-than", 10_000)
     ordered = sorted(totals)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {"median_us": statistics.median(ordered), "p99_us": p99, "slowest_us": slowest}
+    return {"median_us": statistics.median(ordered), "p99_us": p99, "slowest_us": slowest, "slowest": slowest_name,
+            "over_1ms": over_1ms}  # fmt: skip
+
+
+def _words(command: Any) -> list[bytes]:
+    return (command if isinstance(command, bytes) else str(command).encode()).split(b" ", 2)
 
 
 def _untimed(command: Any) -> bool:
-    first = (command if isinstance(command, bytes) else str(command).encode()).split(b" ", 1)[0]
-    return first.lower() in UNTIMED
+    return _words(command)[0].lower() in UNTIMED
+
+
+def _name(command: Any, names: dict[str, str]) -> str:
+    """A SLOWLOG entry's script name (``claim.lua``), or its command (``LPUSH``)."""
+    words = _words(command)
+    if words[0].lower() == b"evalsha" and len(words) > 1:
+        return names.get(words[1].decode(errors="replace"), "script") + ".lua"
+    return words[0].decode(errors="replace").upper()
 
 
 def _used(conn: redis.Redis) -> int:
@@ -247,7 +268,12 @@ def format_scale(results: ScaleResults) -> str:
     """The markdown table: per operation and system its complexity, then median / p99 / slowest server µs
     per backlog size, and the memory per waiting job."""
     sizes = sorted({n for by_system in results.rows.values() for by_size in by_system.values() for n in by_size})
-    header = ["operation", "system", "complexity", *[f"{_size(n)}: median / p99 / slowest (µs)" for n in sizes]]
+    header = [
+        "operation",
+        "system",
+        "complexity",
+        *[f"{_size(n)}: median / p99 / slowest (µs) (slowest script; calls with one over 1 ms)" for n in sizes],
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * 3 + [" ---: "] * len(sizes)) + "|"]
     for op, (label, complexity) in OPERATIONS.items():
         for system, by_size in results.rows.get(op, {}).items():
@@ -261,10 +287,11 @@ def format_scale(results: ScaleResults) -> str:
     return "\n".join(lines)
 
 
-def _cell(row: dict[str, float] | None) -> str:
+def _cell(row: dict[str, Any] | None) -> str:
     if not row:
         return "-"
-    return f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['slowest_us']:,.0f}"
+    figures = f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['slowest_us']:,.0f}"
+    return f"{figures} ({row['slowest']}; {row['over_1ms']} over 1 ms)" if row.get("slowest") else figures
 
 
 def _size(n: int) -> str:
