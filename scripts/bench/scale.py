@@ -5,13 +5,17 @@ priority (5) and 9, in interleaved batches), then every operation runs ``samples
 backlog. Each call's time is the server's own (SLOWLOG at threshold 0: what a script blocks the
 server for), so the figures hold on a loaded machine; the slowest script of each operation is kept.
 A last phase fills the schedule with delayed jobs instead. Memory: bytes of server memory per waiting
-job (hash, list entry, indexes) for taskrail and for plain RQ's own ``enqueue_many``.
+job (hash, list entry, indexes) for taskrail, for plain RQ's own ``enqueue_many`` and for BullMQ's ``addBulk``
+when ``make bench-peers`` installed it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,8 +26,10 @@ from typing import Any
 import redis
 from rq import Queue
 
+from config.errors import BenchError
 from config.settings import load_settings
-from scripts.bench.harness import ROOT, Harness, load_module, open_harness
+from scripts.bench.harness import Harness, load_module, open_harness
+from scripts.bench.peers import DRIVERS, PEER_DIR, installed
 from scripts.bench.systems import QUEUE
 from tasks.core import keys
 from tasks.core.client import Client
@@ -37,6 +43,7 @@ FILL_BATCH = 1000
 WORKER = "scale-w"
 RQ_QUEUE = "bench-rq"  # plain RQ's backlog, beside taskrail's in the same database
 UNTIMED = (b"config", b"slowlog", b"info")  # the bench's own commands
+EVAL_HEADER = re.compile(rb"(?i)eval\s+--\s*(\w+):")
 
 # key -> (label, complexity in the backlog N; m = jobs in the call)
 OPERATIONS: dict[str, tuple[str, str]] = {
@@ -134,7 +141,8 @@ def _name(command: Any, names: dict[str, str]) -> str:
     words = _words(command)
     if words[0].lower() == b"evalsha" and len(words) > 1:
         return names.get(words[1].decode(errors="replace"), "script") + ".lua"
-    return words[0].decode(errors="replace").upper()
+    header = EVAL_HEADER.match(b" ".join(words))  # a first call: EVAL with the source, whose header names it
+    return header.group(1).decode() + ".lua" if header else words[0].decode(errors="replace").upper()
 
 
 def _used(conn: redis.Redis) -> int:
@@ -229,6 +237,28 @@ class RQBacklog:
         }
 
 
+class BullBacklog:
+    """BullMQ's producer (``Queue.addBulk`` through bench-peers/bullmq_bench.mjs) on its own queue: memory only."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.conn: redis.Redis = harness.conn
+        self.env = {**os.environ, "REDIS_URL": harness.url}
+        self.filled = 0
+
+    def fill(self, total: int) -> float:
+        start, before = self.filled, _used(self.conn)
+        if total > self.filled:
+            command = [*DRIVERS["bullmq"], "fill", "noop", str(total - self.filled)]
+            done = subprocess.run(command, env=self.env, cwd=PEER_DIR, capture_output=True, text=True, timeout=3600)
+            if done.returncode:
+                raise BenchError(f"{' '.join(command)} exited with code {done.returncode}: {done.stderr[-500:]}")
+            self.filled = total
+        return (_used(self.conn) - before) / max(total - start, 1)
+
+    def operations(self) -> dict[str, Operation]:
+        return {}
+
+
 def run_scale(
     harness: Harness, options: ScaleOptions, progress: Callable[[str], None] = print,
     save: Callable[[ScaleResults], object] = lambda results: None,
@@ -238,14 +268,17 @@ def run_scale(
     results = ScaleResults(rows={op: {} for op in OPERATIONS}, memory={"taskrail": {}, "rq": {}})
     harness.flush()
     taskrail, rq = Backlog(harness), RQBacklog(harness)
-    systems: dict[str, tuple[Backlog | RQBacklog, dict[str, Operation]]] = {
+    systems: dict[str, tuple[Backlog | RQBacklog | BullBacklog, dict[str, Operation]]] = {
         "taskrail": (taskrail, taskrail.operations()),
         "rq": (rq, rq.operations()),
     }
+    if installed("bullmq"):
+        systems["bullmq"] = (BullBacklog(harness), {})
+        results.memory["bullmq"] = {}
     for size in options.sizes:
         for name, (backlog, ops) in systems.items():
-            if name == "rq" and size > options.rq_max:
-                results.notes.append(f"plain RQ measured up to {options.rq_max:,} waiting jobs")
+            if name != "taskrail" and size > options.rq_max:
+                results.notes.append(f"{name} measured up to {options.rq_max:,} waiting jobs")
                 continue
             progress(f"{name}: filling to {size:,} waiting jobs")
             results.memory[name][size] = backlog.fill(size)
@@ -339,7 +372,7 @@ def scale_command(out_dir: Path, quick: bool, redis_url: str | None, command: st
     results.notes.append(
         f"{command}: {time.monotonic() - started:.0f} s, {server}, {options.samples} calls per operation and size"
     )
-    if not (ROOT / "bench-peers" / "node_modules" / "bullmq").exists():
+    if not installed("bullmq"):
         results.notes.append("BullMQ not measured: run `make bench-peers` to install it")
     return results, _save(out_dir, results)
 
