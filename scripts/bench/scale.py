@@ -163,6 +163,8 @@ class Backlog:
             load_command("promote"),
         )
         self.filled = 0
+        # The bench's own worker holds every job it claimed: alive, so "recover" reaps one dead worker's one job
+        self.conn.set(keys.HEARTBEAT.format(WORKER), "bench", ex=86_400)
 
     def fill(self, total: int, **options: Any) -> float:
         """Enqueue jobs until ``total`` were sent, in batches of ``FILL_BATCH``, priorities in turn; returns the
