@@ -194,6 +194,8 @@ def run_long(harness: Harness, options: LongRunOptions) -> LongRunResults:
         check_alive(harness, done, total)
         time.sleep(POLL_S)
     results.duration_s = time.monotonic() - started
+    if done != total:
+        raise BenchError(f"{done:,} long-run jobs completed where {total:,} were enqueued: a job ran twice")
     names = ["server used_memory", *(f"worker {i + 1} RSS" for i in range(len(pids)))]
     results.drift_pct = {name: drift(results.samples, 2 + i, total) for i, name in enumerate(names)}
     results.fixed_keys, results.left_behind = wait_expired(harness, options)
