@@ -13,7 +13,7 @@ from config.settings import load_settings
 from scripts.args import positive_int
 from scripts.bench import SYSTEMS, BenchOptions, format_table, rtt, run_bench, write_chart, write_json, write_markdown
 from scripts.bench.publish import COMMITTED, publish
-from workers.exitcodes import RET_OK
+from workers.exitcodes import RET_ERROR, RET_OK
 
 __all__ = ["register"]
 
@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all run)"
     )
     parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
+    parser.add_argument("--long-run", type=positive_int, metavar="N",
+                        help="N jobs of a mixed workload through 2 workers: memory drift, keys left behind")  # fmt: skip
     parser.add_argument(
         "--rtt", metavar="MS", help="as root: hosts in network namespaces at these round trips, e.g. 0.5,2 (and 0)"
     )
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.scale:
         return _scale(args, settings.redis_url)
+    if args.long_run:
+        return _long_run(args, settings.redis_url)
     given = {
         "drain_s": args.drain_s,
         "enqueue_jobs": args.enqueue_jobs,
@@ -102,6 +106,16 @@ def _scale(args: argparse.Namespace, redis_url: str | None) -> int:
     print(format_scale(results))
     print(f"\nwrote {args.out / 'results-scale.md'}, results-scale.json and {chart}")
     return RET_OK
+
+
+def _long_run(args: argparse.Namespace, redis_url: str | None) -> int:
+    from scripts.bench.longrun import format_longrun, long_run
+
+    signal.signal(signal.SIGTERM, _stop)
+    results = long_run(args.out, args.long_run, redis_url, "taskrail " + shlex.join(sys.argv[1:]))
+    print(format_longrun(results))
+    print(f"\nwrote {args.out / 'results-longrun.md'}, results-longrun.json and {args.out / 'longrun.png'}")
+    return RET_ERROR if results.left_behind else RET_OK
 
 
 def positive_float(text: str) -> float:

@@ -5,13 +5,17 @@ priority (5) and 9, in interleaved batches), then every operation runs ``samples
 backlog. Each call's time is the server's own (SLOWLOG at threshold 0: what a script blocks the
 server for), so the figures hold on a loaded machine; the slowest script of each operation is kept.
 A last phase fills the schedule with delayed jobs instead. Memory: bytes of server memory per waiting
-job (hash, list entry, indexes) for taskrail and for plain RQ's own ``enqueue_many``.
+job (hash, list entry, indexes) for taskrail, for plain RQ's own ``enqueue_many`` and for BullMQ's ``addBulk``
+when ``make bench-peers`` installed it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,13 +26,15 @@ from typing import Any
 import redis
 from rq import Queue
 
+from config.errors import BenchError
 from config.settings import load_settings
-from scripts.bench.harness import ROOT, Harness, load_module, open_harness
+from scripts.bench.harness import Harness, load_module, open_harness
+from scripts.bench.peers import DRIVERS, PEER_DIR, installed
 from scripts.bench.systems import QUEUE
 from tasks.core import keys
 from tasks.core.client import Client
 from tasks.core.protocol import DATA_MAX_BYTES
-from tasks.core.scripting import load_command
+from tasks.core.scripting import LUA_DIR, load_command
 
 __all__ = ["OPERATIONS", "ScaleOptions", "ScaleResults", "format_scale", "run_scale", "scale_command"]
 
@@ -37,6 +43,7 @@ FILL_BATCH = 1000
 WORKER = "scale-w"
 RQ_QUEUE = "bench-rq"  # plain RQ's backlog, beside taskrail's in the same database
 UNTIMED = (b"config", b"slowlog", b"info")  # the bench's own commands
+EVAL_HEADER = re.compile(rb"(?i)eval\s+--\s*(\w+):")
 
 # key -> (label, complexity in the backlog N; m = jobs in the call)
 OPERATIONS: dict[str, tuple[str, str]] = {
@@ -75,7 +82,7 @@ class ScaleResults:
     """rows[op][system][size]: server microseconds per call (median, p99) and its slowest command or script;
     memory[system][size]: bytes of server memory per waiting job."""
 
-    rows: dict[str, dict[str, dict[int, dict[str, float]]]] = field(default_factory=dict)
+    rows: dict[str, dict[str, dict[int, dict[str, Any]]]] = field(default_factory=dict)
     memory: dict[str, dict[int, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -88,12 +95,18 @@ class Operation:
     prepare: Callable[[int], Any] | None = None
 
 
-def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, float]:
+def script_names() -> dict[str, str]:
+    """The SHA of each command script -> its name (``claim``, ``finish``, ...), to name SLOWLOG's entries."""
+    return {load_command(path.stem).sha: path.stem for path in sorted(LUA_DIR.glob("*.lua"))}
+
+
+def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, Any]:
     """Median and p99 of the server time of ``samples`` calls (every command a call sent, from SLOWLOG at
-    threshold 0), and the slowest single command or script among them."""
+    threshold 0), and the slowest single command or script among them, with its name."""
     conn.config_set("slowlog-max-len", 1024)
+    names = script_names()
     totals: list[float] = []
-    slowest = 0.0
+    slowest, slowest_name, over_1ms = 0.0, "", 0
     try:
         for i in range(samples):
             prepared = op.prepare(i) if op.prepare else i
@@ -101,19 +114,35 @@ def timed(conn: redis.Redis, op: Operation, samples: int) -> dict[str, float]:
             conn.slowlog_reset()
             op.act(prepared)
             conn.config_set("slowlog-log-slower-than", -1)
-            spans = [e["duration"] for e in conn.slowlog_get(1024) if not _untimed(e["command"])]
-            totals.append(sum(spans))
-            slowest = max([slowest, *spans])
+            spans = [(e["duration"], e["command"]) for e in conn.slowlog_get(1024) if not _untimed(e["command"])]
+            totals.append(sum(duration for duration, _ in spans))
+            over_1ms += any(duration > 1000 for duration, _ in spans)
+            for duration, command in spans:
+                if duration > slowest:
+                    slowest, slowest_name = duration, _name(command, names)
     finally:
         conn.config_set("slowlog-log-slower-than", 10_000)
     ordered = sorted(totals)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {"median_us": statistics.median(ordered), "p99_us": p99, "slowest_us": slowest}
+    return {"median_us": statistics.median(ordered), "p99_us": p99, "slowest_us": slowest, "slowest": slowest_name,
+            "over_1ms": over_1ms}  # fmt: skip
+
+
+def _words(command: Any) -> list[bytes]:
+    return (command if isinstance(command, bytes) else str(command).encode()).split(b" ", 2)
 
 
 def _untimed(command: Any) -> bool:
-    first = (command if isinstance(command, bytes) else str(command).encode()).split(b" ", 1)[0]
-    return first.lower() in UNTIMED
+    return _words(command)[0].lower() in UNTIMED
+
+
+def _name(command: Any, names: dict[str, str]) -> str:
+    """A SLOWLOG entry's script name (``claim.lua``), or its command (``LPUSH``)."""
+    words = _words(command)
+    if words[0].lower() == b"evalsha" and len(words) > 1:
+        return names.get(words[1].decode(errors="replace"), "script") + ".lua"
+    header = EVAL_HEADER.match(b" ".join(words))  # a first call: EVAL with the source, whose header names it
+    return header.group(1).decode() + ".lua" if header else words[0].decode(errors="replace").upper()
 
 
 def _used(conn: redis.Redis) -> int:
@@ -134,6 +163,8 @@ class Backlog:
             load_command("promote"),
         )
         self.filled = 0
+        # The bench's own worker holds every job it claimed: alive, so "recover" reaps one dead worker's one job
+        self.conn.set(keys.HEARTBEAT.format(WORKER), "bench", ex=86_400)
 
     def fill(self, total: int, **options: Any) -> float:
         """Enqueue jobs until ``total`` were sent, in batches of ``FILL_BATCH``, priorities in turn; returns the
@@ -208,6 +239,28 @@ class RQBacklog:
         }
 
 
+class BullBacklog:
+    """BullMQ's producer (``Queue.addBulk`` through bench-peers/bullmq_bench.mjs) on its own queue: memory only."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.conn: redis.Redis = harness.conn
+        self.env = {**os.environ, "REDIS_URL": harness.url}
+        self.filled = 0
+
+    def fill(self, total: int) -> float:
+        start, before = self.filled, _used(self.conn)
+        if total > self.filled:
+            command = [*DRIVERS["bullmq"], "fill", "noop", str(total - self.filled)]
+            done = subprocess.run(command, env=self.env, cwd=PEER_DIR, capture_output=True, text=True, timeout=3600)
+            if done.returncode:
+                raise BenchError(f"{' '.join(command)} exited with code {done.returncode}: {done.stderr[-500:]}")
+            self.filled = total
+        return (_used(self.conn) - before) / max(total - start, 1)
+
+    def operations(self) -> dict[str, Operation]:
+        return {}
+
+
 def run_scale(
     harness: Harness, options: ScaleOptions, progress: Callable[[str], None] = print,
     save: Callable[[ScaleResults], object] = lambda results: None,
@@ -217,14 +270,17 @@ def run_scale(
     results = ScaleResults(rows={op: {} for op in OPERATIONS}, memory={"taskrail": {}, "rq": {}})
     harness.flush()
     taskrail, rq = Backlog(harness), RQBacklog(harness)
-    systems: dict[str, tuple[Backlog | RQBacklog, dict[str, Operation]]] = {
+    systems: dict[str, tuple[Backlog | RQBacklog | BullBacklog, dict[str, Operation]]] = {
         "taskrail": (taskrail, taskrail.operations()),
         "rq": (rq, rq.operations()),
     }
+    if installed("bullmq"):
+        systems["bullmq"] = (BullBacklog(harness), {})
+        results.memory["bullmq"] = {}
     for size in options.sizes:
         for name, (backlog, ops) in systems.items():
-            if name == "rq" and size > options.rq_max:
-                results.notes.append(f"plain RQ measured up to {options.rq_max:,} waiting jobs")
+            if name != "taskrail" and size > options.rq_max:
+                results.notes.append(f"{name} measured up to {options.rq_max:,} waiting jobs")
                 continue
             progress(f"{name}: filling to {size:,} waiting jobs")
             results.memory[name][size] = backlog.fill(size)
@@ -247,7 +303,12 @@ def format_scale(results: ScaleResults) -> str:
     """The markdown table: per operation and system its complexity, then median / p99 / slowest server µs
     per backlog size, and the memory per waiting job."""
     sizes = sorted({n for by_system in results.rows.values() for by_size in by_system.values() for n in by_size})
-    header = ["operation", "system", "complexity", *[f"{_size(n)}: median / p99 / slowest (µs)" for n in sizes]]
+    header = [
+        "operation",
+        "system",
+        "complexity",
+        *[f"{_size(n)}: median / p99 / slowest (µs) (slowest script; calls with one over 1 ms)" for n in sizes],
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] * 3 + [" ---: "] * len(sizes)) + "|"]
     for op, (label, complexity) in OPERATIONS.items():
         for system, by_size in results.rows.get(op, {}).items():
@@ -261,10 +322,11 @@ def format_scale(results: ScaleResults) -> str:
     return "\n".join(lines)
 
 
-def _cell(row: dict[str, float] | None) -> str:
+def _cell(row: dict[str, Any] | None) -> str:
     if not row:
         return "-"
-    return f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['slowest_us']:,.0f}"
+    figures = f"{row['median_us']:,.0f} / {row['p99_us']:,.0f} / {row['slowest_us']:,.0f}"
+    return f"{figures} ({row['slowest']}; {row['over_1ms']} over 1 ms)" if row.get("slowest") else figures
 
 
 def _size(n: int) -> str:
@@ -312,7 +374,7 @@ def scale_command(out_dir: Path, quick: bool, redis_url: str | None, command: st
     results.notes.append(
         f"{command}: {time.monotonic() - started:.0f} s, {server}, {options.samples} calls per operation and size"
     )
-    if not (ROOT / "bench-peers" / "node_modules" / "bullmq").exists():
+    if not installed("bullmq"):
         results.notes.append("BullMQ not measured: run `make bench-peers` to install it")
     return results, _save(out_dir, results)
 

@@ -223,6 +223,16 @@ def test_promote_moves_due_scheduled_jobs_in_priority_order(conn: redis.Redis) -
     assert conn.llen("taskrail:wake:q") >= 1
 
 
+def test_promote_drops_expired_finished_and_failed_entries_up_to_its_limit(conn: redis.Redis) -> None:
+    for registry in ("rq:finished:q", "rq:failed:q"):
+        conn.zadd(registry, {f"old{i}": NOW - 10 + i for i in range(3)} | {"live": NOW + 60, "kept": float("inf")})
+    assert run(conn, "promote", ["q"], [NOW, NOW_TEXT, 2]) == 0  # the limit: 2 per registry and call
+    assert text(conn.zrange("rq:finished:q", 0, -1)) == ["old2", "live", "kept"]
+    assert run(conn, "promote", ["q"], [NOW, NOW_TEXT, 2]) == 0
+    for registry in ("rq:finished:q", "rq:failed:q"):
+        assert text(conn.zrange(registry, 0, -1)) == ["live", "kept"]
+
+
 def test_a_finish_record_has_the_length_the_script_steps_by() -> None:
     from tasks.core.keys import RECORD_FIELDS
     from workers.runner import ClaimedJob, Outcome
