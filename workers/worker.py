@@ -333,9 +333,10 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
-        if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
-            outcome = run_success_callback(self.connection, outcome, self._callback_limit)
-        outcome = rq_outcome(outcome)
+        if job.callbacks:  # RQ's callbacks, Retry or Repeat: only the jobs that have them pay for them
+            if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
+                outcome = run_success_callback(self.connection, outcome, self._callback_limit)
+            outcome = rq_outcome(outcome)
         outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1
         self._count(outcome)
@@ -440,7 +441,8 @@ class Worker(RQWorker):
             claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
             with self._held_lock:
                 self._held.update(job.id for job in claimed)
-        if any(has_callback(outcome) for outcome in settled):  # RQ's, once settled (and the new claims held)
+        # RQ's callbacks, once settled (and the new claims held); a batch without any costs one look per job
+        if any(outcome.job.callbacks for outcome in settled) and any(has_callback(o) for o in settled):
             run_callbacks(conn, settled, self._callback_limit)
         return claimed
 
