@@ -1,8 +1,9 @@
-"""``taskrail bench [--quick] [--peers] [--out DIR] [--write-docs | --docs-only]``: taskrail against RQ and peers."""
+"""``taskrail bench [--quick] [--peers] [--cost] [--out DIR] [--write-docs | --docs-only]``: taskrail against RQ and peers."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -44,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--systems", help=f"comma-separated subset of {','.join(s.key for s in SYSTEMS)} (default: all run)"
     )
     parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
+    parser.add_argument("--cost", action="store_true",
+                        help="the cost of one job: worker and server CPU µs, scripts, round trips, per mode")  # fmt: skip
     parser.add_argument(
         "--rtt", metavar="MS", help="as root: hosts in network namespaces at these round trips, e.g. 0.5,2 (and 0)"
     )
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.scale:
         return _scale(args, settings.redis_url)
+    if args.cost:
+        return _cost(args, settings.redis_url)
     given = {
         "drain_s": args.drain_s,
         "enqueue_jobs": args.enqueue_jobs,
@@ -101,6 +106,16 @@ def _scale(args: argparse.Namespace, redis_url: str | None) -> int:
     results, chart = scale_command(args.out, args.quick, redis_url, "taskrail " + shlex.join(sys.argv[1:]))
     print(format_scale(results))
     print(f"\nwrote {args.out / 'results-scale.md'}, results-scale.json and {chart}")
+    return RET_OK
+
+
+def _cost(args: argparse.Namespace, redis_url: str | None) -> int:
+    from scripts.bench.cost import format_cost, measure_cost
+
+    signal.signal(signal.SIGTERM, _stop)
+    jobs = args.enqueue_jobs or (2000 if args.quick else 20000)
+    costs, producer = measure_cost(args.out, jobs, args.repeat or (1 if args.quick else 3), redis_url)
+    print(format_cost(costs, producer, os.cpu_count() or 1))
     return RET_OK
 
 
