@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
     parser.add_argument("--drain-s", type=positive_float, help="seconds each drain lasts, about (5; quick 1.5)")
     parser.add_argument(
-        "--enqueue-jobs", type=positive_int, help="jobs enqueued one by one, 4x in bulk (1000; quick 500)"
+        "--enqueue-jobs",
+        type=positive_int,
+        help="jobs enqueued one by one, 4x in bulk (1000; quick 500); with --cost, no-op jobs per drain (20000; "
+        "quick 2000)",
     )
     parser.add_argument("--latency-jobs", type=positive_int, help="jobs in each latency run (200; quick 60)")
     parser.add_argument("--memory-jobs", type=positive_int, help="jobs in the memory run (100000; quick 5000)")
