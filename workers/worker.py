@@ -152,7 +152,8 @@ class Worker(RQWorker):
         pod_cost = start_pod_cost_reporter(lambda: sum(slot.active for slot in self.slots))  # busy pods last
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
         signals.send(signals.worker_ready, self)
-        gc.freeze()  # what start-up built lives on: the collector no longer walks it as jobs come and go
+        if threading.current_thread() is threading.main_thread():  # a worker process, not a thread of an app
+            gc.freeze()  # what start-up built lives on: the collector no longer walks it as jobs come and go
         try:
             if len(self.slots) == 1:
                 self._loop(self.slots[0])
