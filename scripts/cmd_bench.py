@@ -1,8 +1,9 @@
-"""``taskrail bench [--quick] [--peers] [--out DIR] [--write-docs | --docs-only]``: taskrail against RQ and peers."""
+"""``taskrail bench [--quick] [--peers] [--cost] [--out DIR] [--write-docs | --docs-only]``: taskrail against RQ and peers."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -34,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="output directory")
     parser.add_argument("--drain-s", type=positive_float, help="seconds each drain lasts, about (5; quick 1.5)")
     parser.add_argument(
-        "--enqueue-jobs", type=positive_int, help="jobs enqueued one by one, 4x in bulk (1000; quick 500)"
+        "--enqueue-jobs",
+        type=positive_int,
+        help="jobs enqueued one by one, 4x in bulk (1000; quick 500); with --cost, no-op jobs per drain (20000; "
+        "quick 2000)",
     )
     parser.add_argument("--latency-jobs", type=positive_int, help="jobs in each latency run (200; quick 60)")
     parser.add_argument("--memory-jobs", type=positive_int, help="jobs in the memory run (100000; quick 5000)")
@@ -46,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--scale", action="store_true", help="cost per operation at 10k/100k/1M waiting jobs (minutes)")
     parser.add_argument("--long-run", type=positive_int, metavar="N",
                         help="N jobs of a mixed workload through 2 workers: memory drift, keys left behind")  # fmt: skip
+    parser.add_argument("--cost", action="store_true",
+                        help="the cost of one job: worker and server CPU µs, scripts, round trips, per mode")  # fmt: skip
     parser.add_argument(
         "--rtt", metavar="MS", help="as root: hosts in network namespaces at these round trips, e.g. 0.5,2 (and 0)"
     )
@@ -66,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         return _scale(args, settings.redis_url)
     if args.long_run:
         return _long_run(args, settings.redis_url)
+    if args.cost:
+        return _cost(args, settings.redis_url)
     given = {
         "drain_s": args.drain_s,
         "enqueue_jobs": args.enqueue_jobs,
@@ -116,6 +124,16 @@ def _long_run(args: argparse.Namespace, redis_url: str | None) -> int:
     print(format_longrun(results))
     print(f"\nwrote {args.out / 'results-longrun.md'}, results-longrun.json and {args.out / 'longrun.png'}")
     return RET_ERROR if results.left_behind else RET_OK
+
+
+def _cost(args: argparse.Namespace, redis_url: str | None) -> int:
+    from scripts.bench.cost import format_cost, measure_cost
+
+    signal.signal(signal.SIGTERM, _stop)
+    jobs = args.enqueue_jobs or (2000 if args.quick else 20000)
+    costs, producer = measure_cost(args.out, jobs, args.repeat or (1 if args.quick else 3), redis_url)
+    print(format_cost(costs, producer, os.cpu_count() or 1))
+    return RET_OK
 
 
 def positive_float(text: str) -> float:

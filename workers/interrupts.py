@@ -30,6 +30,7 @@ class Slot:
     deadline: float | None = None  # monotonic time of the hard time limit
     pending: StopReason | None = None
     active: bool = False
+    timer: bool = False  # an interval timer runs for this slot's job (main thread, with a time limit)
     # What inspect reads (workers/control.py): the running job, since when, and the claimed jobs waiting.
     job: Any = None
     started_at: float = 0.0
@@ -63,11 +64,13 @@ class Interrupter:
         slot.active = True
         if slot.thread_ident == self.main_ident and seconds:
             signal.setitimer(signal.ITIMER_REAL, seconds)
+            slot.timer = True
 
     def disarm(self, slot: Slot) -> None:
         slot.active = False
         slot.deadline = None
-        if slot.thread_ident == self.main_ident:
+        if slot.timer:  # a job without a time limit costs no system call
+            slot.timer = False
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     def stop(self, slot: Slot, reason: StopReason) -> bool:

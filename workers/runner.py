@@ -66,6 +66,7 @@ __all__ = [
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BUCKET_LABELS = tuple(f"b:{b:g}" for b in BUCKETS_S) + ("b:+Inf",)
 NO_LIMIT = contextlib.nullcontext()
+TIMED = frozenset(("ok", "fail", "rq_repeat"))  # the kinds whose duration counts in the task's histogram
 # The server cannot be reached: refused or reset (ConnectionError), or silent, as behind a cut link (TimeoutError,
 # which redis-py does not derive from ConnectionError). Either way a worker waits and tries again.
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
@@ -113,26 +114,35 @@ class ClaimedJob:
 
     @classmethod
     def from_reply(cls, row: list[Any], default_result_ttl: int, default_failure_ttl: int) -> ClaimedJob:
-        def num(value: Any, default: int) -> int:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return default
-
-        return cls(
+        try:  # claim.lua checked the numbers: each is a whole number or '' (its default)
+            numbers = (int(row[4] or 0), int(row[5] or -1), int(row[6] or default_result_ttl),
+                       int(row[7] or default_failure_ttl), int(row[8] or 0))  # fmt: skip
+        except (TypeError, ValueError):  # a row from elsewhere: each bad number takes its default
+            numbers = (_num(row[4], 0), _num(row[5], -1), _num(row[6], default_result_ttl),
+                       _num(row[7], default_failure_ttl), _num(row[8], 0))  # fmt: skip
+        job = object.__new__(cls)  # per job: one dict update, not the frozen __init__'s 12 object.__setattr__
+        job.__dict__.update(
             id=row[0].decode(),
             queue=row[1].decode(),
             data=row[2],
             attempts=int(row[3]),
-            retries=num(row[4], 0),
-            timeout=num(row[5], -1),
-            result_ttl=num(row[6], default_result_ttl),
-            failure_ttl=num(row[7], default_failure_ttl),
-            stalls=num(row[8], 0),
+            retries=numbers[0],
+            timeout=numbers[1],
+            result_ttl=numbers[2],
+            failure_ttl=numbers[3],
+            stalls=numbers[4],
             flow=row[9] if len(row) > 9 else b"",
-            poison=row[10].decode(errors="replace") if len(row) > 10 else "",
-            callbacks=row[11].decode() if len(row) > 11 else "",
+            poison=row[10].decode(errors="replace") if len(row) > 10 and row[10] else "",
+            callbacks=row[11].decode() if len(row) > 11 and row[11] else "",
         )
+        return job
+
+
+def _num(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 # The FINISH script branches on this value (ARGV), so it is part of the Python<->Lua contract.
@@ -166,21 +176,21 @@ class Outcome:
 
     def record(self) -> list[Any]:
         """The FINISH script's fields for this outcome."""
-        timed = self.kind in ("ok", "fail", "rq_repeat")
-        bucket = BUCKET_LABELS[bisect_left(BUCKETS_S, self.duration_s)] if timed else ""
+        kind, job, duration = self.kind, self.job, self.duration_s
+        message = self.exc_message
         return [
-            self.job.id,
-            self.job.queue,
-            self.kind,
+            job.id,
+            job.queue,
+            kind,
             self.payload,
             self.ttl,
             self.retry_at,
             self.exc_type,
-            self.exc_message[:2000],
-            round(self.duration_s * 1000, 3),
+            message[:2000] if len(message) > 2000 else message,
+            round(duration * 1000, 3),
             self.task,
-            bucket,
-            self.job.attempts,  # the claim's token: finish.lua applies the record only under this claim
+            BUCKET_LABELS[bisect_left(BUCKETS_S, duration)] if kind in TIMED else "",
+            job.attempts,  # the claim's token: finish.lua applies the record only under this claim
             epoch_text(self.started_at) if self.started_at else "",
             epoch_text(self.ended_at) if self.ended_at else "",
         ]
@@ -270,7 +280,7 @@ def _execute(
     try:
         with soft_limit(soft) if soft else NO_LIMIT:  # the usual job: a reusable no-op, no timer
             value = call_task(job, task, args, kwargs, write_progress, connection, celery)
-            if inspect.isawaitable(value):
+            if value is not None and inspect.isawaitable(value):  # None: a no-op's answer, without a call
                 value = (loop or asyncio.new_event_loop()).run_until_complete(
                     soft_limited(value, soft) if soft else value
                 )

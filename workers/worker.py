@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import importlib
 import logging
 import signal
@@ -152,6 +153,8 @@ class Worker(RQWorker):
         pod_cost = start_pod_cost_reporter(lambda: sum(slot.active for slot in self.slots))  # busy pods last
         log.info("worker %s started on %s (concurrency %d)", self.name, ",".join(self.queue_list), len(self.slots))
         signals.send(signals.worker_ready, self)
+        if threading.current_thread() is threading.main_thread():  # a worker process, not a thread of an app
+            gc.freeze()  # what start-up built lives on: the collector no longer walks it as jobs come and go
         try:
             if self.settings.pool == "asyncio":
                 run_asyncio(self)  # workers/aio.py: one event loop, one claim/settle stream
@@ -336,14 +339,15 @@ class Worker(RQWorker):
         finally:
             self.interrupter.disarm(slot)
             slot.job_id = None
-        if has_success_callback(outcome):  # RQ's on_success, before the success is recorded
+        if job.callbacks and has_success_callback(outcome):  # RQ's on_success, before the success is recorded
             outcome = run_success_callback(self.connection, outcome, self._callback_limit)
         return self._ran(outcome, started)
 
     def _ran(self, outcome: Outcome, started: float) -> Outcome:
         """Account for a job that ran (or could not): statistics, failure report, max_jobs; the outcome to settle."""
         job = outcome.job
-        outcome = rq_outcome(outcome)
+        if job.callbacks:  # RQ's callbacks, Retry or Repeat: only the jobs that have them pay for them
+            outcome = rq_outcome(outcome)
         outcome.started_at, outcome.ended_at = started, time.time()
         self.jobs_done += 1
         self._count(outcome)
@@ -448,7 +452,8 @@ class Worker(RQWorker):
             claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
             with self._held_lock:
                 self._held.update(job.id for job in claimed)
-        if any(has_callback(outcome) for outcome in settled):  # RQ's, once settled (and the new claims held)
+        # RQ's callbacks, once settled (and the new claims held); a batch without any costs one look per job
+        if any(outcome.job.callbacks for outcome in settled) and any(has_callback(o) for o in settled):
             run_callbacks(conn, settled, self._callback_limit)
         return claimed
 

@@ -55,6 +55,10 @@ DESCRIPTION_MAX = 200
 RESULT_SUCCESS, RESULT_FAILED, RESULT_STOPPED, RESULT_RETRIED = b"1", b"2", b"3", b"4"
 # What decode_data raises on data that is not taskrail's JSON (another client's job, or damage).
 DATA_ERRORS = (ValueError, TypeError, zlib.error)
+_DECODE = json.JSONDecoder().decode
+# json.dumps with options builds an encoder per call; these are built once (an encoder keeps no state).
+_ENCODE_DATA = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_ENCODE_VALUE = json.JSONEncoder(allow_nan=False).encode
 # How deep arguments may nest (lists and dicts in lists and dicts): deeper is refused at enqueue,
 # since Python's JSON parser and repr give up near 1000 levels, and no sane call needs 100.
 MAX_NESTING = 100
@@ -134,7 +138,7 @@ def encode_job(
         PayloadTooLarge: the encoded call passes ``max_payload_bytes``.
     """
     data = _dump(name, args, kwargs, max_payload_bytes)
-    now = utcnow_text()
+    now = epoch_text(time.time())  # RQ's format, as utcnow_text, without a datetime per job
     fields: dict[str, str | int] = {
         "created_at": now,
         "enqueued_at": now,
@@ -165,7 +169,7 @@ def reencode(
 
 def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
     try:
-        data = json.dumps([name, None, list(args), kwargs], separators=(",", ":"), allow_nan=False)
+        data = _ENCODE_DATA([name, None, list(args), kwargs])
     except RecursionError as exc:  # past the encoder's own limit, near 1000 levels
         raise _too_deep(name) from exc
     except (TypeError, ValueError) as exc:
@@ -226,8 +230,8 @@ def _loads(raw: bytes | str, max_nesting: int) -> Any:
         brackets = raw.count(b"[") + raw.count(b"{")
     else:
         brackets = raw.count("[") + raw.count("{")
-    try:
-        value = json.loads(raw)
+    try:  # bytes: decoded as UTF-8 here (what taskrail writes), without json.loads' encoding detection
+        value = _DECODE(raw.decode() if isinstance(raw, bytes) else raw)
     except RecursionError as exc:  # past the parser's own limit, near 1000 levels
         raise ValueError(f"job data is nested more than {max_nesting} levels deep") from exc
     if brackets > max_nesting and _nested_deeper([value], max_nesting):
@@ -259,7 +263,7 @@ def encode_return_value(value: Any) -> str:
     Raises:
         TypeError, ValueError: the value is not JSON.
     """
-    return base64.b64encode(json.dumps(value, allow_nan=False).encode()).decode() if value is not None else ""
+    return base64.b64encode(_ENCODE_VALUE(value).encode()).decode() if value is not None else ""
 
 
 def decode_return_value(raw: bytes | str | None) -> Any:

@@ -196,11 +196,12 @@ class Task(Generic[P, R]):
         opts = self.options
         queue = self.queue_for(options.get("queue"), client.settings)
         priority = validate.priority(options.get("priority", opts.priority), self.name)
-        run_at = validate.run_at(options.get("countdown"), options.get("eta"), client.now(), self.name)
+        now = client.now()
+        run_at = validate.run_at(options.get("countdown"), options.get("eta"), now, self.name)
         settings = client.settings
         extra = {
             **opts.limit_fields(self.call_signature, args, kwargs),
-            **call_fields(self.name, celery, opts, client.now()),
+            **call_fields(self.name, celery, opts, now),
         }
         spec = encode_job(
             self.name,
@@ -242,13 +243,28 @@ class Task(Generic[P, R]):
             )
         if not self.options.typing:
             return
-        params = list(self.call_signature.parameters.values())
-        if self.options.bind:
-            params = params[1:]
+        shape, fewest, most = self._call_shape()
+        if not kwargs and fewest <= len(args) <= most:  # positional arguments only: counting them is binding them
+            return
         try:
-            self.call_signature.replace(parameters=params).bind(*args, **kwargs)
+            shape.bind(*args, **kwargs)
         except TypeError as exc:
-            raise ConfigError(f"{self.name}{self.call_signature.replace(parameters=params)}: {exc}") from exc
+            raise ConfigError(f"{self.name}{shape}: {exc}") from exc
+
+    def _call_shape(self) -> tuple[inspect.Signature, int, int]:
+        """The signature a call binds to (without the bound task's ``self``), built once, not per call, and
+        how many positional arguments alone bind to it (fewest, most; most -1 when kwargs are needed or
+        the signature has ``*args``, keyword-only or positional-only parameters: then ``bind`` decides)."""
+        made = self.__dict__.get("_shape")
+        if made is None or made[0] is not self.call_signature or made[1] != self.options.bind:
+            params = list(self.call_signature.parameters.values())
+            params = params[1:] if self.options.bind else params
+            shape = self.call_signature.replace(parameters=params)
+            plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+            required = sum(p.default is p.empty for p in params)
+            made = (self.call_signature, self.options.bind, shape, required, len(params) if plain else -1)
+            self.__dict__["_shape"] = made
+        return made[2], made[3], made[4]
 
     def _with_unique(
         self, spec: JobSpec, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]

@@ -179,7 +179,12 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('HINCRBY', tstats, bucket, 1)
     redis.call('HINCRBY', tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
   end
-  redis.call('EXPIRE', stats, 7200)
+  -- The statistics hash's TTL: set once per call for a batch of successes (the ok branch wrote the hash, so
+  -- it exists), not once per job; other kinds may not have written it, and set it every time.
+  if not (kind == 'ok' and ctx.stats_set == stats) then
+    redis.call('EXPIRE', stats, 7200)
+    if kind == 'ok' then ctx.stats_set = stats end
+  end
   if final then
     local ukey = job.tr_unique
     if ukey and job.tr_unique_mode ~= 'throttle' and redis.call('GET', ukey) == id then
