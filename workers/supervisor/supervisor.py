@@ -11,11 +11,12 @@ Exactly one scheduler runs because every worker takes part in one leader electio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import select
 import signal
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -48,6 +49,31 @@ POLL_S = 1.0  # scale overrides, autoscale and published state
 DRAIN_MARGIN_S = 5.0  # beyond a worker's shutdown_timeout_s before it is SIGKILLed
 
 
+class Waker:
+    """Wakes the supervisor's loop from its signal handlers (SIGTERM, SIGCHLD, ...) through a pipe.
+
+    Not a ``threading.Event``: a handler runs in the main thread between two bytecodes, possibly while that
+    thread holds the Event's own lock inside ``wait()``, and ``set()`` would then wait for it forever (a
+    supervisor that never finished its drain after SIGTERM, as workers exiting sent their SIGCHLDs).
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()  # not inherited by the workers (PEP 446)
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: a wake-up is pending anyway
+            os.write(self._write, b"\0")
+
+    def wait(self, timeout: float) -> None:
+        """Until ``set()`` or ``timeout`` seconds; then forget the wake-ups so far."""
+        select.select([self._read], [], [], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 4096):
+                pass
+
+
 class Supervisor:
     """Runs one profile's workers on this machine (``node``) until a signal or the restart intensity stops it."""
 
@@ -67,7 +93,7 @@ class Supervisor:
         self.drained: set[str] = set()
         self._drain_ms = 0
         self._signals: deque[int] = deque()
-        self._wake = threading.Event()
+        self._wake = Waker()
         self._next_poll = 0.0
         self._started_wall = time.time()
 
@@ -92,7 +118,6 @@ class Supervisor:
         try:
             while not (self.draining and not self.children):
                 self._wake.wait(TICK_S)
-                self._wake.clear()
                 self._handle_signals()
                 self._reap()
                 self._enforce_kill_deadlines()
@@ -115,7 +140,6 @@ class Supervisor:
             self.drain("supervisor error", RET_ERROR)
         while self.children:
             self._wake.wait(TICK_S)
-            self._wake.clear()
             self._reap()
             self._enforce_kill_deadlines()
 
