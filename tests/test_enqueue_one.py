@@ -22,6 +22,7 @@ from tasks.core.prepacked import prepacked
 from tasks.core.protocol import new_job_id
 from tasks.core.wire import line_of
 from tests import tasks_core
+from tests.conftest import wait_for
 
 Q = "one"
 
@@ -214,3 +215,36 @@ def test_job_ids_have_uuid4s_form() -> None:
     ids = {new_job_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and uuid.UUID(i).hex == i and uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_calls_waiting_for_the_line_go_out_in_one_write(
+    settings, conn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain.delay(0)
+    line = line_of(default_client().redis)
+    held = line._held
+    assert held is not None
+    writes: list[bytes] = []
+    send = held.send_packed_command
+    monkeypatch.setattr(held, "send_packed_command", lambda packed, **kw: (writes.append(packed[0]), send(packed))[1])
+    monkeypatch.setattr("tasks.core.wire.WAIT_S", 30.0)
+    got: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda n=n: got.__setitem__(n, plain.delay(n).id)) for n in range(1, 4)]
+    with line._lock:  # a caller holds the line: the three wait in it
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(line._waiting) == 3, what="three calls waiting for the line")
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 3
+    assert {n: _hash(conn, job_id)["description"] for n, job_id in got.items()} == {
+        n: f"{plain.name}({n})" for n in range(1, 4)
+    }
+
+
+def test_a_call_the_line_does_not_take_in_time_goes_through_the_pool(settings, conn: redis.Redis) -> None:
+    plain.delay(0)
+    line = line_of(default_client().redis)
+    with line._lock:  # e.g. a signal handler enqueueing while its own thread's call holds the line
+        result = plain.delay(1)
+        assert _jobs(conn)[-1] == result.id and not line._waiting
