@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.client import Pipeline
@@ -16,6 +16,10 @@ from tasks.core import keys
 from tasks.core.protocol import JobSpec
 from tasks.core.scripting import load_command, run_pipeline
 from tasks.core.wire import LineBusy, command, encoded, line_of
+
+if TYPE_CHECKING:
+    from tasks.core.prepacked import Prepacked
+    from tasks.core.task import Task
 
 __all__ = ["Client", "default_client"]
 
@@ -30,7 +34,7 @@ class Client:
         self.redis = connection if connection is not None else connect(settings)
         self.enqueue_script = self._enqueue = load_command("enqueue")  # tasks/core/lua/enqueue.lua
         self._enqueue_many = load_command("enqueue_many")
-        self.prepacked: dict[Any, Any] = {}  # task -> its plain calls' packed command (tasks/core/prepacked.py)
+        self.prepacked: dict[Task[Any, Any], Prepacked] = {}  # a task's plain calls, packed (tasks/core/prepacked.py)
 
     def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
         q = spec.queue
