@@ -8,6 +8,10 @@
   claim, or at least every ``FLUSH_AFTER_S`` (finish.lua, fenced by each claim's token). Round trips run
   on one I/O thread, so the loop keeps running jobs meanwhile. 1,000 jobs in flight cost memory (an
   asyncio task each), not round trips per job.
+- When a claim comes back short, a wait thread blocks on the wake-up lists and, woken, claims itself and
+  hands the rows to the loop (one thread hop between an enqueue and its start); a claim it makes as the
+  worker stops is handed back before the loop ends. The loop waits on workers/aio_selector.py, whose
+  timers fire to the microsecond.
 - Every stop goes through the worker's interrupter as in the other modes (workers/aio_jobs.py): time
   limits and the shutdown deadline (the maintenance thread), revokes, ``stop-job`` and ``kill-horse``.
 - Heartbeats, recovery, events, statistics and RQ's callbacks are the worker's own code, unchanged.
