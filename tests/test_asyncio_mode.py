@@ -17,7 +17,7 @@ from config.errors import ConfigError, TaskFailed
 from config.settings import load_settings
 from tasks.core import keys
 from tests import tasks_async as t
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import BIN, Processes, live_workers, wait_for
 
 JOBS = 10_000
 CONCURRENCY = 1_000
@@ -116,6 +116,17 @@ def test_an_idle_worker_claims_in_its_wait_and_hands_back_that_claim_when_stoppe
     assert conn.lrange(keys.QUEUE.format(t.QUEUE), 0, -1) == [second.id.encode()]
     assert conn.hlen(keys.CLAIMS.format("waiter")) == 0 and not conn.sismember(keys.WORKERS, "waiter")
     assert "done:second" not in _events(conn)
+
+
+def test_a_burst_worker_runs_what_is_queued_then_exits_holding_nothing(settings, procs: Processes,
+                                                                       conn: redis.Redis) -> None:  # fmt: skip
+    results = [t.nap.delay(0.01 * (i % 3), f"b{i}") for i in range(30)]
+    env = {"TASKRAIL_IMPORTS": "tests.tasks_async", "TASKRAIL_POOL": "asyncio", "TASKRAIL_CONCURRENCY": "8"}
+    proc = procs.start([str(BIN / "rq"), "worker", "-w", "workers.Worker", "-c", "config.rq", "--burst",
+                        "--name", "burst", t.QUEUE], env=env, name="burst")  # fmt: skip
+    assert proc.wait(timeout=30) == 0
+    assert [r.state for r in results] == ["SUCCESS"] * 30
+    assert conn.hlen(keys.CLAIMS.format("burst")) == 0 and not conn.sismember(keys.WORKERS, "burst")
 
 
 def test_sync_and_async_tasks_share_one_worker(settings, procs: Processes, conn: redis.Redis) -> None:
