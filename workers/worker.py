@@ -64,6 +64,7 @@ from workers.runner import (
     run_job,
 )
 from workers.sentry import capture_failure, init_sentry
+from workers.waker import Flag
 
 __all__ = ["Worker"]
 
@@ -96,7 +97,8 @@ class Worker(RQWorker):
         self.jobs_done = 0
         self.suspended = False  # set by maintenance while RQ's suspension key (`rq suspend`) exists
         self._strategy = "default"  # RQ's dequeue_strategy
-        self._stop = threading.Event()
+        self._stop = Flag()  # set by request_stop, the signal handler: never a threading.Event (workers/waker.py)
+        self._notices: deque[tuple[int, str]] = deque()  # what request_stop would log: maintenance logs it
         self._exit_code = 0
         self._avg_job_s = TARGET_BATCH_S  # unknown durations: claim one job at a time until measured
         self.shutdown_deadline: float | None = None  # monotonic; set by the first stop signal
@@ -165,6 +167,7 @@ class Worker(RQWorker):
         finally:
             signals.send(signals.worker_shutdown, self)
             maintenance.stop()
+            self.log_notices()
             if pod_cost is not None:
                 pod_cost.stop()
             self.unsubscribe()
@@ -180,14 +183,26 @@ class Worker(RQWorker):
         super().register_birth()
 
     def request_stop(self, signum: int | None = None, frame: Any = None) -> None:
-        """First signal: stop taking jobs and drain until the deadline. Second: stop running jobs now."""
+        """First signal: stop taking jobs and drain until the deadline. Second: stop running jobs now.
+
+        It is the SIGTERM and SIGINT handler, run on the main thread between any two bytecodes, maybe while
+        that thread holds a lock: so it takes none and logs nothing (the logging module's own advice). The
+        maintenance thread logs the request and, past the deadline, requeues the running jobs (0.1 s ticks).
+        """
         if self._stop.is_set():
-            log.warning("second stop signal: interrupting running jobs now")
-            self.interrupt_all()
+            self._notices.append((logging.WARNING, "second stop signal: interrupting running jobs now"))
+            self.shutdown_deadline = time.monotonic()  # maintenance's next tick interrupts them
             return
-        log.info("stop requested: finishing running jobs (up to %ss)", self.settings.shutdown_timeout_s)
-        self.shutdown_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        timeout_s = self.settings.shutdown_timeout_s
+        self._notices.append((logging.INFO, f"stop requested: finishing running jobs (up to {timeout_s}s)"))
+        self.shutdown_deadline = time.monotonic() + timeout_s
         self._stop.set()
+
+    def log_notices(self) -> None:
+        """Log what ``request_stop`` noted (on the maintenance thread, never in a signal handler)."""
+        while self._notices:
+            level, text = self._notices.popleft()
+            log.log(level, "worker %s: %s", self.name, text)
 
     def recycle(self, reason: str) -> None:
         """Stop gracefully and exit with RET_RECYCLE so the supervisor starts a fresh process."""
