@@ -35,6 +35,9 @@ local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
 if not (data_limit and default_failure_ttl) then  -- before the first write or pop
   return redis.error_reply('claim: ARGV[10] (data limit, bytes) and ARGV[11] (failure TTL, s) must be numbers')
 end
+if not tonumber(score) then  -- the ZADD that takes it comes after the pops
+  return redis.error_reply('claim: ARGV[5] (the started registry score) must be a number')
+end
 local overrides = ARGV[12 + (#KEYS - 2) * 3]  -- absent unless taskrail control rate_limit set one
 if overrides then
   local ok, decoded = pcall(cjson.decode, overrides)
@@ -44,6 +47,7 @@ end
 --- @include "keys"
 --- @include "includes/limits"
 --- @include "includes/queue_push"
+--- @include "includes/tally"
 
 local t = redis.call('TIME')
 local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits = {}}
@@ -51,6 +55,8 @@ local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits 
 local MAX_SET_ASIDE = 100  -- limited jobs looked past per queue and claim; beyond, wait for the next claim
 local out, wait, stop = {}, 0, false
 local set_aside, limited = {}, {}
+-- The started registry's members and the claims hash's fields, written once per call at the end.
+local started, claims = new_tally(), {}
 local function note_wait(w) if w and w > 0 and (wait == 0 or w < wait) then wait = w end end
 
 -- per-worker limit: claim no more than its window has room for
@@ -215,8 +221,9 @@ local function claim(entry, id, jkey, f, attempts, poison)
   local q = entry.name
   redis.call('HSET', jkey, 'status', 'started', 'started_at', now_text, 'worker_name', worker,
     'last_heartbeat', now_text, 'tr_attempts', attempts)
-  redis.call('ZADD', K.wip .. q, score, id .. ':' .. worker)
-  redis.call('HSET', KEYS[1], id, q)
+  tally_zadd(started, K.wip .. q, score, id .. ':' .. worker)
+  claims[#claims + 1] = id
+  claims[#claims + 1] = q
   if wlimit > 0 then window_take(lim, wkey, wperiod, id .. ':' .. attempts) end
   local task = poison and '' or f[8] or ''
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
@@ -326,6 +333,10 @@ if #out == 0 then  -- wake-up tokens for jobs that must wait would only make wor
 end
 -- Whoever holds claims is in the worker set, which is all the leader's recovery looks at: a worker
 -- that was taken for dead (and removed) while it was only slow must not claim outside it.
-if #out > 0 then redis.call('SADD', K.workers, worker) end
+if #out > 0 then
+  redis.call('SADD', K.workers, worker)
+  tally_flush(started)
+  call_sliced('HSET', KEYS[1], claims)
+end
 out[#out + 1] = math.ceil(wait * 1000)
 return out
