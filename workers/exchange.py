@@ -117,30 +117,54 @@ class ExchangingWorker(StoppableWorker):
         claimed: list[ClaimedJob] = []
         if claim:
             self._state = "busy"
-            s = self.settings
-            rows, self._next_slot_s = claim_reply(replies[-1])  # seconds until a rate-limited job may start
-            claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
-            with self._held_lock:
-                self._held.update(job.id for job in claimed)
+            claimed = self._claimed(replies[-1])
         # RQ's callbacks, once settled (and the new claims held); a batch without any costs one look per job
         if any(outcome.job.callbacks for outcome in settled) and any(has_callback(o) for o in settled):
             run_callbacks(conn, settled, self._callback_limit)
         return claimed
 
-    def _wait_for_work(self, conn: redis.Redis) -> None:
+    def _claimed(self, reply: Any) -> list[ClaimedJob]:
+        """The jobs a claim's reply gives this process, held from now on until settled."""
+        s = self.settings
+        rows, self._next_slot_s = claim_reply(reply)  # seconds until a rate-limited job may start
+        claimed = [ClaimedJob.from_reply(row, s.result_ttl_s, s.failure_ttl_s) for row in rows]
+        if claimed:
+            with self._held_lock:
+                self._held.update(job.id for job in claimed)
+        return claimed
+
+    def _wait_for_work(self, conn: redis.Redis, claim: int = 0) -> list[ClaimedJob]:
+        """Block on the wake-up lists (at most ``WAIT_S``), then claim up to ``claim`` jobs in the same round trip:
+        the server runs the claim as soon as the wait ends, so a job enqueued to an idle worker starts one round
+        trip after its enqueue, not two. claim.lua marks RQ's worker state busy when it claims for an idle worker."""
+        now = time.time()
+
+        def build(pipe: Pipeline) -> None:
+            if self._state != "idle" and not any(slot.active for slot in self.slots):
+                self._state = "idle"
+                pipe.hset(self.key, "state", "idle")
+            pipe.blpop(
+                [keys.WAKE.format(q) for q in self.queue_list],
+                timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S),
+            )
+            if claim:
+                # The claim runs after the wait: its registry score counts from then, a wait later at most.
+                score = now + WAIT_S + max(60, self.settings.heartbeat_ttl_s * 10)
+                # now_text '': the claim writes the server's time as the jobs' start, not the wait's
+                call = claim_call(self.name, self.queue_list, claim, now, "", score, self.settings.events_maxlen,
+                                  self.settings, self._strategy, self.rate_overrides)  # fmt: skip
+                self._claim.queue(pipe, *call)
+
         try:
-            with conn.pipeline(transaction=False) as pipe:
-                if self._state != "idle" and not any(slot.active for slot in self.slots):
-                    self._state = "idle"
-                    pipe.hset(self.key, "state", "idle")
-                pipe.blpop(
-                    [keys.WAKE.format(q) for q in self.queue_list],
-                    timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S),
-                )
-                pipe.execute()
+            replies = run_pipeline(conn, build)
         except UNREACHABLE as exc:
             log.warning("Redis unreachable while waiting (%s)", exc)
             time.sleep(0.5)
+            return []
+        claimed = self._claimed(replies[-1]) if claim else []
+        if claimed:
+            self._state = "busy"
+        return claimed
 
     def _wait_suspended(self) -> None:
         if self._state != "suspended":

@@ -70,7 +70,7 @@ class InlineWorker(ExchangingWorker):
                     if not rows:
                         if self.burst and self._queues_empty(conn):
                             break
-                        self._wait_for_work(conn)
+                        local.extend(self._wait_for_work(conn, self._batch_size()))  # the wait claims too
                         continue
                     local.extend(rows)
                 job = local.popleft()
