@@ -15,10 +15,11 @@
 -- KEYS[1]  claims hash of the worker (K.claims .. worker)
 -- KEYS[2]  paused queues set (keys.PAUSED)
 -- KEYS[3..] queue names (not keys), in the worker's priority order
--- ARGV     worker, count, now, now_text, wip score, maxlen, mode (strict | weighted), worker limit
---          count (0 = none), worker limit period, data limit (bytes), default failure TTL (s), then
---          per queue: weight, limit count (0 = none), limit period, then optionally a JSON object of
---          rate limit overrides (task -> 'count/period', '' = no limit) replacing the jobs' tr_rate
+-- ARGV     worker, count, now, now_text ('' = the server's time: a claim queued behind a blocking wait),
+--          wip score, maxlen, mode (strict | weighted), worker limit count (0 = none), worker limit
+--          period, data limit (bytes), default failure TTL (s), then per queue: weight, limit count
+--          (0 = none), limit period, then optionally a JSON object of rate limit overrides (task ->
+--          'count/period', '' = no limit) replacing the jobs' tr_rate
 -- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
@@ -28,7 +29,7 @@
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
 -- Keys     K.queue, K.queue_level, K.levels, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
---          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set)
+--          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set), K.rq_worker (its state)
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
 local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -48,9 +49,12 @@ end
 --- @include "includes/limits"
 --- @include "includes/queue_push"
 --- @include "includes/tally"
+--- @include "includes/rq_time"
 
 local t = redis.call('TIME')
 local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits = {}}
+
+if now_text == '' then now_text = rq_time_text(tonumber(t[1]), tonumber(t[2])) end
 
 local MAX_SET_ASIDE = 100  -- limited jobs looked past per queue and claim; beyond, wait for the next claim
 local out, wait, stop = {}, 0, false
@@ -335,6 +339,11 @@ end
 -- that was taken for dead (and removed) while it was only slow must not claim outside it.
 if #out > 0 then
   redis.call('SADD', K.workers, worker)
+  -- RQ's worker state: an idle worker that claims is busy (a claim sent behind its wait, in the same round
+  -- trip, comes before the worker could say so itself)
+  if redis.call('HGET', K.rq_worker .. worker, 'state') == 'idle' then
+    redis.call('HSET', K.rq_worker .. worker, 'state', 'busy')
+  end
   tally_flush(started)
   call_sliced('HSET', KEYS[1], claims)
 end
