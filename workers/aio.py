@@ -180,14 +180,14 @@ class Stream:
         self.wake.clear()
 
     def _wait_and_claim(self, room: int) -> list[ClaimedJob] | None:
-        """On the wait thread: block on the wake-up lists, then claim up to ``room`` jobs in the same wake-up,
-        rather than wake the loop to send the claim from the stream's thread (a hop and a loop turn less
-        between an enqueue and its start)."""
+        """On the wait thread: block on the wake-up lists and claim up to ``room`` jobs in the same round trip
+        (the server runs the claim as the wait ends), rather than wake the loop to send the claim from the
+        stream's thread. A claim that comes back as the worker stops is handed back by ``run``."""
         w = self.worker
-        w._wait_for_work(w.connection)
         if not room or w.stopping or w.suspended:
+            w._wait_for_work(w.connection)
             return None  # no claim: the loop claims when it may
-        return w._exchange(w.connection, [], room)
+        return w._wait_for_work(w.connection, room)
 
     def _work_arrived(self, room: int, future: asyncio.Future[list[ClaimedJob] | None]) -> None:
         """The waiter's claim, handed to the loop: started at once, or handed back by ``run`` when stopping."""
