@@ -40,7 +40,9 @@ class ExchangingWorker(StoppableWorker):
         self._state = ""
         self._held: set[str] = set()  # ids this process has claimed and not yet settled
         self._held_lock = threading.Lock()
-        self.rate_overrides: dict[str, str] = {}  # task -> tr_rate, set by taskrail control rate_limit
+        # task -> tr_rate, set by taskrail control rate_limit (workers/control.py), which also writes them where
+        # claim.lua reads them (keys.RATE_OVERRIDES): claims do not send them
+        self.rate_overrides: dict[str, str] = {}
         self._claim = load_command("claim")  # tasks/core/lua/claim.lua
         self._finish = load_command("finish")
 
@@ -99,7 +101,7 @@ class ExchangingWorker(StoppableWorker):
             if claim:
                 score = now + max(60, self.settings.heartbeat_ttl_s * 10)
                 call = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings,
-                                  self._strategy, self.rate_overrides)  # fmt: skip
+                                  self._strategy)  # fmt: skip
                 self._claim.queue(pipe, *call)
 
         replies = run_pipeline(conn, build)
@@ -152,7 +154,7 @@ class ExchangingWorker(StoppableWorker):
                 score = now + WAIT_S + max(60, self.settings.heartbeat_ttl_s * 10)
                 # now_text '': the claim writes the server's time as the jobs' start, not the wait's
                 call = claim_call(self.name, self.queue_list, claim, now, "", score, self.settings.events_maxlen,
-                                  self.settings, self._strategy, self.rate_overrides)  # fmt: skip
+                                  self.settings, self._strategy)  # fmt: skip
                 self._claim.queue(pipe, *call)
 
         try:

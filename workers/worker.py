@@ -115,6 +115,8 @@ class Worker(InlineWorker):
         """RQ's, after :func:`~workers.naming.take_free_name`: a killed predecessor's name never blocks a start."""
         take_free_name(self)
         super().register_birth()
+        # a predecessor's runtime rate limits (taskrail control rate_limit) are not this process's, as in Celery
+        self.connection.delete(keys.RATE_OVERRIDES.format(self.name))
 
     def handle_payload(self, message: dict[str, Any]) -> None:
         """A command from RQ's pub/sub channel (rq.command); see workers/commands.py."""
@@ -165,7 +167,7 @@ class Worker(InlineWorker):
         claims = keys.CLAIMS.format(self.name)
         try:
             with self.connection.pipeline(transaction=False) as pipe:
-                pipe.delete(keys.HEARTBEAT.format(self.name))
+                pipe.delete(keys.HEARTBEAT.format(self.name), keys.RATE_OVERRIDES.format(self.name))
                 pipe.hlen(claims)
                 if self._state == "busy":  # RQ's hash outlives the worker a minute: its jobs are done
                     pipe.hset(self.key, "state", "idle")

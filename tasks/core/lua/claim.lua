@@ -19,8 +19,8 @@
 --          wip score, maxlen, mode (strict | weighted), worker limit count (0 = none), worker limit
 --          period, data limit (bytes), default failure TTL (s), then per queue: weight, limit count
 --          (0 = none), limit period, then optionally a JSON object of rate limit overrides (task ->
---          'count/period', '' = no limit) replacing the jobs' tr_rate
--- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
+--          'count/period', '' = no limit) replacing the jobs' tr_rate (else the worker's own, K.rate_overrides)
+-- Reply    nothing claimed ({0}) while RQ's suspension key exists; else claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
 --          RQ's Retry has retries left, so a failure is settled as kind rq_retry; p: RQ's Repeat has
@@ -29,7 +29,8 @@
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
 -- Keys     K.queue, K.queue_level, K.levels, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
---          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set), K.rq_worker (its state)
+--          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set), K.rq_worker (its state),
+--          K.rate_overrides, K.rq_suspended
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
 local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -39,13 +40,18 @@ end
 if not tonumber(score) then  -- the ZADD that takes it comes after the pops
   return redis.error_reply('claim: ARGV[5] (the started registry score) must be a number')
 end
-local overrides = ARGV[12 + (#KEYS - 2) * 3]  -- absent unless taskrail control rate_limit set one
+--- @include "keys"
+-- RQ's suspension (rq suspend) holds every claim, this one too: it may have been sent before it began
+-- (queued behind the worker's blocking wait).
+if redis.call('EXISTS', K.rq_suspended) == 1 then return {0} end
+-- The worker's runtime rate limits (taskrail control rate_limit): read here, not sent, so that a claim sent
+-- before they changed (queued behind a wait) still applies them. An ARGV object replaces them (tests, tools).
+local overrides = ARGV[12 + (#KEYS - 2) * 3] or redis.call('GET', K.rate_overrides .. worker)
 if overrides then
   local ok, decoded = pcall(cjson.decode, overrides)
   if not ok or type(decoded) ~= 'table' then return redis.error_reply('claim: rate overrides must be a JSON object') end
   overrides = decoded
 end
---- @include "keys"
 --- @include "includes/limits"
 --- @include "includes/queue_push"
 --- @include "includes/tally"
