@@ -12,7 +12,17 @@ from pathlib import Path
 from config.errors import ConfigError
 from config.settings import load_settings
 from scripts.args import positive_int
-from scripts.bench import SYSTEMS, BenchOptions, format_table, rtt, run_bench, write_chart, write_json, write_markdown
+from scripts.bench import (
+    SYSTEMS,
+    BenchOptions,
+    format_table,
+    rank_block,
+    rtt,
+    run_bench,
+    write_chart,
+    write_json,
+    write_markdown,
+)
 from scripts.bench.publish import COMMITTED, publish
 from workers.exitcodes import RET_ERROR, RET_OK
 
@@ -98,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     write_markdown(results, options.out_dir / "results.md")
     print()
     print(format_table(results))
+    print()
+    print(rank_block(results))
     for note in results.notes:
         print(f"note: {note}")
     print(f"\nwrote {json_path}, results.md and {chart_path} ({results.meta['duration_s']}s)")

@@ -80,6 +80,16 @@ def blocking(gate: str) -> str:
 
 
 @task(queue=QUEUE)
+async def hold_loop(gate: str) -> str:
+    """Let the loop turn, record ``holding``, then block the loop itself until the test pushes to ``gate`` (30 s at
+    most): meanwhile no other job of the worker runs, and only its other threads act."""
+    await asyncio.sleep(0.05)
+    await _note("holding")
+    redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=40).blpop([gate], timeout=30)  # not redis-py's 5 s
+    return "released"
+
+
+@task(queue=QUEUE)
 async def loop_thread() -> str:
     """The name of the thread an ``async def`` task runs on (the worker's event loop)."""
     await asyncio.sleep(0)

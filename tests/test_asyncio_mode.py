@@ -17,7 +17,7 @@ from config.errors import ConfigError, TaskFailed
 from config.settings import load_settings
 from tasks.core import keys
 from tests import tasks_async as t
-from tests.conftest import Processes, live_workers, wait_for
+from tests.conftest import BIN, Processes, live_workers, wait_for
 
 JOBS = 10_000
 CONCURRENCY = 1_000
@@ -94,6 +94,39 @@ def test_the_shutdown_deadline_requeues_async_jobs_still_running(settings, procs
     assert proc.wait(timeout=10) == 0
     assert conn.lrange(keys.QUEUE.format(t.QUEUE), 0, -1) == [result.id.encode()]  # back to its queue
     assert "done:long" not in _events(conn)
+
+
+def test_an_idle_worker_claims_in_its_wait_and_hands_back_that_claim_when_stopped(settings, procs: Processes,
+                                                                                  conn: redis.Redis) -> None:  # fmt: skip
+    proc = procs.worker(t.QUEUE, name="waiter", env={"TASKRAIL_IMPORTS": "tests.tasks_async", "TASKRAIL_POOL": "asyncio",
+                                                     "TASKRAIL_CONCURRENCY": "10"})  # fmt: skip
+    wait_for(lambda: live_workers(conn), 15, what="worker heartbeat")
+    held = t.hold_loop.delay("gate:held")
+    wait_for(lambda: "holding" in _events(conn), 10, what="the event loop held by a job")
+    # The loop runs nothing now: only the thread waiting for work can claim the next job.
+    second = t.nap.delay(0.01, "second")
+    wait_for(lambda: conn.hexists(keys.CLAIMS.format("waiter"), second.id), 10, what="the waiter's claim")
+    assert conn.llen(keys.QUEUE.format(t.QUEUE)) == 0
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stop requested" in procs.log(proc), 10, what="the stop, seen while the loop is held")
+    conn.rpush("gate:held", 1)
+    assert proc.wait(timeout=15) == 0
+    assert held.get(timeout=5) == "released"
+    # Claimed in the wait, never started: back in its queue, and the worker leaves holding no claim.
+    assert conn.lrange(keys.QUEUE.format(t.QUEUE), 0, -1) == [second.id.encode()]
+    assert conn.hlen(keys.CLAIMS.format("waiter")) == 0 and not conn.sismember(keys.WORKERS, "waiter")
+    assert "done:second" not in _events(conn)
+
+
+def test_a_burst_worker_runs_what_is_queued_then_exits_holding_nothing(settings, procs: Processes,
+                                                                       conn: redis.Redis) -> None:  # fmt: skip
+    results = [t.nap.delay(0.01 * (i % 3), f"b{i}") for i in range(30)]
+    env = {"TASKRAIL_IMPORTS": "tests.tasks_async", "TASKRAIL_POOL": "asyncio", "TASKRAIL_CONCURRENCY": "8"}
+    proc = procs.start([str(BIN / "rq"), "worker", "-w", "workers.Worker", "-c", "config.rq", "--burst",
+                        "--name", "burst", t.QUEUE], env=env, name="burst")  # fmt: skip
+    assert proc.wait(timeout=30) == 0
+    assert [r.state for r in results] == ["SUCCESS"] * 30
+    assert conn.hlen(keys.CLAIMS.format("burst")) == 0 and not conn.sismember(keys.WORKERS, "burst")
 
 
 def test_sync_and_async_tasks_share_one_worker(settings, procs: Processes, conn: redis.Redis) -> None:

@@ -13,7 +13,7 @@ from config.errors import BenchError, ConfigError
 from scripts.bench.harness import Harness
 from scripts.bench.peers import installed, peer_counts, peer_drain
 from scripts.bench.publish import COMMITTED, expected_blocks, load, read_block, replace_block
-from scripts.bench.report import format_table
+from scripts.bench.report import format_table, rank_block, ranks
 from scripts.bench.results import Results
 from scripts.bench.systems import MIN_DRAIN, SYSTEMS
 from scripts.bench.workloads import KEEP_UP_S, check_exactly_once, latency_figures
@@ -73,6 +73,31 @@ def test_table_shows_how_many_times_better_than_rq_for_rates_and_latencies() -> 
     rows = {line.split("  ")[0]: line for line in format_table(results).splitlines()}
     assert "60.0 (1.0x)" in rows["RQ"] and "3,000 (50.0x)" in rows["taskrail"]
     assert "2.00 (100.0x)" in rows["taskrail"]  # 100 times lower
+
+
+def test_taskrail_is_ranked_per_column_against_each_family_at_its_best() -> None:
+    systems = {"rq": "RQ", "taskrail": "taskrail, concurrency 1", "taskrail_async": "taskrail asyncio",
+               "dramatiq": "Dramatiq 8", "dramatiq_threads": "Dramatiq 50", "huey": "Huey"}  # fmt: skip
+    results = Results(meta={"keep_up_s": 1.0}, systems=systems)
+    for system, rate, p50, tail in (("rq", 50.0, 40.0, 60.0), ("taskrail", 9000.0, 0.9, 1.0),
+                                    ("taskrail_async", 8000.0, 0.7, 1.0), ("dramatiq", 4000.0, 4.0, 5.0),
+                                    ("dramatiq_threads", 9500.0, 0.3, 5000.0), ("huey", 5000.0, 0.5, 0.6)):  # fmt: skip
+        results.add("drain_noop", system, [rate], 100)
+        results.add("latency_p50", system, [p50], 100)
+        results.add("latency_tail", system, [tail], 100)
+    results.add("enqueue_one", "taskrail", [8000.0], 100)
+    results.add("enqueue_one", "dramatiq", [7000.0], 100)
+    by = {r.metric.key: r for r in ranks(results)}
+    # Dramatiq at 50 threads drains faster than taskrail at its best (concurrency 1): second of four families
+    assert (by["drain_noop"].place, by["drain_noop"].families) == (2, 4)
+    assert by["drain_noop"].best == ("taskrail", 9000.0) and by["drain_noop"].first == ("dramatiq_threads", 9500.0)
+    # its 0.3 ms cannot keep up, so Huey's 0.5 ms is the one that beats taskrail's 0.7 (asyncio, its best)
+    assert by["latency_p50"].place == 2 and by["latency_p50"].best == ("taskrail_async", 0.7)
+    assert by["latency_p50"].first == ("huey", 0.5)
+    assert by["enqueue_one"].place == 1 and by["enqueue_one"].families == 2
+    block = rank_block(results)
+    assert "| enqueue one by one | 8,000 jobs/s (taskrail's producer) | 1 of 2 | taskrail |" in block
+    assert "| no-op drain | 9,000 jobs/s (taskrail, concurrency 1) | 2 of 4 | 9,500 jobs/s (Dramatiq 50) |" in block
 
 
 def test_a_system_whose_backlog_grows_cannot_keep_up_and_gets_no_latency_ratio() -> None:

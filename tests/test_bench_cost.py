@@ -11,7 +11,7 @@ import redis
 from scripts.bench.cost import JobCost, ProducerCost, format_cost
 from tests.conftest import BIN, ROOT
 
-ROW = re.compile(r"^\| (inline|threads|fork) \| ([\d,]+) \| (.+) \|$")
+ROW = re.compile(r"^\| (inline|threads|asyncio|fork) \| ([\d,]+) \| (.+) \|$")
 
 
 def test_bench_cost_prints_the_cost_of_one_job_in_each_mode(env: dict[str, str], tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_bench_cost_prints_the_cost_of_one_job_in_each_mode(env: dict[str, str],
             cells = [float(c.replace(",", "")) for c in match[3].split(" | ")]
             rows[match[1]] = dict(zip(("worker", "server", "claim", "finish", "other", "commands", "reads",
                                        "ceiling", "rate"), cells, strict=True))  # fmt: skip
-    assert set(rows) == {"inline", "threads", "fork"}, proc.stdout
+    assert set(rows) == {"inline", "threads", "asyncio", "fork"}, proc.stdout
     for mode, row in rows.items():
         assert row["worker"] > 0 and row["server"] > 0, (mode, row)
         assert row["claim"] > 0 and row["finish"] > 0, (mode, row)

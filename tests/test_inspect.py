@@ -4,6 +4,7 @@ revoke of many ids with and without --terminate, shutdown of one worker."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -133,6 +134,19 @@ def test_a_runtime_rate_limit_reaches_every_worker_and_ends_with_a_restart(
     assert limits["r1"]["tests.tasks_sched.mark"] is None and limits["r2"]["tests.tasks_sched.mark"] == "2/1s"
     assert rate_limit(conn, "tests.tasks_sched.mark", "0").answers["r2"] == {"task": "tests.tasks_sched.mark",
                                                                              "rate_limit": None}  # fmt: skip
+
+
+def test_a_rate_limit_set_while_a_worker_waits_holds_for_the_claim_it_sent_before(
+    settings: Settings, procs: Processes, conn: redis.Redis
+) -> None:
+    """An idle worker's claim is sent with its wait, before the limit exists: the claim reads it when it runs."""
+    start_workers(procs, conn, "rw")
+    wait_for(lambda: any(c["cmd"] == "blpop" for c in conn.client_list()), 10, what="the worker's wait")
+    assert rate_limit(conn, "tests.tasks_sched.mark", "1/s").answers["rw"]["rate_limit"] == "1/s"
+    results = tasks_sched.mark.enqueue_many([(f"rw-{i}",) for i in range(3)])
+    wait_for(lambda: all(r.ready() for r in results), 30, what="rate-limited jobs")
+    starts = _starts(conn, "rw-")
+    assert all(later - first >= 0.95 for first, later in itertools.pairwise(starts)), starts
 
 
 def test_revoke_cancels_waiting_jobs_and_terminate_stops_running_ones(

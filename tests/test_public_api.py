@@ -30,8 +30,8 @@ PUBLIC = {
     ],
     "scripts": [],
     "scripts.bench": [
-        "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "run_bench",
-        "write_chart", "write_json", "write_markdown",
+        "BenchError", "METRICS", "Results", "SYSTEMS", "BenchOptions", "System", "format_table", "rank_block", "ranks",
+        "run_bench", "write_chart", "write_json", "write_markdown",
     ],
     "scripts.chaos": [
         "ChaosOptions", "ChaosResult", "ChaosServer", "Expected", "FaultPlan", "Faults", "Findings", "Proxy", "check",

@@ -196,3 +196,17 @@ def test_a_worker_started_while_suspended_claims_nothing(settings, conn: redis.R
     resume(conn)
     worker.work(burst=True)
     assert result.get(timeout=5) == 0 and conn.llen("rq:queue:ops") == 0
+
+
+def test_an_idle_worker_claims_in_its_wait_and_is_busy_from_the_jobs_start(worker, conn: redis.Redis) -> None:
+    """The wait and the claim are one round trip: the claim writes the server's time, not the wait's start, and
+    RQ's state is busy while the job runs, idle again once it is done."""
+    # in its blocking wait (up to 1 s), the claim queued behind it: both sent before the enqueue
+    wait_for(lambda: any(c["cmd"] == "blpop" for c in conn.client_list()), 10, what="worker waiting")
+    running = ops.nap.delay(1.5)
+    wait_for(lambda: started(conn, running.id), 10, what="job start")
+    assert conn.hget("rq:worker:ops1", "state") == b"busy"
+    job = Job.fetch(running.id, connection=conn, serializer=JSONSerializer)
+    assert job.enqueued_at <= job.started_at  # a claim's own time would be up to 1 s before the enqueue
+    assert running.get(timeout=10) == 1.5
+    wait_for(lambda: conn.hget("rq:worker:ops1", "state") == b"idle", 10, what="idle again")

@@ -8,6 +8,10 @@
   claim, or at least every ``FLUSH_AFTER_S`` (finish.lua, fenced by each claim's token). Round trips run
   on one I/O thread, so the loop keeps running jobs meanwhile. 1,000 jobs in flight cost memory (an
   asyncio task each), not round trips per job.
+- When a claim comes back short, a wait thread blocks on the wake-up lists and, woken, claims itself and
+  hands the rows to the loop (one thread hop between an enqueue and its start); a claim it makes as the
+  worker stops is handed back before the loop ends. The loop waits on workers/aio_selector.py, whose
+  timers fire to the microsecond.
 - Every stop goes through the worker's interrupter as in the other modes (workers/aio_jobs.py): time
   limits and the shutdown deadline (the maintenance thread), revokes, ``stop-job`` and ``kill-horse``.
 - Heartbeats, recovery, events, statistics and RQ's callbacks are the worker's own code, unchanged.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.errors import TaskRevoked
 from workers.aio_jobs import AsyncInterrupter, cancelled_stop, is_async, run_async
+from workers.aio_selector import new_event_loop
 from workers.callbacks import has_success_callback, run_success_callback
 from workers.interrupts import Slot
 from workers.runner import (
@@ -56,7 +62,7 @@ T = TypeVar("T")
 
 def run_asyncio(worker: Worker) -> None:
     """Run ``worker``'s jobs on a new event loop until it stops (the body of ``Worker.work``)."""
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()  # timers to the microsecond: a 20 ms await takes 20 ms, not 21
     interrupter = worker.interrupter
     assert isinstance(interrupter, AsyncInterrupter), "pool asyncio sets an AsyncInterrupter in Worker.__init__"
     interrupter.loop = loop
@@ -82,7 +88,7 @@ class Stream:
         self.pending: list[Outcome] = []
         self.first_pending = 0.0
         self.empty = False  # the last claim came back short: wait for the wake-up list before claiming again
-        self.waiter: asyncio.Future[Any] | None = None
+        self.waiter: asyncio.Future[list[ClaimedJob] | None] | None = None  # the wait thread's wait, then claim
         self.wake = asyncio.Event()
         threads = min(POOL_THREADS, len(worker.slots))
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="taskrail-pool")
@@ -96,18 +102,19 @@ class Stream:
             if w.stopping and self.ready:  # claimed, never started: back to the front of their queues
                 self._settle_later([Outcome(job, "requeue", exc_type="requeued") for job in reversed(self.ready)])
                 self.ready.clear()
-            if w.stopping and not self.tasks:
+            if w.stopping and not self.tasks and self.waiter is None:  # a claim the waiter makes still comes back
                 break
             claim = self._claim_size()
             if claim or self._flush_due():
                 outcomes, self.pending = self.pending, []
                 rows = await self._io(w._exchange, w.connection, outcomes, claim)
-                self.empty = claim > 0 and len(rows) < claim
+                if claim:  # a settle alone says nothing of the queues (and never claims beside the waiter)
+                    self.empty = len(rows) < claim
                 self.ready.extend(rows)
                 self._start_ready()
                 if rows:
                     continue
-            if not self.tasks and not self.pending and await self._idle_ends():
+            if not self.tasks and not self.pending and self.waiter is None and await self._idle_ends():
                 break
             await self._nap()
         if self.pending:
@@ -122,8 +129,12 @@ class Stream:
 
     def _claim_size(self) -> int:
         """How many jobs the next round trip claims: up to the free slots plus the prefetch, in batches."""
+        return 0 if self.empty else self._room()
+
+    def _room(self) -> int:
+        """How many jobs a claim may take now (0 while fewer than a batch's worth of slots are free)."""
         w = self.worker
-        if w.stopping or w.suspended or self.empty:
+        if w.stopping or w.suspended:
             return 0
         held = len(self.tasks) + len(self.ready)
         want = len(w.slots) + self.prefetch - held
@@ -157,8 +168,9 @@ class Stream:
         """Wait for a job to finish, new work on the wake-up lists, or the next flush."""
         w = self.worker
         if self.empty and self.waiter is None and not w.stopping and not w.suspended:
-            self.waiter = self.loop.run_in_executor(self.waits, w._wait_for_work, w.connection)
-            self.waiter.add_done_callback(self._work_arrived)
+            room = self._room()
+            self.waiter = self.loop.run_in_executor(self.waits, self._wait_and_claim, room)
+            self.waiter.add_done_callback(functools.partial(self._work_arrived, room))
         timeout = NAP_S
         if self.pending:
             timeout = max(0.0, min(timeout, self.first_pending + FLUSH_AFTER_S - time.monotonic()))
@@ -167,9 +179,29 @@ class Stream:
                 await asyncio.wait_for(self.wake.wait(), timeout)
         self.wake.clear()
 
-    def _work_arrived(self, future: asyncio.Future[Any]) -> None:
+    def _wait_and_claim(self, room: int) -> list[ClaimedJob] | None:
+        """On the wait thread: block on the wake-up lists and claim up to ``room`` jobs in the same round trip
+        (the server runs the claim as the wait ends), rather than wake the loop to send the claim from the
+        stream's thread. A claim that comes back as the worker stops is handed back by ``run``."""
+        w = self.worker
+        if not room or w.stopping or w.suspended:
+            w._wait_for_work(w.connection)
+            return None  # no claim: the loop claims when it may
+        return w._wait_for_work(w.connection, room)
+
+    def _work_arrived(self, room: int, future: asyncio.Future[list[ClaimedJob] | None]) -> None:
+        """The waiter's claim, handed to the loop: started at once, or handed back by ``run`` when stopping."""
         self.waiter = None
-        self.empty = False
+        rows = None
+        if future.cancelled():
+            pass
+        elif future.exception() is not None:  # the loop's own claim next says what is wrong, as without the waiter
+            log.warning("worker %s: claim after a wake-up failed: %r", self.worker.name, future.exception())
+        else:
+            rows = future.result()
+        self.empty = rows is not None and len(rows) < room  # came back short: the next wait starts at once
+        self.ready.extend(rows or ())
+        self._start_ready()
         self.wake.set()
 
     def _settle_later(self, outcomes: list[Outcome]) -> None:

@@ -96,12 +96,20 @@ def set_rate_limit(worker: InspectedWorker, task: Any, rate: Any) -> dict[str, A
     if not isinstance(task, str) or task not in all_tasks():
         raise ConfigError(f"task {task!r} is not registered in this worker; check the name (inspect registered)")
     if rate in (None, "", "0"):
-        worker.rate_overrides[task] = ""
+        _override(worker, task, "")
         return {"task": task, "rate_limit": None}
     count, period = parse_rate_limit(str(rate)).window()
-    worker.rate_overrides[task] = f"{count}/{period:g}"
+    _override(worker, task, f"{count}/{period:g}")
     log.info("worker %s: rate limit of %s set to %s", worker.name, task, rate)
     return {"task": task, "rate_limit": str(rate)}
+
+
+def _override(worker: InspectedWorker, task: str, rate: str) -> None:
+    """Write the worker's runtime rate limits where its claims read them (claim.lua: a claim already sent,
+    waiting behind the worker's blocking wait, applies them too), then keep them in memory for inspect."""
+    overrides = {**worker.rate_overrides, task: rate}
+    worker.connection.set(keys.RATE_OVERRIDES.format(worker.name), json.dumps(overrides))
+    worker.rate_overrides[task] = rate
 
 
 def reply(conn: redis.Redis, key: Any, worker: str, answer: Any = None, error: str | None = None) -> None:

@@ -1,15 +1,14 @@
 """``taskrail bench --cost``: what one job costs, in CPU microseconds of the worker and of the server.
 
-For each execution mode (inline, 50 threads, a fork per job) it enqueues no-op jobs while the queue is held
-aside, starts the workers, then releases the queue and measures the drain: the worker processes' CPU time
-(with their children, from /proc), the server's (``INFO cpu``), split between the claim script, the
-finish script and every other command by their share of the time ``SLOWLOG`` logged (every command logged
-for the drain), the commands the server ran (``INFO
-commandstats``, counting those inside scripts) and the reads it served (``INFO stats``
-``total_reads_processed``: about one per round trip of any client, heartbeats and this tool's polls
-included). Each figure is per job, the median of ``repeat`` drains. From them, the ceiling on the
-machine's cores: the server is one thread (at most 1e6 / server µs jobs/s), and worker plus server CPU
-share the cores (at most cores x 1e6 / (worker + server) µs).
+For each execution mode (inline, 50 threads, asyncio at concurrency 50, a fork per job) it enqueues no-op
+jobs while the queue is held aside, starts the workers, then releases the queue and measures the drain: the
+worker processes' CPU time (with their children, from /proc), the server's (``INFO cpu``), split between the
+claim script, the finish script and every other command by their share of the time ``SLOWLOG`` logged (every
+command logged for the drain), the commands the server ran (``INFO commandstats``, counting those inside
+scripts) and the reads it served (``INFO stats`` ``total_reads_processed``: about one per round trip of any
+client, heartbeats and this tool's polls included). Each figure is per job, the median of ``repeat`` drains.
+From them, the ceiling on the machine's cores: the server is one thread (at most 1e6 / server µs jobs/s), and
+worker plus server CPU share the cores (at most cores x 1e6 / (worker + server) µs).
 
 The producer: client CPU µs per ``delay()`` one by one, next to redis-py's own cost of one EVALSHA of the
 enqueue script with the same keys and arguments (the floor a script-based enqueue cannot go below).
@@ -37,6 +36,7 @@ __all__ = ["MODES", "JobCost", "ProducerCost", "format_cost", "measure_cost"]
 MODES: dict[str, tuple[dict[str, str], float]] = {
     "inline": ({"TASKRAIL_CONCURRENCY": "1"}, 1.0),
     "threads": ({"TASKRAIL_CONCURRENCY": "50"}, 1.0),
+    "asyncio": (next(s for s in SYSTEMS if s.key == "taskrail_async").worker_env(), 1.0),
     "fork": ({"TASKRAIL_CONCURRENCY": "1", "TASKRAIL_ISOLATION": "fork"}, 0.02),
 }
 SCRIPTS = ("claim", "finish")

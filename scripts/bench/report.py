@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.errors import ConfigError
 from scripts.bench.results import METRICS, Metric, Results
+from scripts.bench.systems import SYSTEMS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["BASELINE", "format_table", "markdown", "number", "write_chart", "write_json", "write_markdown"]
+__all__ = [
+    "BASELINE",
+    "Rank",
+    "format_table",
+    "markdown",
+    "number",
+    "rank_block",
+    "ranks",
+    "write_chart",
+    "write_json",
+    "write_markdown",
+]
 
 BASELINE = "rq"  # ratios are against RQ's default worker
 COLUMNS = tuple(m for m in METRICS if not m.key.startswith("memory"))
@@ -59,6 +72,71 @@ def memory_line(results: Results) -> str:
     return "Worker memory (VmRSS, the larger of the two workers): " + "; ".join(parts) if parts else ""
 
 
+FAMILIES = {"rq": "RQ", "taskrail": "taskrail", "celery": "Celery", "dramatiq": "Dramatiq", "bullmq": "BullMQ",
+            "huey": "Huey"}  # fmt: skip
+RANKED = ("enqueue_one", "enqueue_bulk", "drain_noop", "drain_io", "latency_p50", "latency_p99")
+
+
+@dataclass(frozen=True)
+class Rank:
+    """taskrail's place in one column: each family counted once, at its best configuration in the run."""
+
+    metric: Metric
+    place: int  # 1 = first
+    families: int  # how many families have a figure in the column
+    best: tuple[str, float]  # taskrail's best configuration (system key) and its figure
+    first: tuple[str, float]  # the best configuration of the column (taskrail's own when it is first)
+
+
+def _family(system: str) -> str:
+    return next((s.family for s in SYSTEMS if s.key == system), system)
+
+
+def ranks(results: Results) -> list[Rank]:
+    """taskrail's rank per column against every family at its best. A latency that cannot keep up (its
+    backlog grew) is not a figure to rank; the enqueue columns rank producers (one per family)."""
+    keep_up_s = float(results.meta.get("keep_up_s", 1.0))
+    out = []
+    for metric in (m for m in METRICS if m.key in RANKED):
+        best: dict[str, tuple[str, float]] = {}  # family -> its best (system, figure)
+        for system in results.systems:
+            value = results.median(metric.key, system)
+            if value is None or (metric.key.startswith("latency") and results.lagging(system, keep_up_s)):
+                continue
+            family = _family(system)
+            held = best.get(family)
+            if held is None or (value > held[1] if metric.higher_is_better else value < held[1]):
+                best[family] = (system, value)
+        if "taskrail" not in best:
+            continue
+        order = sorted(best.values(), key=lambda sv: -sv[1] if metric.higher_is_better else sv[1])
+        ours = best["taskrail"]
+        place = 1 + sum(1 for _, v in order if (v > ours[1] if metric.higher_is_better else v < ours[1]))
+        out.append(Rank(metric, place, len(best), ours, order[0]))
+    return out
+
+
+def _holder(results: Results, metric: Metric, system: str) -> str:
+    """Who holds a figure: the configuration, or for an enqueue column the family's producer."""
+    if metric.key.startswith("enqueue"):
+        return FAMILIES.get(_family(system), system) + "'s producer"
+    return results.systems[system]
+
+
+def rank_block(results: Results) -> str:
+    """The ranks as a markdown table: taskrail's best figure, its place, and who is first when it is not."""
+    lines = ["| column | taskrail at its best | place | first |", "| --- | --- | ---: | --- |"]
+    for r in ranks(results):
+        ours = f"{number(r.best[1])} {r.metric.unit} ({_holder(results, r.metric, r.best[0])})"
+        first = (
+            "taskrail"
+            if r.place == 1
+            else (f"{number(r.first[1])} {r.metric.unit} ({_holder(results, r.metric, r.first[0])})")
+        )
+        lines.append(f"| {r.metric.label} | {ours} | {r.place} of {r.families} | {first} |")
+    return "\n".join(lines)
+
+
 def format_table(results: Results, markdown: bool = False) -> str:
     """Each figure per system, with how many times better than RQ's default worker it is."""
     header, rows = table_rows(results)
@@ -98,6 +176,12 @@ def markdown(results: Results) -> str:
         format_table(results, markdown=True),
         "",
         legend(results),
+        "",
+        "taskrail's place per column, each family (RQ, Celery, Dramatiq, BullMQ, Huey, taskrail) counted once, at "
+        "its best configuration in this run (the enqueue columns compare producers: every configuration of a "
+        "family shares its producer's figures):",
+        "",
+        rank_block(results),
         *(["", memory_line(results)] if memory_line(results) else []),
         "",
         f"- Command: `{meta['command']}` ({meta['duration_s']} s, {meta['date']})",

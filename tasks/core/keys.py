@@ -45,6 +45,7 @@ __all__ = [
     "RQ_RATE_KEYS",
     "RQ_RATE_LIMIT",
     "RQ_RATE_WAITING",
+    "RQ_SUSPENDED",
     "RQ_WORKER",
     "RQ_WORKERS",
     "RQ_WORKER_EXECUTIONS",
@@ -91,6 +92,7 @@ RQ_RATE_KEYS = "rq:rl-keys"  # set: the RateLimit keys in use
 RQ_RATE_LIMIT = "rq:rl:{}"  # hash per RateLimit key: its concurrency (RQ 3's RateLimitRegistry)
 RQ_RATE_ALLOWED = "rq:rl:{}:allowed"  # zset: ids holding a slot of that key (queued or started)
 RQ_RATE_WAITING = "rq:rl:{}:rate_limited"  # zset: ids waiting for a slot (status rate_limited), oldest first
+RQ_SUSPENDED = "rq:suspended"  # flag: rq suspend (rq.suspension); while it exists no worker claims
 # RQ 3's execution records (rq/executions.py), written by workers.Worker only for a job still running after
 # EXECUTION_AFTER_S (workers/executions.py); taskrail's execution id is the worker's name.
 RQ_EXECUTION = "rq:execution:{}:{}"  # hash per job and execution: id, job_id, created_at, last_heartbeat, worker_name
@@ -118,6 +120,8 @@ GROUP = "taskrail:group:{}"  # list: a group's member result ids, in input order
 RATE_TASK = "taskrail:rl:t:{}"  # sliding window of starts per task (and limit key)
 RATE_QUEUE = "taskrail:rl:q:{}"  # sliding window of starts per queue
 RATE_WORKER = "taskrail:rl:w:{}"  # sliding window of starts per worker
+# string per worker, JSON {task: tr_rate}: its runtime rate limits (taskrail control rate_limit), read by each claim
+RATE_OVERRIDES = "taskrail:rl:o:{}"
 CONCURRENCY = "taskrail:cc:{}"  # job ids holding a concurrency slot, per task (and limit key)
 WEIGHTS = "taskrail:wrr:{}"  # hash per worker: weighted round robin credit per queue
 LEADER = "taskrail:leader"  # the elected scheduler and recovery leader
@@ -143,9 +147,10 @@ _LUA_KEYS = {
     "rq_queue_workers": RQ_QUEUE_WORKERS, "heartbeat": HEARTBEAT, "claims": CLAIMS, "workers": WORKERS, "wake": WAKE,
     "events": EVENTS, "levels": LEVELS, "stats": STATS, "taskstats": TASK_STATS, "tasks": TASKS, "waiters": WAITERS,
     "done": DONE, "revoke": REVOKE, "flow": FLOW, "flow_members": FLOW_MEMBERS, "rate_task": RATE_TASK,
-    "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "concurrency": CONCURRENCY, "weights": WEIGHTS,
+    "rate_queue": RATE_QUEUE, "rate_worker": RATE_WORKER, "rate_overrides": RATE_OVERRIDES, "concurrency": CONCURRENCY, "weights": WEIGHTS,
     "rq_rate": RQ_RATE_LIMIT, "rq_rate_keys": RQ_RATE_KEYS, "rq_rate_allowed": RQ_RATE_ALLOWED, "rq_rate_waiting": RQ_RATE_WAITING,
     "rq_execution": RQ_EXECUTION, "rq_executions": RQ_EXECUTIONS, "rq_worker_executions": RQ_WORKER_EXECUTIONS,
+    "rq_suspended": RQ_SUSPENDED,
 }  # fmt: skip
 _LUA_CONSTANTS = {"RECORD_FIELDS": RECORD_FIELDS, "DEFAULT_PRIORITY": DEFAULT_PRIORITY}
 

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from types import FrameType
 
@@ -15,6 +16,7 @@ from werkzeug.serving import make_server
 
 from config.errors import ConfigError
 from workers.dashboard.auth import PASSWORD_ENV, TOKEN_ENV, AuthConfig
+from workers.waker import Waker
 
 __all__ = ["check_bind", "is_loopback", "serve"]
 
@@ -53,13 +55,23 @@ def serve(
 ) -> None:
     """Serve ``app`` with threads until SIGTERM or SIGINT; ``announce`` gets the base URL once it listens."""
     server = make_server(host, port, app, threaded=True)
+    signalled: deque[int] = deque()
+    waker = Waker()
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping the dashboard", signum)
-        threading.Thread(target=server.shutdown, daemon=True).start()
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # No lock here, so no log and no Thread.start(): the main thread, serving, may hold threading's
+        # own lock (starting a request's thread) where the handler runs. A waiting thread does the rest.
+        signalled.append(signum)
+        waker.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    def stop_on_signal() -> None:
+        waker.ready(None)
+        log.info("signal %s: stopping the dashboard", signalled[0] if signalled else "?")
+        server.shutdown()
+
+    threading.Thread(target=stop_on_signal, name="taskrail-dashboard-stop", daemon=True).start()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     base_url = f"http://{host}:{server.server_port}"
     print(f"taskrail dashboard on {base_url}/", file=sys.stderr, flush=True)
     if announce is not None:

@@ -11,10 +11,8 @@ Exactly one scheduler runs because every worker takes part in one leader electio
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import select
 import signal
 import socket
 import time
@@ -39,6 +37,7 @@ from workers.supervisor.children import Child, WorkerSpec, describe_exit, forget
 from workers.supervisor.restarts import RestartIntensity
 from workers.supervisor.status import count_interrupted
 from workers.supervisor.targets import Targets
+from workers.waker import Waker
 
 __all__ = ["Supervisor"]
 
@@ -47,31 +46,6 @@ log = logging.getLogger("taskrail.supervisor")
 TICK_S = 0.1
 POLL_S = 1.0  # scale overrides, autoscale and published state
 DRAIN_MARGIN_S = 5.0  # beyond a worker's shutdown_timeout_s before it is SIGKILLed
-
-
-class Waker:
-    """Wakes the supervisor's loop from its signal handlers (SIGTERM, SIGCHLD, ...) through a pipe.
-
-    Not a ``threading.Event``: a handler runs in the main thread between two bytecodes, possibly while that
-    thread holds the Event's own lock inside ``wait()``, and ``set()`` would then wait for it forever (a
-    supervisor that never finished its drain after SIGTERM, as workers exiting sent their SIGCHLDs).
-    """
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()  # not inherited by the workers (PEP 446)
-        os.set_blocking(self._read, False)
-        os.set_blocking(self._write, False)
-
-    def set(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # the pipe is full: a wake-up is pending anyway
-            os.write(self._write, b"\0")
-
-    def wait(self, timeout: float) -> None:
-        """Until ``set()`` or ``timeout`` seconds; then forget the wake-ups so far."""
-        select.select([self._read], [], [], timeout)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._read, 4096):
-                pass
 
 
 class Supervisor:

@@ -15,11 +15,12 @@
 -- KEYS[1]  claims hash of the worker (K.claims .. worker)
 -- KEYS[2]  paused queues set (keys.PAUSED)
 -- KEYS[3..] queue names (not keys), in the worker's priority order
--- ARGV     worker, count, now, now_text, wip score, maxlen, mode (strict | weighted), worker limit
---          count (0 = none), worker limit period, data limit (bytes), default failure TTL (s), then
---          per queue: weight, limit count (0 = none), limit period, then optionally a JSON object of
---          rate limit overrides (task -> 'count/period', '' = no limit) replacing the jobs' tr_rate
--- Reply    claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
+-- ARGV     worker, count, now, now_text ('' = the server's time: a claim queued behind a blocking wait),
+--          wip score, maxlen, mode (strict | weighted), worker limit count (0 = none), worker limit
+--          period, data limit (bytes), default failure TTL (s), then per queue: weight, limit count
+--          (0 = none), limit period, then optionally a JSON object of rate limit overrides (task ->
+--          'count/period', '' = no limit) replacing the jobs' tr_rate (else the worker's own, K.rate_overrides)
+-- Reply    nothing claimed ({0}) while RQ's suspension key exists; else claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
 --          RQ's Retry has retries left, so a failure is settled as kind rq_retry; p: RQ's Repeat has
@@ -28,29 +29,44 @@
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
 -- Keys     K.queue, K.queue_level, K.levels, K.job, K.wip, K.events, K.wake, K.weights, K.rate_worker, K.rate_queue,
---          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set)
+--          K.rate_task, K.concurrency, K.workers (the claiming worker joins the worker set), K.rq_worker (its state),
+--          K.rate_overrides, K.rq_suspended
 local worker, count, now_text, score, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4], ARGV[5], ARGV[6]
 local weighted = ARGV[7] == 'weighted'
 local data_limit, default_failure_ttl = tonumber(ARGV[10]), tonumber(ARGV[11])
 if not (data_limit and default_failure_ttl) then  -- before the first write or pop
   return redis.error_reply('claim: ARGV[10] (data limit, bytes) and ARGV[11] (failure TTL, s) must be numbers')
 end
-local overrides = ARGV[12 + (#KEYS - 2) * 3]  -- absent unless taskrail control rate_limit set one
+if not tonumber(score) then  -- the ZADD that takes it comes after the pops
+  return redis.error_reply('claim: ARGV[5] (the started registry score) must be a number')
+end
+--- @include "keys"
+-- RQ's suspension (rq suspend) holds every claim, this one too: it may have been sent before it began
+-- (queued behind the worker's blocking wait).
+if redis.call('EXISTS', K.rq_suspended) == 1 then return {0} end
+-- The worker's runtime rate limits (taskrail control rate_limit): read here, not sent, so that a claim sent
+-- before they changed (queued behind a wait) still applies them. An ARGV object replaces them (tests, tools).
+local overrides = ARGV[12 + (#KEYS - 2) * 3] or redis.call('GET', K.rate_overrides .. worker)
 if overrides then
   local ok, decoded = pcall(cjson.decode, overrides)
   if not ok or type(decoded) ~= 'table' then return redis.error_reply('claim: rate overrides must be a JSON object') end
   overrides = decoded
 end
---- @include "keys"
 --- @include "includes/limits"
 --- @include "includes/queue_push"
+--- @include "includes/tally"
+--- @include "includes/rq_time"
 
 local t = redis.call('TIME')
 local lim = {snow = tonumber(t[1]) + tonumber(t[2]) / 1000000, room = {}, waits = {}}
 
+if now_text == '' then now_text = rq_time_text(tonumber(t[1]), tonumber(t[2])) end
+
 local MAX_SET_ASIDE = 100  -- limited jobs looked past per queue and claim; beyond, wait for the next claim
 local out, wait, stop = {}, 0, false
 local set_aside, limited = {}, {}
+-- The started registry's members and the claims hash's fields, written once per call at the end.
+local started, claims = new_tally(), {}
 local function note_wait(w) if w and w > 0 and (wait == 0 or w < wait) then wait = w end end
 
 -- per-worker limit: claim no more than its window has room for
@@ -215,8 +231,9 @@ local function claim(entry, id, jkey, f, attempts, poison)
   local q = entry.name
   redis.call('HSET', jkey, 'status', 'started', 'started_at', now_text, 'worker_name', worker,
     'last_heartbeat', now_text, 'tr_attempts', attempts)
-  redis.call('ZADD', K.wip .. q, score, id .. ':' .. worker)
-  redis.call('HSET', KEYS[1], id, q)
+  tally_zadd(started, K.wip .. q, score, id .. ':' .. worker)
+  claims[#claims + 1] = id
+  claims[#claims + 1] = q
   if wlimit > 0 then window_take(lim, wkey, wperiod, id .. ':' .. attempts) end
   local task = poison and '' or f[8] or ''
   redis.call('XADD', K.events .. q, 'MAXLEN', '~', maxlen, '*', 'event', 'started', 'job', id,
@@ -326,6 +343,15 @@ if #out == 0 then  -- wake-up tokens for jobs that must wait would only make wor
 end
 -- Whoever holds claims is in the worker set, which is all the leader's recovery looks at: a worker
 -- that was taken for dead (and removed) while it was only slow must not claim outside it.
-if #out > 0 then redis.call('SADD', K.workers, worker) end
+if #out > 0 then
+  redis.call('SADD', K.workers, worker)
+  -- RQ's worker state: an idle worker that claims is busy (a claim sent behind its wait, in the same round
+  -- trip, comes before the worker could say so itself)
+  if redis.call('HGET', K.rq_worker .. worker, 'state') == 'idle' then
+    redis.call('HSET', K.rq_worker .. worker, 'state', 'busy')
+  end
+  tally_flush(started)
+  call_sliced('HSET', KEYS[1], claims)
+end
 out[#out + 1] = math.ceil(wait * 1000)
 return out

@@ -24,6 +24,7 @@
 -- recovered and maybe run elsewhere) changes nothing either, and writes settle_rejected.
 --- @include "keys"
 --- @include "includes/settle"
+--- @include "includes/tally"
 
 -- A returned Retry's payload (workers/runner.py): {max >= 1, intervals: a list of numbers >= 0, at_front}.
 local function rq_spec_ok(payload)
@@ -51,13 +52,37 @@ for i = 6, #ARGV, RECORD_FIELDS do
 end
 
 local FENCE_FIELDS = settle_fields({'tr_attempts', 'tr_settled'})  -- settle's fields and the fence's
-local applied, rejected = 0, {}
+local applied, rejected, released, settled = 0, {}, {}, {}
 local succeeded, failed, worked_ms = 0, 0, 0
+-- Once per batch, not once per job: which claims this worker holds (one HMGET), and whether any of
+-- the jobs has waiters, dependents or dependencies (one EXISTS; the common answer is none). Writes
+-- every job makes to the same keys go through a tally, written at the end.
+local ids, links = {}, {}
 for i = 6, #ARGV, RECORD_FIELDS do
+  local id = ARGV[i]
+  ids[#ids + 1] = id
+  links[#links + 1] = K.waiters .. id
+  links[#links + 1] = K.dependents(id)
+  links[#links + 1] = K.dependencies(id)
+end
+if #ids == 0 then return {0} end
+local held, linked = {}, 0
+for first = 1, #ids, 2000 do  -- in slices: unpack takes a few thousand values at most
+  for _, v in ipairs(redis.call('HMGET', KEYS[1], unpack(ids, first, math.min(first + 1999, #ids)))) do
+    held[#held + 1] = v
+  end
+end
+for first = 1, #links, 2000 do
+  linked = linked + redis.call('EXISTS', unpack(links, first, math.min(first + 1999, #links)))
+end
+ctx.links_checked = linked == 0
+ctx.tally = new_tally()
+for n = 1, #ids do
+  local i = 6 + (n - 1) * RECORD_FIELDS
   local id, q, kind, token = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+11])
   local jkey = K.job .. id
   local mark = ctx.worker .. ':' .. token
-  local holds = redis.call('HEXISTS', KEYS[1], id) == 1
+  local holds = held[n] ~= false and not settled[id]  -- a batch naming a job twice settles it once
   -- One read for the fence and for settle: both need the job's fields.
   local job = settle_read(jkey, FENCE_FIELDS)
   if holds and token > 0 and tonumber(job.tr_attempts) ~= token then holds = false end
@@ -66,7 +91,8 @@ for i = 6, #ARGV, RECORD_FIELDS do
     ctx.started, ctx.ended = ARGV[i+12], ARGV[i+13]  -- the run's own times (includes/settle run_times)
     settle(ctx, id, q, kind, ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7], ARGV[i+8], ARGV[i+9], ARGV[i+10],
       job)
-    redis.call('HDEL', KEYS[1], id)
+    settled[id] = true
+    released[#released + 1] = id
     applied = applied + 1
     if kind == 'ok' or kind == 'rq_repeat' then
       succeeded = succeeded + 1
@@ -80,6 +106,8 @@ for i = 6, #ARGV, RECORD_FIELDS do
       'task', ARGV[i+9], 'worker', ctx.worker, 'outcome', kind, 'attempt', token)
   end
 end
+tally_flush(ctx.tally)
+if #released > 0 then call_sliced('HDEL', KEYS[1], released) end
 -- HINCRBY would create a hash that never expires for a worker RQ's tools already forgot.
 if KEYS[2] and (succeeded + failed) > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
   if succeeded > 0 then redis.call('HINCRBY', KEYS[2], 'successful_job_count', succeeded) end

@@ -5,7 +5,7 @@
 -- ARGV     now, now_text, maxlen, minute, max_stalled, failure ttl
 -- Reply    ids of the jobs recovered (requeued or failed), or an error (before any write) for a bad number
 -- Events   stalled (with the stall count) per job, then settle's requeue ('recovered') or failed
--- Keys     K.heartbeat, K.claims, K.job, K.taskstats, K.events, K.rq_worker, K.rq_workers,
+-- Keys     K.heartbeat, K.claims, K.rate_overrides, K.job, K.taskstats, K.events, K.rq_worker, K.rq_workers,
 --          K.rq_queue_workers, and those of includes/settle
 --- @include "keys"
 --- @include "includes/settle"
@@ -35,7 +35,7 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       end
       recovered[#recovered + 1] = id
     end
-    redis.call('DEL', K.claims .. w)
+    redis.call('DEL', K.claims .. w, K.rate_overrides .. w)
     redis.call('SREM', KEYS[1], w)
     local queues = redis.call('HGET', K.rq_worker .. w, 'queues')
     if queues then

@@ -15,7 +15,8 @@
 -- Also defines flow_event(ctx, q, ev, id, task, err), an event in the queue's stream.
 --
 -- ctx is the caller's table of {worker = name written into results and events ('' for a producer),
--- now = unix time (number), now_text = RQ's timestamp text, maxlen = events stream bound}.
+-- now = unix time (number), now_text = RQ's timestamp text, maxlen = events stream bound,
+-- links_checked = optional: true when the caller knows id has no dependents and no dependencies}.
 -- Keys: K.job, K.dependents, K.dependencies, K.results, K.finished, K.failed, K.canceled,
 -- K.scheduled, K.deferred, K.queues, K.queue, K.events, K.flow, K.flow_members (and through
 -- includes K.queue_level, K.levels, K.wake, K.waiters, K.done).
@@ -155,6 +156,8 @@ local function flow_dependent(ctx, d, f, cur, ckind, work, kinds)
 end
 
 local function release_dependents(ctx, id, kind, flow_id)
+  -- The caller checked that id has no dependents and no dependencies (ctx.links_checked), and it is in no flow.
+  if ctx.links_checked and flow_id == false then return end
   local work, kinds, i = {id}, {kind}, 1
   while i <= #work do
     local cur, ckind = work[i], kinds[i]

@@ -28,7 +28,11 @@
 --
 -- ctx is the caller's table of {worker = the worker that ran the job, now = unix time (number),
 -- now_text = RQ's timestamp text, maxlen = events stream bound, minute = statistics minute (now // 60),
--- mark = optional: written to the job's tr_settled with its new status (finish's fence)}.
+-- mark = optional: written to the job's tr_settled with its new status (finish's fence),
+-- tally = optional: includes/tally's batch, which then takes the writes to keys every job of a batch
+-- shares (the started registry's ZREM, the finished registry's ZADD, the statistics' counters and
+-- TTL); links_checked = optional: true when the caller knows none of the batch's jobs has waiters,
+-- dependents or dependencies (one EXISTS for the batch), so none is looked up per job}.
 -- A job with an RQ execution record (tr_exec: the worker that wrote it, tasks/core/lua/execution.lua)
 -- has it deleted here, with the job's member of the worker's execution index.
 -- Keys: K.job, K.wip, K.rq_execution, K.rq_executions, K.rq_worker_executions, K.results, K.finished,
@@ -41,6 +45,7 @@
 --- @include "includes/notify_waiters"
 --- @include "includes/release_dependents"
 --- @include "includes/task_stats"
+--- @include "includes/tally"
 --- @include "includes/rq_retry"
 --- @include "includes/rq_rate_limit"
 
@@ -94,7 +99,8 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
   local worker, now, now_text = ctx.worker, ctx.now, ctx.now_text
   local jkey = K.job .. id
   job = job or settle_read(jkey)
-  redis.call('ZREM', K.wip .. q, id .. ':' .. worker)
+  local t = ctx.tally
+  tally_zrem(t, K.wip .. q, id .. ':' .. worker)
   if job.tr_exec then drop_execution(jkey, id, job.tr_exec) end
   release_slot(id, q, job.tr_slot)
   -- Every job taskrail or RQ writes has a status; only a hash gone (or made by hand) lacks one.
@@ -120,15 +126,20 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     end
     if ttl == 0 then
       redis.call('DEL', jkey, rkey)
-    elseif ttl > 0 then
-      redis.call('ZADD', K.finished .. q, now + ttl, id)
-      redis.call('EXPIRE', jkey, ttl)
-      redis.call('EXPIRE', rkey, ttl)
     else
-      redis.call('ZADD', K.finished .. q, '+inf', id)
+      -- A flow member's registry entry may be changed later in this script (flow_unkeep's ZADD XX): now.
+      local reg = t
+      if job.tr_flow_id then reg = nil end
+      if ttl > 0 then
+        tally_zadd(reg, K.finished .. q, now + ttl, id)
+        redis.call('EXPIRE', jkey, ttl)
+        redis.call('EXPIRE', rkey, ttl)
+      else
+        tally_zadd(reg, K.finished .. q, '+inf', id)
+      end
     end
-    redis.call('HINCRBY', stats, 'completed', 1)
-    count_task(task, 'completed')
+    tally_incr(t, stats, 'completed', 1)
+    count_task(task, 'completed', ctx)
     ev = 'completed'
   elseif kind == 'fail' or kind == 'stopped' then
     local rkey = K.results .. id
@@ -140,8 +151,8 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     redis.call('ZADD', K.failed .. q, now + ttl, id)
     redis.call('EXPIRE', jkey, ttl)
     redis.call('EXPIRE', rkey, ttl)
-    redis.call('HINCRBY', stats, 'failed', 1)
-    count_task(task, 'failed')
+    tally_incr(t, stats, 'failed', 1)
+    count_task(task, 'failed', ctx)
     ev = status
   elseif kind == 'retry' then
     redis.call('HINCRBY', jkey, 'tr_retries', 1)
@@ -153,13 +164,13 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     else
       make_ready(q, id, now_text)
     end
-    count_task(task, 'retried')
+    count_task(task, 'retried', ctx)
     ev = 'retried'
   elseif kind == 'requeue' then
     if exc_type == 'stalled' then
       redis.call('HINCRBY', jkey, 'tr_stalls', 1)
       task = redis.call('HGET', jkey, 'tr_task') or task  -- a dead work-horse's outcome names no task
-      count_task(task, 'stalled')  -- as reap counts a dead worker's jobs
+      count_task(task, 'stalled', ctx)  -- as reap counts a dead worker's jobs
     end
     set_status(ctx, jkey, 'status', 'queued')
     push_front(q, id)
@@ -176,21 +187,16 @@ local function settle(ctx, id, q, kind, payload, ttl, retry_at, exc_type, exc_ms
     ev = 'revoked'
   end
   if bucket ~= '' then
-    redis.call('HINCRBY', tstats, bucket, 1)
-    redis.call('HINCRBY', tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
+    tally_incr(t, tstats, bucket, 1)
+    tally_incr(t, tstats, 'sum_us', math.floor(tonumber(duration_ms) * 1000))
   end
-  -- The statistics hash's TTL: set once per call for a batch of successes (the ok branch wrote the hash, so
-  -- it exists), not once per job; other kinds may not have written it, and set it every time.
-  if not (kind == 'ok' and ctx.stats_set == stats) then
-    redis.call('EXPIRE', stats, 7200)
-    if kind == 'ok' then ctx.stats_set = stats end
-  end
+  tally_expire(t, stats, 7200)  -- with a tally, once per batch, after its counters
   if final then
     local ukey = job.tr_unique
     if ukey and job.tr_unique_mode ~= 'throttle' and redis.call('GET', ukey) == id then
       redis.call('DEL', ukey)
     end
-    notify_waiters(id)
+    if not ctx.links_checked then notify_waiters(id) end
     -- Canceled while it ran (RQ's Job.cancel) or stopped: its dependents are released as a canceled job's.
     release_dependents(ctx, id, (canceled or kind == 'stopped') and 'revoked' or kind, job.tr_flow_id)
   end
