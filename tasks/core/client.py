@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.client import Pipeline
@@ -15,6 +15,11 @@ from config.settings import Settings, load_settings
 from tasks.core import keys
 from tasks.core.protocol import JobSpec
 from tasks.core.scripting import load_command, run_pipeline
+from tasks.core.wire import LineBusy, command, encoded, line_of
+
+if TYPE_CHECKING:
+    from tasks.core.prepacked import Prepacked
+    from tasks.core.task import Task
 
 __all__ = ["Client", "default_client"]
 
@@ -27,8 +32,9 @@ class Client:
     def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = connection if connection is not None else connect(settings)
-        self._enqueue = load_command("enqueue")  # tasks/core/lua/enqueue.lua
+        self.enqueue_script = self._enqueue = load_command("enqueue")  # tasks/core/lua/enqueue.lua
         self._enqueue_many = load_command("enqueue_many")
+        self.prepacked: dict[Task[Any, Any], Prepacked] = {}  # a task's plain calls, packed (tasks/core/prepacked.py)
 
     def _script_args(self, spec: JobSpec) -> tuple[list[str], list[Any]]:
         q = spec.queue
@@ -60,8 +66,22 @@ class Client:
     def enqueue(self, spec: JobSpec) -> str:
         """Write one job; returns its id (or the id of the live job holding the same unique key)."""
         keys_, argv = self._script_args(spec)
-        result = self._enqueue(self.redis, keys_, argv)
-        return result.decode() if isinstance(result, bytes) else str(result)
+        packed = command(encoded(self.redis, ["EVALSHA", self._enqueue.sha, len(keys_), *keys_, *argv]))
+        return self._send(packed, lambda: (keys_, argv))
+
+    def send_enqueue(self, packed: bytes, spec: Callable[[], JobSpec]) -> str:
+        """Send an enqueue command packed in advance (tasks/core/prepacked.py); ``spec`` is the same call,
+        for when it goes through redis-py instead."""
+        return self._send(packed, lambda: self._script_args(spec()))
+
+    def _send(self, packed: bytes, script_args: Callable[[], tuple[list[str], list[Any]]]) -> str:
+        """One enqueue command on the held connection (tasks/core/wire.py); through redis-py, with its retry
+        policy, when that is busy or failed, or the server lacks the script (a resent call finds its job)."""
+        try:
+            result = line_of(self.redis).call(packed)
+        except (LineBusy, redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError):
+            result = self._enqueue(self.redis, *script_args())
+        return _text(result)
 
     def enqueue_in(self, pipe: redis.client.Pipeline, spec: JobSpec) -> None:
         """Queue the write of one job on ``pipe``, e.g. inside a transaction with other writes."""

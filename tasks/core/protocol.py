@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
-import uuid
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +38,7 @@ __all__ = [
     "decode_exc_string",
     "decode_return_value",
     "describe",
+    "encode_data",
     "encode_exc_string",
     "encode_job",
     "encode_return_value",
@@ -92,7 +93,11 @@ def epoch_text(epoch: float) -> str:
 
 
 def new_job_id() -> str:
-    return uuid.uuid4().hex
+    """A random id in ``uuid.uuid4().hex``'s form (version 4, RFC 4122 variant), at a third of its cost."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ def encode_job(
         NotSerializable: an argument is not JSON (the message names which).
         PayloadTooLarge: the encoded call passes ``max_payload_bytes``.
     """
-    data = _dump(name, args, kwargs, max_payload_bytes)
+    data = encode_data(name, args, kwargs, max_payload_bytes)
     now = epoch_text(time.time())  # RQ's format, as utcnow_text, without a datetime per job
     fields: dict[str, str | int] = {
         "created_at": now,
@@ -162,12 +167,18 @@ def reencode(
     template: JobSpec, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], max_payload_bytes: int
 ) -> JobSpec:
     """A job like ``template`` (same task, queue and options) for another call; raises like encode_job."""
-    data = _dump(name, args, kwargs, max_payload_bytes)
+    data = encode_data(name, args, kwargs, max_payload_bytes)
     fields = {**template.fields, "data": data, "description": describe(name, args, kwargs)}
     return JobSpec(new_job_id(), template.queue, fields, template.run_at, template.priority)
 
 
-def _dump(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
+def encode_data(name: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], max_payload_bytes: int) -> str:
+    """The job's ``data`` field: ``[name, None, args, kwargs]`` as compact JSON (ASCII only).
+
+    Raises:
+        NotSerializable: an argument is not JSON, or nests more than ``MAX_NESTING`` levels deep.
+        PayloadTooLarge: the text passes ``max_payload_bytes``.
+    """
     try:
         data = _ENCODE_DATA([name, None, list(args), kwargs])
     except RecursionError as exc:  # past the encoder's own limit, near 1000 levels

@@ -23,6 +23,7 @@ from tasks.core.client import Client, default_client, is_plain
 from tasks.core.context import TaskContext
 from tasks.core.eager import EagerResult, always_eager, run_eagerly
 from tasks.core.options import TaskOptions
+from tasks.core.prepacked import prepacked
 from tasks.core.protocol import JobSpec, UniqueMode, encode_job, reencode
 from tasks.core.registry import register
 from tasks.core.result import AsyncResult
@@ -144,6 +145,10 @@ class Task(Generic[P, R]):
         if client is None and always_eager():
             return run_eagerly(self, tuple(args), kwargs or {}, options.get("task_id") or options.get("job_id"))
         client = client or default_client()
+        if not options and not (signals.before_task_publish.receivers or signals.after_task_publish.receivers):
+            template = prepacked(self, client)  # a plain call: most of the command is packed already
+            if template is not None:
+                return AsyncResult(template.enqueue(self, tuple(args), kwargs or {}, client), client=client)
         celery = pop_celery_options(options)
         spec = self.build_job(tuple(args), kwargs or {}, client, **options, **celery)
         if signals.before_task_publish.receivers or signals.after_task_publish.receivers:
@@ -193,6 +198,11 @@ class Task(Generic[P, R]):
         if unknown:
             raise unknown_option(self.name, unknown[0], (*APPLY_OPTIONS, *APPLY_CELERY))
         self.check_arguments(args, kwargs)
+        return self.encode_call(args, kwargs, client, options, celery)
+
+    def encode_call(self, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client, options: dict[str, Any],
+                    celery: dict[str, Any]) -> JobSpec:  # fmt: skip
+        """A call whose options (taskrail's and Celery's) are already sorted out, encoded (writes nothing)."""
         opts = self.options
         queue = self.queue_for(options.get("queue"), client.settings)
         priority = validate.priority(options.get("priority", opts.priority), self.name)

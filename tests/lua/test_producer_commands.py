@@ -35,6 +35,22 @@ def test_enqueue_puts_a_prioritized_job_in_its_priority_list_and_schedules_a_del
     assert conn.zscore("rq:scheduled:q", "later") == NOW + 60
 
 
+def test_enqueue_takes_a_new_jobs_priority_from_its_fields_and_a_reused_ids_from_its_hash(conn: redis.Redis) -> None:
+    _enqueue(conn, "new", created_at=NOW_TEXT, tr_priority="1")
+    conn.hset("rq:job:old", mapping={"created_at": "2020-01-01T00:00:00.000000Z", "tr_priority": "2"})
+    _enqueue(
+        conn, "old", created_at=NOW_TEXT
+    )  # an id written before: its hash keeps tr_priority 2, and so does its place
+    assert text(conn.lrange("rq:queue:q:p1", 0, -1)) == ["new"] and text(conn.lrange("rq:queue:q:p2", 0, -1)) == ["old"]
+    assert conn.llen("rq:queue:q") == 0
+
+
+def test_enqueue_keeps_at_most_1000_wake_up_tokens(conn: redis.Redis) -> None:
+    for i in range(1003):
+        _enqueue(conn, f"j{i}")
+    assert conn.llen("taskrail:wake:q") == 1000 and conn.llen("rq:queue:q") == 1003
+
+
 def test_enqueue_with_a_live_unique_key_returns_its_holder(conn: redis.Redis) -> None:
     assert _enqueue(conn, "j1", unique="taskrail:unique:k", mode="skip") == b"j1"
     assert _enqueue(conn, "j2", unique="taskrail:unique:k", mode="skip") == b"j1"

@@ -22,12 +22,13 @@ if not run_at or (KEYS[7] ~= '' and not tonumber(ARGV[4])) then  -- before the f
 end
 -- A call sent again (its reply lost to the network; redis-py and retry_policy resend) finds its own job written,
 -- with the same created_at: it returns that job instead of queueing it twice.
-for i = 7, #ARGV, 2 do
-  if ARGV[i] == 'created_at' then
-    if redis.call('HGET', KEYS[1], 'created_at') == ARGV[i + 1] then return job_id end
-    break
-  end
+local created, prio
+for i = 7, #ARGV - 1, 2 do
+  local field = ARGV[i]
+  if field == 'created_at' then created = ARGV[i + 1] elseif field == 'tr_priority' then prio = ARGV[i + 1] end
 end
+local before = created and redis.call('HGET', KEYS[1], 'created_at')
+if before and before == created then return job_id end
 if KEYS[7] ~= '' then
   local holder = redis.call('GET', KEYS[7])
   if holder then
@@ -55,9 +56,10 @@ if run_at > 0 then
   redis.call('ZADD', KEYS[4], run_at, job_id)
 else
   local q = string.sub(KEYS[2], #K.queue + 1)  -- KEYS[2] is K.queue .. q
-  push_waiting(q, job_id, redis.call('HGET', KEYS[1], 'tr_priority'))
-  redis.call('LPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], 0, 999)
+  -- A new job's priority is the call's; a job id used before may keep an older tr_priority in its hash.
+  if before or not created then prio = redis.call('HGET', KEYS[1], 'tr_priority') end
+  push_waiting(q, job_id, prio)
+  if redis.call('LPUSH', KEYS[5], '1') > 1000 then redis.call('LTRIM', KEYS[5], 0, 999) end  -- as wake(q)
 end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*', 'event', 'enqueued', 'job', job_id, 'task', ARGV[6])
 return job_id
