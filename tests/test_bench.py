@@ -183,9 +183,7 @@ def test_the_docs_figures_are_generated_from_the_committed_results() -> None:
     for name in ("taskrail", "rq", "celery", "dramatiq", "huey", "bullmq", "node"):
         assert versions[name] != "not installed", name
     assert results.meta["command"].startswith("taskrail bench") and results.meta["server"]
-    # Systems added since the committed run; the next `taskrail bench --peers --write-docs` run includes them.
-    newer = {"taskrail_async"}  # issue 19, 2026-12-01: drop once the committed run has it
-    assert {s.key for s in SYSTEMS} - newer <= set(results.systems), "the committed run is missing a system"
+    assert {s.key for s in SYSTEMS} <= set(results.systems), "the committed run is missing a system"
 
 
 def test_a_docs_file_without_its_markers_is_named_with_the_fix(tmp_path: Path) -> None:

@@ -50,3 +50,5 @@ def test_the_ceiling_is_the_tighter_of_the_server_thread_and_the_cores() -> None
     assert cpu_bound.ceiling(2) == 5_000  # 2 cores shared by 400 µs a job
     text = format_cost([cpu_bound], ProducerCost(10, 30.0, 20.0), 2)
     assert "| inline | 100 | 300.0 | 100.0 |" in text and "taskrail's own 10.0 µs" in text
+    below = format_cost([cpu_bound], ProducerCost(10, 20.0, 30.0), 2)
+    assert "10.0 µs below it: delay() sends its command packed once per task" in below
