@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import redis
 
-from config.embedded import find_server_binary, free_port
+from config.embedded import start_server
 
 NOW_TEXT = "2026-12-02T01:00:00.000000Z"
 CLAIMS, PAUSED, WORKER = "taskrail:claims:w1", "taskrail:paused", "rq:worker:w1"
@@ -71,27 +73,15 @@ def main() -> None:
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 32
     checkouts = [Path(p).resolve() for p in sys.argv[3:]] or [Path(__file__).resolve().parent.parent]
-    port = free_port()
-    server = subprocess.Popen([str(find_server_binary()), "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL)  # fmt: skip
+    server = start_server(Path(tempfile.mkdtemp(prefix="bench-lua-")), appendonly=False)
     try:
-        conn = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                conn.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        conn = redis.Redis(port=server.port)
         for turn in range(3):
             for checkout in checkouts:
                 claim, finish = measure(conn, checkout, jobs, batch)
                 print(f"turn {turn + 1} {checkout}: claim {claim:.1f} µs, finish {finish:.1f} µs per job")
     finally:
-        server.terminate()
-        server.wait()
+        os.kill(server.pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":
