@@ -8,8 +8,8 @@
   claim, or at least every ``FLUSH_AFTER_S`` (finish.lua, fenced by each claim's token). Round trips run
   on one I/O thread, so the loop keeps running jobs meanwhile. 1,000 jobs in flight cost memory (an
   asyncio task each), not round trips per job.
-- When a claim comes back short, a wait thread blocks on the wake-up lists and, woken, claims itself and
-  hands the rows to the loop (one thread hop between an enqueue and its start); a claim it makes as the
+- When a claim comes back short, a wait thread blocks on the wake-up lists with a claim queued behind the
+  wait (one round trip: the server runs it as the wait ends) and hands the rows to the loop; a claim it makes as the
   worker stops is handed back before the loop ends. The loop waits on workers/aio_selector.py, whose
   timers fire to the microsecond.
 - Every stop goes through the worker's interrupter as in the other modes (workers/aio_jobs.py): time
@@ -193,12 +193,11 @@ class Stream:
         """The waiter's claim, handed to the loop: started at once, or handed back by ``run`` when stopping."""
         self.waiter = None
         rows = None
-        if future.cancelled():
-            pass
-        elif future.exception() is not None:  # the loop's own claim next says what is wrong, as without the waiter
-            log.warning("worker %s: claim after a wake-up failed: %r", self.worker.name, future.exception())
-        else:
-            rows = future.result()
+        if not future.cancelled():
+            if future.exception() is None:
+                rows = future.result()
+            else:  # the loop's own claim next says what is wrong, as without the waiter
+                log.warning("worker %s: claim after a wake-up failed: %r", self.worker.name, future.exception())
         self.empty = rows is not None and len(rows) < room  # came back short: the next wait starts at once
         self.ready.extend(rows or ())
         self._start_ready()

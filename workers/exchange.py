@@ -99,10 +99,7 @@ class ExchangingWorker(StoppableWorker):
             if claim and self._state != "busy":
                 pipe.hset(self.key, "state", "busy")  # RQ's worker state, in the same round trip
             if claim:
-                score = now + max(60, self.settings.heartbeat_ttl_s * 10)
-                call = claim_call(self.name, self.queue_list, claim, now, now_text, score, maxlen, self.settings,
-                                  self._strategy)  # fmt: skip
-                self._claim.queue(pipe, *call)
+                self._queue_claim(pipe, claim, now, now_text)
 
         replies = run_pipeline(conn, build)
         with self._held_lock:
@@ -124,6 +121,14 @@ class ExchangingWorker(StoppableWorker):
         if any(outcome.job.callbacks for outcome in settled) and any(has_callback(o) for o in settled):
             run_callbacks(conn, settled, self._callback_limit)
         return claimed
+
+    def _queue_claim(self, pipe: Pipeline, count: int, now: float, now_text: str, waited_s: float = 0.0) -> None:
+        """Queue claim.lua for up to ``count`` jobs on ``pipe``; ``waited_s``: how long it may run after ``now``
+        (behind a blocking wait), which its started registry score counts from."""
+        score = now + waited_s + max(60, self.settings.heartbeat_ttl_s * 10)
+        call = claim_call(self.name, self.queue_list, count, now, now_text, score, self.settings.events_maxlen,
+                          self.settings, self._strategy)  # fmt: skip
+        self._claim.queue(pipe, *call)
 
     def _claimed(self, reply: Any) -> list[ClaimedJob]:
         """The jobs a claim's reply gives this process, held from now on until settled."""
@@ -150,12 +155,8 @@ class ExchangingWorker(StoppableWorker):
                 timeout=min(WAIT_S, getattr(self, "_next_slot_s", 0.0) or WAIT_S),
             )
             if claim:
-                # The claim runs after the wait: its registry score counts from then, a wait later at most.
-                score = now + WAIT_S + max(60, self.settings.heartbeat_ttl_s * 10)
                 # now_text '': the claim writes the server's time as the jobs' start, not the wait's
-                call = claim_call(self.name, self.queue_list, claim, now, "", score, self.settings.events_maxlen,
-                                  self.settings, self._strategy)  # fmt: skip
-                self._claim.queue(pipe, *call)
+                self._queue_claim(pipe, claim, now, "", waited_s=WAIT_S)
 
         try:
             replies = run_pipeline(conn, build)

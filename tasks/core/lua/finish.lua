@@ -41,7 +41,13 @@ if not ctx.now or (#ARGV - 5) % RECORD_FIELDS ~= 0 then
   return redis.error_reply('finish: expected worker, now, now_text, maxlen, minute and records of '
     .. RECORD_FIELDS .. ' values')
 end
+local ids, links = {}, {}  -- the batch's ids, and the keys of their waiters, dependents and dependencies
 for i = 6, #ARGV, RECORD_FIELDS do
+  local id = ARGV[i]
+  ids[#ids + 1] = id
+  links[#links + 1] = K.waiters .. id
+  links[#links + 1] = K.dependents(id)
+  links[#links + 1] = K.dependencies(id)
   if not (tonumber(ARGV[i+4]) and tonumber(ARGV[i+5]) and tonumber(ARGV[i+8]) and tonumber(ARGV[i+11])) then
     return redis.error_reply('finish: job ' .. ARGV[i] .. ': ttl, retry_at, ms and token must be numbers')
   end
@@ -57,14 +63,6 @@ local succeeded, failed, worked_ms = 0, 0, 0
 -- Once per batch, not once per job: which claims this worker holds (one HMGET), and whether any of
 -- the jobs has waiters, dependents or dependencies (one EXISTS; the common answer is none). Writes
 -- every job makes to the same keys go through a tally, written at the end.
-local ids, links = {}, {}
-for i = 6, #ARGV, RECORD_FIELDS do
-  local id = ARGV[i]
-  ids[#ids + 1] = id
-  links[#links + 1] = K.waiters .. id
-  links[#links + 1] = K.dependents(id)
-  links[#links + 1] = K.dependencies(id)
-end
 if #ids == 0 then return {0} end
 local held, linked = {}, 0
 for first = 1, #ids, 2000 do  -- in slices: unpack takes a few thousand values at most

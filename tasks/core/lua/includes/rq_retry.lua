@@ -131,8 +131,8 @@ end
 local function settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, stats, task, canceled)
   if kind == 'rq_repeat' then
     rq_repeat(ctx, id, q, payload, ttl)
-    redis.call('HINCRBY', stats, 'completed', 1)
-    count_task(task, 'completed')
+    tally_incr(ctx.tally, stats, 'completed', 1)
+    count_task(task, 'completed', ctx)
     notify_waiters(id)
     release_dependents(ctx, id, canceled and 'revoked' or 'ok')
     return 'completed', false
@@ -140,10 +140,10 @@ local function settle_rq(ctx, id, q, kind, payload, ttl, exc_type, exc_msg, ms, 
   if kind == 'rq_retry' then redis.call('HSET', K.job .. id, 'tr_exc_type', exc_type, 'tr_exc_message', exc_msg) end
   local ev = rq_retry(ctx, id, q, kind, payload, ttl, ms)
   if ev == 'failed' then
-    redis.call('HINCRBY', stats, 'failed', 1)
-    count_task(task, 'failed')
+    tally_incr(ctx.tally, stats, 'failed', 1)
+    count_task(task, 'failed', ctx)
     return ev, true
   end
-  count_task(task, 'retried')
+  count_task(task, 'retried', ctx)
   return ev, false
 end
