@@ -96,8 +96,8 @@ def test_the_shutdown_deadline_requeues_async_jobs_still_running(settings, procs
     assert "done:long" not in _events(conn)
 
 
-def test_an_idle_worker_claims_in_its_wait_and_hands_back_that_claim_when_stopped(settings, procs: Processes,
-                                                                                  conn: redis.Redis) -> None:  # fmt: skip
+def test_an_idle_worker_claims_in_its_wait_and_runs_that_claim_through_a_stop(settings, procs: Processes,
+                                                                              conn: redis.Redis) -> None:  # fmt: skip
     proc = procs.worker(t.QUEUE, name="waiter", env={"TASKRAIL_IMPORTS": "tests.tasks_async", "TASKRAIL_POOL": "asyncio",
                                                      "TASKRAIL_CONCURRENCY": "10"})  # fmt: skip
     wait_for(lambda: live_workers(conn), 15, what="worker heartbeat")
@@ -106,16 +106,18 @@ def test_an_idle_worker_claims_in_its_wait_and_hands_back_that_claim_when_stoppe
     # The loop runs nothing now: only the thread waiting for work can claim the next job.
     second = t.nap.delay(0.01, "second")
     wait_for(lambda: conn.hexists(keys.CLAIMS.format("waiter"), second.id), 10, what="the waiter's claim")
-    assert conn.llen(keys.QUEUE.format(t.QUEUE)) == 0
+    assert conn.llen(keys.QUEUE.format(t.QUEUE)) == 0 and second.state == "STARTED"  # as RQ shows it
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "stop requested" in procs.log(proc), 10, what="the stop, seen while the loop is held")
+    wait_for(lambda: conn.hexists("rq:worker:waiter", "shutdown_requested_date"), 5, what="the stop recorded")
+    third = t.nap.delay(0.01, "third")  # after the stop: no claim takes it
     conn.rpush("gate:held", 1)
     assert proc.wait(timeout=15) == 0
     assert held.get(timeout=5) == "released"
-    # Claimed in the wait, never started: back in its queue, and the worker leaves holding no claim.
-    assert conn.lrange(keys.QUEUE.format(t.QUEUE), 0, -1) == [second.id.encode()]
+    # Claimed before the stop (the server's claim came first): it runs to its end, as a graceful stop promises.
+    assert second.get(timeout=5) == "second" and "done:second" in _events(conn)
+    assert conn.lrange(keys.QUEUE.format(t.QUEUE), 0, -1) == [third.id.encode()] and third.state == "PENDING"
     assert conn.hlen(keys.CLAIMS.format("waiter")) == 0 and not conn.sismember(keys.WORKERS, "waiter")
-    assert "done:second" not in _events(conn)
 
 
 def test_a_burst_worker_runs_what_is_queued_then_exits_holding_nothing(settings, procs: Processes,

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import redis
@@ -75,8 +76,11 @@ def test_a_silent_worker_is_listed_as_not_answering(
     settings: Settings, procs: Processes, conn: redis.Redis, env: dict[str, str]
 ) -> None:
     workers = start_workers(procs, conn, "awake", "frozen")
-    os.kill(workers["frozen"].pid, signal.SIGSTOP)  # alive in the worker set, but answers nothing
+    frozen = workers["frozen"].pid
+    os.kill(frozen, signal.SIGSTOP)  # alive in the worker set, but answers nothing
     try:
+        wait_for(lambda: Path(f"/proc/{frozen}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", 10,
+                 what="the worker stopped")  # fmt: skip
         found = inspect_workers(conn, "ping", timeout_s=0.5)
         assert found.answers == {"awake": "pong"} and found.not_answering == ["frozen"]
         run = taskrail(env, "inspect", "ping", "--timeout", "0.5")

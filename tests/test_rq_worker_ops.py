@@ -16,6 +16,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
+from tasks.core import keys
 from tests import tasks_rqops as ops
 from tests.conftest import BIN, Processes, live_workers, wait_for
 from workers import Worker
@@ -57,6 +58,24 @@ def test_shutdown_command_stops_the_worker_after_its_running_job(worker, conn: r
     send_shutdown_command(conn, "ops1")
     assert worker.wait(timeout=15) == RET_OK
     assert running.get(timeout=1) == 1  # finished, not interrupted: a graceful stop
+
+
+@pytest.mark.parametrize("pool", ["threads", "asyncio"])
+def test_a_job_enqueued_after_a_shutdown_command_stays_queued_never_started(
+    settings, procs: Processes, conn: redis.Redis, pool: str
+) -> None:
+    proc = procs.worker("ops", name="ops1", env={**OPS, "TASKRAIL_POOL": pool})
+    wait_for(lambda: "ops1" in live_workers(conn), 15, what="worker heartbeat")
+    send_shutdown_command(conn, "ops1")
+    # RQ's record of the stop, which the server then reads: it claims nothing more for this worker, not even
+    # with the claim already queued behind the worker's blocking wait
+    wait_for(lambda: Worker.find_by_key("rq:worker:ops1", connection=conn).shutdown_requested_date, 10,
+             what="shutdown_requested_date")  # fmt: skip
+    later = ops.nap.delay(0)
+    assert proc.wait(timeout=15) == RET_OK
+    assert conn.hget(f"rq:job:{later.id}", "status") == b"queued"
+    events = [fields for _, fields in conn.xrange(keys.EVENTS.format("ops")) if fields[b"job"] == later.id.encode()]
+    assert b"started" not in [e[b"event"] for e in events], events
 
 
 def test_stop_job_command_marks_the_running_job_stopped_in_the_failed_registry(worker, conn: redis.Redis) -> None:

@@ -9,8 +9,9 @@
   on one I/O thread, so the loop keeps running jobs meanwhile. 1,000 jobs in flight cost memory (an
   asyncio task each), not round trips per job.
 - When a claim comes back short, a wait thread blocks on the wake-up lists with a claim queued behind the
-  wait (one round trip: the server runs it as the wait ends) and hands the rows to the loop; a claim it makes as the
-  worker stops is handed back before the loop ends. The loop waits on workers/aio_selector.py, whose
+  wait (one round trip: the server runs it as the wait ends) and hands the rows to the loop. Once the worker
+  has recorded a stop, the server claims nothing for it; a claim that came before starts on the free slots,
+  and the rest of it is handed back before the loop ends. The loop waits on workers/aio_selector.py, whose
   timers fire to the microsecond.
 - Every stop goes through the worker's interrupter as in the other modes (workers/aio_jobs.py): time
   limits and the shutdown deadline (the maintenance thread), revokes, ``stop-job`` and ``kill-horse``.
@@ -111,7 +112,7 @@ class Stream:
                 if claim:  # a settle alone says nothing of the queues (and never claims beside the waiter)
                     self.empty = len(rows) < claim
                 self.ready.extend(rows)
-                self._start_ready()
+                self._start_ready(claimed=True)
                 if rows:
                     continue
             if not self.tasks and not self.pending and self.waiter is None and await self._idle_ends():
@@ -190,7 +191,8 @@ class Stream:
         return w._wait_for_work(w.connection, room)
 
     def _work_arrived(self, room: int, future: asyncio.Future[list[ClaimedJob] | None]) -> None:
-        """The waiter's claim, handed to the loop: started at once, or handed back by ``run`` when stopping."""
+        """The waiter's claim, handed to the loop: started at once on free slots, the rest handed back by ``run``
+        when stopping."""
         self.waiter = None
         rows = None
         if not future.cancelled():
@@ -200,7 +202,7 @@ class Stream:
                 log.warning("worker %s: claim after a wake-up failed: %r", self.worker.name, future.exception())
         self.empty = rows is not None and len(rows) < room  # came back short: the next wait starts at once
         self.ready.extend(rows or ())
-        self._start_ready()
+        self._start_ready(claimed=True)
         self.wake.set()
 
     def _settle_later(self, outcomes: list[Outcome]) -> None:
@@ -214,8 +216,11 @@ class Stream:
 
     # ---- the jobs -----------------------------------------------------------------------------
 
-    def _start_ready(self) -> None:
-        while self.ready and self.free and not self.worker.stopping:
+    def _start_ready(self, claimed: bool = False) -> None:
+        """Start ready jobs on free slots; those of a claim that just came back (``claimed``) even while stopping:
+        the server claimed them before it knew of the stop (claim.lua), and RQ shows them started."""
+        w = self.worker
+        while self.ready and self.free and (not w.stopping or (claimed and w.may_start_claimed)):
             slot = self.free.popleft()
             job = self.ready.popleft()
             slot.job, slot.started_at, slot.job_id = job, time.time(), job.id  # job first: inspect reads by job_id

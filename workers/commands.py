@@ -44,6 +44,7 @@ class CommandedWorker(InspectedWorker, Protocol):
     """What the commands need of their worker (workers/worker.py's ``Worker``)."""
 
     def request_stop(self, signum: int | None = None, frame: Any = None) -> None: ...
+    def record_stop(self) -> None: ...
     def stop_job(self, job_id: str) -> bool: ...
     def kill_horse(self, sig: Any = None) -> None: ...
 
@@ -60,6 +61,7 @@ def handle_command(worker: CommandedWorker, payload: dict[str, Any]) -> None:
     if command == "shutdown":
         log.info("worker %s: shutdown command received", worker.name)
         worker.request_stop()
+        worker.record_stop()  # at once: a claim the server makes from now on takes nothing
     elif command in ("stop-job", "stop-execution"):
         _stop(worker, command, payload.get("job_id"), payload.get("execution_id", worker.name))
     elif command == "kill-horse":

@@ -70,9 +70,14 @@ class InlineWorker(ExchangingWorker):
                     if not rows:
                         if self.burst and self._queues_empty(conn):
                             break
-                        local.extend(self._wait_for_work(conn, self._batch_size()))  # the wait claims too
-                        continue
+                        rows = self._wait_for_work(conn, self._batch_size())  # the wait claims too
+                        if not rows:
+                            continue
                     local.extend(rows)
+                    # The claim's first job starts now, even if a stop came meanwhile: the server claimed it before
+                    # it knew of the stop (claim.lua), and RQ shows it started. The rest goes back at the loop's top.
+                    if not self.may_start_claimed:
+                        break
                 job = local.popleft()
                 if not pending:
                     first_pending = time.monotonic()

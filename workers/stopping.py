@@ -26,10 +26,11 @@ from rq.serializers import JSONSerializer
 
 from config.errors import ConfigError, TaskRevoked
 from config.settings import Settings, load_settings
+from tasks.core.protocol import epoch_text
 from workers.aio import AsyncInterrupter
 from workers.exitcodes import RET_CONFIG, RET_RECYCLE
 from workers.interrupts import Interrupter, Slot
-from workers.runner import HorseKilled, Interrupted, JobStopped
+from workers.runner import UNREACHABLE, HorseKilled, Interrupted, JobStopped
 from workers.waker import Flag
 
 __all__ = ["StoppableWorker"]
@@ -63,11 +64,19 @@ class StoppableWorker(RQWorker):
         self._notices: deque[tuple[int, str]] = deque()  # what request_stop would log: maintenance logs it
         self._exit_code = 0
         self.shutdown_deadline: float | None = None  # monotonic; set by the first stop signal
+        self._stop_asked_at = 0.0  # epoch; set by the first stop signal, written by record_stop
+        self._stop_recorded = False
         self.started_at = time.time()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def may_start_claimed(self) -> bool:
+        """Whether a job a claim just brought may start: always before a stop; after one (the server claimed the
+        job before it knew of the stop), until the shutdown deadline."""
+        return not self._stop.is_set() or self.shutdown_deadline is not None
 
     def request_stop(self, signum: int | None = None, frame: Any = None) -> None:
         """First signal: stop taking jobs and drain until the deadline. Second: stop running jobs now.
@@ -83,7 +92,22 @@ class StoppableWorker(RQWorker):
         timeout_s = self.settings.shutdown_timeout_s
         self._notices.append((logging.INFO, f"stop requested: finishing running jobs (up to {timeout_s}s)"))
         self.shutdown_deadline = time.monotonic() + timeout_s
+        self._stop_asked_at = time.time()
         self._stop.set()
+
+    def record_stop(self) -> None:
+        """Write a stop request to RQ's ``shutdown_requested_date`` (once): claim.lua claims nothing for a worker
+        that has it, a claim queued behind this worker's blocking wait included. So a job is either claimed
+        before the server knew of the stop, and runs, or stays queued; never shown started, then handed back.
+        Called by maintenance's tick and the shutdown command's thread, never by the signal handler."""
+        if self._stop_recorded or not self._stop.is_set():
+            return
+        try:
+            self.connection.hset(self.key, "shutdown_requested_date", epoch_text(self._stop_asked_at))
+        except UNREACHABLE as exc:  # the next tick tries again
+            log.warning("worker %s: could not record the stop request (%s)", self.name, exc)
+            return
+        self._stop_recorded = True
 
     def log_notices(self) -> None:
         """Log what ``request_stop`` noted (on the maintenance thread, never in a signal handler)."""

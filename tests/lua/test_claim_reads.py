@@ -35,3 +35,13 @@ def test_claim_takes_nothing_while_rq_is_suspended(conn: redis.Redis) -> None:
     assert text(conn.lrange("rq:queue:q", 0, -1)) == ["a"] and conn.hget("rq:job:a", "status") == b"queued"
     conn.delete("rq:suspended")
     assert run(conn, "claim", KEYS, ARGS)[0][0] == b"a"
+
+
+def test_claim_takes_nothing_once_the_worker_recorded_its_stop(conn: redis.Redis) -> None:
+    _enqueue(conn, "a")
+    conn.hset("rq:worker:w1", mapping={"state": "idle", "shutdown_requested_date": NOW_TEXT})
+    assert run(conn, "claim", KEYS, ARGS) == [0]  # a claim queued behind the wait, run after the stop
+    assert text(conn.lrange("rq:queue:q", 0, -1)) == ["a"] and conn.hget("rq:job:a", "status") == b"queued"
+    assert conn.hget("rq:worker:w1", "state") == b"idle"
+    other = ["taskrail:claims:w2", *KEYS[1:]]
+    assert run(conn, "claim", other, ["w2", *ARGS[1:]])[0][0] == b"a"  # another worker's claim is not held

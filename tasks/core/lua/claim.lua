@@ -20,7 +20,7 @@
 --          period, data limit (bytes), default failure TTL (s), then per queue: weight, limit count
 --          (0 = none), limit period, then optionally a JSON object of rate limit overrides (task ->
 --          'count/period', '' = no limit) replacing the jobs' tr_rate (else the worker's own, K.rate_overrides)
--- Reply    nothing claimed ({0}) while RQ's suspension key exists; else claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
+-- Reply    nothing claimed ({0}) while RQ's suspension key exists or the worker recorded its stop; else claimed rows {id, queue, data, attempts, retries, timeout, result_ttl, failure_ttl, stalls,
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
 --          RQ's Retry has retries left, so a failure is settled as kind rq_retry; p: RQ's Repeat has
@@ -44,6 +44,9 @@ end
 -- RQ's suspension (rq suspend) holds every claim, this one too: it may have been sent before it began
 -- (queued behind the worker's blocking wait).
 if redis.call('EXISTS', K.rq_suspended) == 1 then return {0} end
+-- So does the worker's own stop, once recorded as RQ's shutdown_requested_date (workers/stopping.py): a job is
+-- claimed before the server knew of the stop, and runs, or stays in its queue.
+if redis.call('HEXISTS', K.rq_worker .. worker, 'shutdown_requested_date') == 1 then return {0} end
 -- The worker's runtime rate limits (taskrail control rate_limit): read here, not sent, so that a claim sent
 -- before they changed (queued behind a wait) still applies them. An ARGV object replaces them (tests, tools).
 local overrides = ARGV[12 + (#KEYS - 2) * 3] or redis.call('GET', K.rate_overrides .. worker)
