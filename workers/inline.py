@@ -1,6 +1,7 @@
-"""The inline run loop of ``workers.Worker``: each slot's thread (the main thread, with ``concurrency`` 1)
-takes jobs from its claimed batch and runs them in this process (or, with ``isolation: fork``, in a
-work-horse), then hands the outcomes to the next exchange. ``pool: asyncio`` runs workers/aio.py instead.
+"""The inline run loop of ``workers.Worker`` (``concurrency`` 1): the thread of ``work()`` takes jobs from its
+claimed batch and runs them in this process (or, with ``isolation: fork``, in a work-horse), then hands the
+outcomes to the next exchange. ``_run`` runs one job on a slot, here and for the slot threads of the threads
+mode (workers/threads.py); ``pool: asyncio`` runs workers/aio.py instead.
 """
 
 from __future__ import annotations
@@ -149,14 +150,6 @@ class InlineWorker(ExchangingWorker):
             self.failed_job_count += 1
         if outcome.kind not in ("requeue", "revoked"):
             self.total_working_time += outcome.duration_s
-
-    def _run_threads(self) -> None:
-        threads = [threading.Thread(target=self._loop, args=(slot,), daemon=True) for slot in self.slots]
-        for thread in threads:
-            thread.start()
-        while any(t.is_alive() for t in threads):
-            for thread in threads:
-                thread.join(timeout=0.2)  # short joins keep signal handling responsive
 
     def _batch_size(self) -> int:
         if self._stop.is_set():

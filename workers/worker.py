@@ -6,7 +6,8 @@ threads, with ``concurrency``), and settles the finished batch together with the
 structure RQ's tools read is kept; a maintenance thread adds heartbeats, recovery and scheduling.
 
 Its layers, each a module: the state and stop requests (workers/stopping.py), the claim/settle exchange
-(workers/exchange.py), the inline run loop (workers/inline.py); this one starts and ends ``work()``.
+(workers/exchange.py), the inline run loop (workers/inline.py), the threads mode's shared stream
+(workers/threads.py) and the asyncio mode (workers/aio.py); this one starts and ends ``work()``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from workers.periodic import check_periodic
 from workers.podcost import start_pod_cost_reporter
 from workers.ratelimit import policy_for
 from workers.sentry import init_sentry
+from workers.threads import SharedStream
 
 __all__ = ["Worker"]
 
@@ -97,7 +99,7 @@ class Worker(InlineWorker):
             elif len(self.slots) == 1:
                 self._loop(self.slots[0])
             else:
-                self._run_threads()
+                SharedStream(self).run()  # workers/threads.py: slot threads, one claim/settle stream
         finally:
             signals.send(signals.worker_shutdown, self)
             maintenance.stop()
