@@ -86,11 +86,16 @@ def mark_ready() -> None:
     conn().sadd(READY_KEY, f"{os.getpid()}-{threading.get_ident()}")  # Huey marks once per worker thread
 
 
+WARM_UP_CALLS = 100  # as scripts/bench/workloads.py
+
+
 def driver(one: Callable[[str, tuple], None], bulk: Callable[[str, int], None] | None) -> None:
     """The command line every peer driver shares: enqueue-one N | enqueue-bulk N | fill KIND N | paced RATE N."""
     command, *args = sys.argv[1:]
     if command == "enqueue-one":
         n = int(args[0])
+        for _ in range(min(WARM_UP_CALLS, n)):  # untimed: a running producer's rate, not its first call's
+            one("noop", ())
         start = time.perf_counter()
         for _ in range(n):
             one("noop", ())

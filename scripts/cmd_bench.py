@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--enqueue-jobs",
         type=positive_int,
-        help="jobs enqueued one by one, 4x in bulk (1000; quick 500); with --cost, no-op jobs per drain (20000; "
+        help="jobs enqueued one by one after 100 untimed, 4x in bulk (5000; quick 1000); with --cost, no-op jobs per drain (20000; "
         "quick 2000)",
     )
     parser.add_argument("--latency-jobs", type=positive_int, help="jobs in each latency run (200; quick 60)")

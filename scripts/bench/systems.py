@@ -153,7 +153,7 @@ class BenchOptions:
     """Sizes and switches of one run; ``quick`` picks small defaults for each size not given."""
 
     drain_s: float = 5.0  # each drain lasts about this long (its job count: System.rates x drain_s)
-    enqueue_jobs: int = 1_000  # jobs enqueued one by one; bulk enqueues 4 times as many, for every producer
+    enqueue_jobs: int = 5_000  # jobs enqueued one by one (after 100 untimed); bulk 4 times as many, every producer
     latency_jobs: int = 200
     rate: float = 20.0  # jobs/s for the latency workload: a rate every system here can sustain
     memory_jobs: int = 100_000
@@ -168,7 +168,7 @@ class BenchOptions:
     @classmethod
     def build(cls, *, quick: bool = False, **given: Any) -> BenchOptions:
         """Options from the values ``given`` (None = default); ``quick`` makes the default sizes small."""
-        small = {"drain_s": 1.5, "enqueue_jobs": 500, "latency_jobs": 60, "memory_jobs": 5_000, "repeat": 1}
+        small = {"drain_s": 1.5, "enqueue_jobs": 1_000, "latency_jobs": 60, "memory_jobs": 5_000, "repeat": 1}
         chosen = {k: v for k, v in given.items() if v is not None}
         if chosen.get("peers") and "systems" not in chosen:
             chosen["systems"] = tuple(s.key for s in SYSTEMS)
