@@ -90,6 +90,18 @@ def _record(connection: redis.Redis, *entry: Any) -> None:
 
 
 @register_callback
+def meta_seen(job: Any, connection: redis.Redis, result: Any) -> None:
+    """An on_success that reads the meta the task saved while it ran."""
+    _record(connection, "meta", job.id, job.meta.get("seen"))
+
+
+@register_callback
+def id_only(job: Any, connection: redis.Redis, result: Any) -> None:
+    """An on_success that reads nothing but the job's id and status."""
+    _record(connection, "id-only", job.id, result, job.get_status(refresh=False))
+
+
+@register_callback
 def on_ok(job: Any, connection: redis.Redis, result: Any) -> None:
     _record(connection, "success", job.id, result, job.func_name, job.get_status(refresh=False))
 

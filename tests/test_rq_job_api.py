@@ -135,6 +135,33 @@ def test_stopped_callback_runs_for_a_revoked_running_job(worker, conn: redis.Red
     assert _callbacks(conn, 1) == [["stopped", job.id]]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_success_callback_reads_the_job_hash_only_when_it_needs_it(
+    mode: str, settings, procs: Processes, conn: redis.Redis, queue: Queue
+) -> None:
+    _start(procs, conn, MODES[mode])
+    with_meta = queue.enqueue(tasks_rqapi.current, "k1", on_success=Callback(tasks_rqapi.meta_seen))
+    assert _callbacks(conn, 1) == [["meta", with_meta.id, 1]]  # the meta the task saved as it ran
+
+    # The claim brought the callback's name and timeout: one that reads only job.id reads no job hash, so
+    # its job costs the hash reads of a job without a callback (RQ's enqueue makes some of its own).
+    def hash_reads() -> int:
+        return int(conn.info("commandstats").get("cmdstat_hgetall", {}).get("calls", 0))
+
+    def finished(job_id: str) -> bool:
+        return conn.zscore("rq:finished:rqapi", job_id) is not None
+
+    before = hash_reads()
+    bare = queue.enqueue(tasks_rqapi.mul, 2, 2)
+    wait_for(lambda: finished(bare.id), 15, what="the job without a callback finished")
+    without_callback = hash_reads() - before
+    before = hash_reads()
+    plain = queue.enqueue(tasks_rqapi.mul, 3, 3, on_success=Callback(tasks_rqapi.id_only))
+    wait_for(lambda: finished(plain.id), 15, what="the job with a callback finished")
+    assert hash_reads() - before == without_callback
+    assert _callbacks(conn, 2)[1] == ["id-only", plain.id, 9, "finished"]
+
+
 def test_unregistered_success_callback_is_refused_and_fails_the_job(worker, conn: redis.Redis, queue: Queue) -> None:
     job = queue.enqueue(tasks_rqapi.mul, 4, 4, on_success=Callback(tasks_rqapi.not_registered))
     with pytest.raises(TaskNotRegistered, match=r"callback 'tests\.tasks_rqapi\.not_registered' is not registered"):

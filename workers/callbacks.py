@@ -7,7 +7,9 @@ task). As in RQ, ``on_success`` runs before the success is recorded, and one tha
 timeout or is not registered here fails the job instead (its error is the job's; RQ's Retry still
 applies). ``on_failure`` and ``on_stopped`` run once the job is settled; one of those that fails is logged
 and recorded on the job hash (``tr_callback_error``) and the job's outcome stands. The claim says which
-jobs have callbacks (``ClaimedJob.callbacks``), so only those cost a read (``Job.fetch``, one round trip).
+jobs have callbacks (``ClaimedJob.callbacks``), so only those cost a read: ``on_failure`` and ``on_stopped`` one
+round trip (``Job.fetch``); ``on_success``, whose name and timeout the claim brings, one only when the callback
+reads a field of the job's hash (``job.meta``, ``job.args``, ...).
 
 A callback gets RQ's arguments: ``on_success(job, connection, result)``, ``on_failure(job, connection,
 type, value, traceback)`` (the task's exception; in ``isolation: fork`` a ``TaskFailed`` carrying its
@@ -24,6 +26,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import redis
+from rq.defaults import CALLBACK_TIMEOUT
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
@@ -31,6 +34,7 @@ from config.errors import TaskFailed, TaskNotRegistered, TaskTimeout
 from tasks.core import keys
 from tasks.core.protocol import decode_exc_string, decode_return_value
 from tasks.core.registry import lookup_callback
+from workers.current import RunningJob
 from workers.runner import Interrupted, Outcome, failed_outcome
 
 __all__ = ["has_callback", "has_success_callback", "run_callbacks", "run_success_callback"]
@@ -91,8 +95,7 @@ def run_callbacks(connection: redis.Redis, outcomes: Iterable[Outcome], time_lim
 
 def _run_one(connection: redis.Redis, outcome: Outcome, kind: str, time_limit: TimeLimit) -> BaseException | None:
     """Run the job's ``kind`` callback; the error that stopped it (its message says why), or None."""
-    job = Job.fetch(outcome.job.id, connection=connection, serializer=JSONSerializer)
-    name: str = getattr(job, f"_{kind}_callback_name") or ""
+    job, name, timeout = _callback_of(connection, outcome, kind)
     func = lookup_callback(name)
     if func is None:
         return TaskNotRegistered(
@@ -101,7 +104,6 @@ def _run_one(connection: redis.Redis, outcome: Outcome, kind: str, time_limit: T
         )
     if kind == SUCCESS[1]:  # as RQ 3: the callback sees the job finished (in memory; recorded after it)
         job._status = JobStatus.FINISHED
-    timeout: int = getattr(job, f"{kind}_callback_timeout")
     try:
         with time_limit(timeout):
             func(job, connection, *_arguments(outcome))
@@ -113,6 +115,23 @@ def _run_one(connection: redis.Redis, outcome: Outcome, kind: str, time_limit: T
         exc.add_note(f"raised by the {kind} callback {name!r}")
         return exc
     return None
+
+
+def _callback_of(connection: redis.Redis, outcome: Outcome, kind: str) -> tuple[Job, str, int]:
+    """RQ's ``Job`` to hand the ``kind`` callback, the callback's name and its timeout.
+
+    For ``on_success`` the claim brought the name and timeout: the ``Job`` is built from the claim and loads the
+    job's hash only when the callback reads a field that needs it, as ``get_current_job()``'s does
+    (workers/current.py), so a callback that only reads ``job.id`` costs no round trip. The other callbacks run
+    after the settle and read the settled job (``Job.fetch``, one round trip)."""
+    claimed = outcome.job.on_success if kind == SUCCESS[1] else None
+    if claimed is None:
+        job = Job.fetch(outcome.job.id, connection=connection, serializer=JSONSerializer)
+        return job, getattr(job, f"_{kind}_callback_name") or "", getattr(job, f"{kind}_callback_timeout")
+    name, timeout = claimed
+    lazy = RunningJob(outcome.job.id, outcome.job.queue, connection)
+    lazy.id  # noqa: B018 -- built now, so that what _run_one assigns (its status) outlives the hash's load
+    return lazy, name, int(timeout) if timeout else CALLBACK_TIMEOUT
 
 
 def _arguments(outcome: Outcome) -> tuple[Any, ...]:

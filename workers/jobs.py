@@ -72,6 +72,8 @@ class ClaimedJob:
     # the RQ callbacks the job has: s success, f failure, t stopped ("" = none); r: RQ's Retry has retries
     # left, p: RQ's Repeat has repeats left
     callbacks: str = ""
+    # RQ's on_success, as the claim read it: (its name, its timeout, '' for RQ's default); None without one
+    on_success: tuple[str, str] | None = field(default=None, compare=False)
 
     @classmethod
     def orphan(cls, job_id: str, queue: str) -> ClaimedJob:
@@ -100,6 +102,7 @@ class ClaimedJob:
             flow=row[9] if len(row) > 9 else b"",
             poison=row[10].decode(errors="replace") if len(row) > 10 and row[10] else "",
             callbacks=row[11].decode() if len(row) > 11 and row[11] else "",
+            on_success=(row[12].decode(), row[13].decode()) if len(row) > 13 else None,
         )
         return job
 

@@ -19,7 +19,7 @@ def _claim(conn: redis.Redis, job_id: str) -> list[Any]:
     conn.rpush("rq:queue:q", job_id)
     args = ["w1", 1, NOW, NOW_TEXT, NOW + 60, 100, "strict", 0, 0, DATA_LIMIT, 900, 1, 0, 0]
     rows = run(conn, "claim", ["taskrail:claims:w1", "taskrail:paused", "q"], args)
-    assert rows[0][0] == job_id.encode() and len(rows[0]) == 12
+    assert rows[0][0] == job_id.encode() and len(rows[0]) in (12, 14)  # 14: on_success's name and timeout
     return list(rows[0])
 
 
@@ -51,6 +51,15 @@ def test_the_claim_flags_a_job_with_rq_retries_left_and_no_other(conn: redis.Red
     assert _claim(conn, "plain")[11] == b""
     assert _claim(conn, "spent")[11] == b""
     assert _claim(conn, "left")[11] == b"sr"
+
+
+def test_the_claim_brings_the_on_success_callbacks_name_and_timeout(conn: redis.Redis) -> None:
+    job(conn, "default", success_callback_name="m.ok")
+    job(conn, "timed", success_callback_name="m.ok", success_callback_timeout=7)
+    job(conn, "failure_only", failure_callback_name="m.bad")
+    assert _claim(conn, "default")[11:] == [b"s", b"m.ok", b""]  # '': RQ's default timeout
+    assert _claim(conn, "timed")[11:] == [b"s", b"m.ok", b"7"]
+    assert _claim(conn, "failure_only")[11:] == [b"f"]  # read after its settle, as before
 
 
 def test_a_retried_failure_is_queued_again_at_the_back_without_a_result(conn: redis.Redis) -> None:

@@ -24,7 +24,8 @@
 --          flow, poison, callbacks}, poison the reason a job cannot run ('' = it can; its data is then
 --          ''), callbacks the RQ callbacks the job has ('' = none; s success, f failure, t stopped; r:
 --          RQ's Retry has retries left, so a failure is settled as kind rq_retry; p: RQ's Repeat has
---          repeats left, so a success is settled as kind rq_repeat), then
+--          repeats left, so a success is settled as kind rq_repeat), and for a job with RQ's on_success two
+--          more: its success_callback_name and success_callback_timeout ('' = RQ's default); then
 --          the milliseconds until a limited job may start (0 = none waits)
 -- Events   started, per claimed job; failed, per job failed here (its id printable, \xNN escapes);
 --          dropped, per id without a job hash
@@ -244,8 +245,13 @@ local function claim(entry, id, jkey, f, attempts, poison)
   if poison then  -- only what the worker needs to fail it; the bad fields stay behind
     out[#out + 1] = {id, q, '', attempts, '0', '-1', '', seconds_ok(f[7]) and f[7] or '', '0', '', poison, ''}
   else
-    out[#out + 1] = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0',
+    local row = {id, q, f[1], attempts, f[4] or '0', f[5] or '', f[6] or '', f[7] or '', f[9] or '0',
       f[10] or '', '', callbacks_of(f)}
+    if f[14] and f[14] ~= '' then  -- RQ's on_success runs before the settle: its name and timeout come along
+      row[13] = f[14]
+      row[14] = redis.call('HGET', jkey, 'success_callback_timeout') or ''
+    end
+    out[#out + 1] = row
   end
 end
 
