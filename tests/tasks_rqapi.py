@@ -97,8 +97,8 @@ def meta_seen(job: Any, connection: redis.Redis, result: Any) -> None:
 
 @register_callback
 def id_only(job: Any, connection: redis.Redis, result: Any) -> None:
-    """An on_success that reads nothing but the job's id and status."""
-    _record(connection, "id-only", job.id, result, job.get_status(refresh=False))
+    """An on_success that reads nothing but the job's id and status; records whether its hash is still unread."""
+    _record(connection, "id-only", job.id, result, job.get_status(refresh=False), "_tr_unloaded" in vars(job))
 
 
 @register_callback
