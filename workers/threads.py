@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from workers.inline import FLUSH_AFTER_S, TARGET_BATCH_S  # the same pace as the inline loop's
 from workers.runner import ClaimedJob, Outcome
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ __all__ = ["SharedStream"]
 log = logging.getLogger("taskrail.worker")
 T = TypeVar("T")
 
-FLUSH_AFTER_S = 0.05  # settle finished jobs at least this often while others run
-TARGET_BATCH_S = 0.02  # as workers/inline.py: claim about this much work beyond the free slots
 NAP_S = 0.1  # longest wait of the stream between looks at the stop and suspension flags
 
 
